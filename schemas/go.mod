@@ -1,0 +1,3 @@
+module github.com/orderpipe/pipeline/schemas
+
+go 1.26
