@@ -1,0 +1,117 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/orderpipe/pipeline/e2e/callbacks"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+// TestWalkingSkeleton drives one signed Dianwoda "completed" callback of a Dangdang-routed order
+// through every hop, each a separate process on the real broker and Redis, and checks the content
+// at each: the ingress's reply, the raw record, the unified event, its fan-out copy, the Dangdang
+// result record, and the sandbox's own state of the order.
+func TestWalkingSkeleton(t *testing.T) {
+	p := startPipeline(t)
+	occurred := time.Date(2026, 11, 22, 12, 30, 15, 905_000_000, time.UTC)
+	cb := callbacks.NewDianwoda(testDianwodaSecret, callbacks.DianwodaContent{
+		OrderOriginalID: "DD1719544796", OrderStatus: "completed", ActionCode: "customer_sign",
+		RiderCode: "10088", RiderName: "张德顺", RiderMobile: "13600000000", TimeStatusUpdate: occurred.UnixMilli(),
+	}, "67798ea556724ee499b3aa65a3274047", 1, occurred.UnixMilli()+120, "884422")
+
+	// Hop 1: the ingress answers Dianwoda's success only after the raw record is in Kafka.
+	code, body := post(t, p.ingressURL+"/v1/callbacks/dianwoda?"+cb.Query.Encode(), cb.Body)
+	if code != http.StatusOK || body != `{"code":"success"}` {
+		t.Fatalf("ingress reply = %d %s, want 200 {\"code\":\"success\"}", code, body)
+	}
+
+	// Hop 2: callbacks.raw.v1 holds the body byte for byte, keyed platform:order_id.
+	raw := consume(t, p.brokers, p.topics.Raw, 1, func(kafka.Message) bool { return true })[0]
+	if got, want := string(raw.Key), "dianwoda:DD1719544796"; got != want {
+		t.Errorf("raw key = %q, want %q", got, want)
+	}
+	var env schemas.RawEnvelope
+	if err := json.Unmarshal(raw.Value, &env); err != nil {
+		t.Fatalf("decode raw envelope: %v", err)
+	}
+	if !bytes.Equal(env.Body, cb.Body) {
+		t.Errorf("raw body changed:\n got %s\nwant %s", env.Body, cb.Body)
+	}
+	if env.Version != schemas.RawEnvelopeVersion || env.Platform != "dianwoda" || env.OrderID != "DD1719544796" || env.IngressID == "" {
+		t.Errorf("raw envelope = %+v", env)
+	}
+	if q := url.Values(env.Query); q.Get("sign") == "" || q.Get("nonce") != "884422" {
+		t.Errorf("raw envelope query = %v, want the query as sent", env.Query)
+	}
+
+	// Hop 3: one unified event on orders.status.v1, with the CloudEvents headers.
+	st := consume(t, p.brokers, p.topics.Status, 1, func(kafka.Message) bool { return true })[0]
+	ev := decodeEvent(t, st)
+	want := schemas.StatusEvent{
+		Platform: "dianwoda", Kind: schemas.KindDelivery, OrderID: "DD1719544796",
+		Status: schemas.StatusDelivered, PlatformStatus: "completed", Terminal: true,
+	}
+	if ev.Platform != want.Platform || ev.Kind != want.Kind || ev.OrderID != want.OrderID ||
+		ev.Status != want.Status || ev.PlatformStatus != want.PlatformStatus || ev.Terminal != want.Terminal || ev.Stale {
+		t.Errorf("status event = %+v, want %+v", ev, want)
+	}
+	if got := ev.OccurredAt.String(); got != "2026-11-22T12:30:15.905Z" {
+		t.Errorf("occurred_at = %s, want 2026-11-22T12:30:15.905Z", got)
+	}
+	if ev.EventID == "" || kafkaio.Header(st, schemas.HeaderCEID) != ev.EventID ||
+		kafkaio.Header(st, schemas.HeaderCESpecVersion) != "1.0" || kafkaio.Header(st, schemas.HeaderCETime) != ev.OccurredAt.String() {
+		t.Errorf("event id %q, headers %v: want ce_id = event_id, ce_specversion 1.0, ce_time = occurred_at", ev.EventID, st.Headers)
+	}
+	if string(st.Key) != "dianwoda:DD1719544796" {
+		t.Errorf("status key = %q", st.Key)
+	}
+	if ev.Rider == nil || ev.Rider.Phone != "13600000000" || ev.Reason == nil || ev.Reason.Code != "customer_sign" {
+		t.Errorf("rider/reason not carried: rider %+v reason %+v", ev.Rider, ev.Reason)
+	}
+
+	// Hop 4: the dispatcher routed it to orders.delivery.v1 …
+	dl := consume(t, p.brokers, p.topics.Delivery, 1, func(kafka.Message) bool { return true })[0]
+	if got := decodeEvent(t, dl); got.EventID != ev.EventID {
+		t.Errorf("orders.delivery.v1 event id = %s, want %s", got.EventID, ev.EventID)
+	}
+
+	// … and wrote it back to Dangdang: a result record for Dangdang order 1719544796, accepted …
+	res := consume(t, p.brokers, p.topics.Results, 1, func(m kafka.Message) bool { return string(m.Key) == "1719544796" })[0]
+	var result struct {
+		Outcome      string   `json:"outcome"`
+		DistriStatus string   `json:"distri_status"`
+		OperCode     string   `json:"order_oper_code"`
+		EventIDs     []string `json:"event_ids"`
+	}
+	if err := json.Unmarshal(res.Value, &result); err != nil {
+		t.Fatalf("decode result %s: %v", res.Value, err)
+	}
+	if result.Outcome != "accepted" || result.DistriStatus != "1" || result.OperCode != "0" ||
+		len(result.EventIDs) != 1 || result.EventIDs[0] != ev.EventID {
+		t.Errorf("dangdang result = %s, want accepted, distriStatus 1, code 0, covering %s", res.Value, ev.EventID)
+	}
+
+	// … which the sandbox, over HTTP with a verified sign, holds as delivered.
+	resp, err := http.Get(p.sandboxURL + "/sandbox/orders/1719544796")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sb, _ := io.ReadAll(resp.Body)
+	var order struct {
+		DistriStatus string `json:"distri_status"`
+		Shop         string `json:"app_key"`
+	}
+	if err := json.Unmarshal(sb, &order); err != nil || order.DistriStatus != "1" {
+		t.Errorf("sandbox order 1719544796 = %d %s, want distri_status 1", resp.StatusCode, sb)
+	}
+}
