@@ -1,0 +1,259 @@
+package deploy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// scaledObject is the part of KEDA's keda.sh/v1alpha1 ScaledObject these manifests use. KEDA's
+// Go module is too heavy to import for its types; unknown fields still fail the strict decode.
+type scaledObject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace,omitempty"`
+		Labels    map[string]string `json:"labels,omitempty"`
+	} `json:"metadata"`
+	Spec struct {
+		ScaleTargetRef struct {
+			Name string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicaCount int `json:"minReplicaCount"`
+		MaxReplicaCount int `json:"maxReplicaCount"`
+		PollingInterval int `json:"pollingInterval"`
+		CooldownPeriod  int `json:"cooldownPeriod"`
+		Triggers        []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// manifests is one kustomization, built and decoded strictly into the Kubernetes API types.
+type manifests struct {
+	deployments map[string]appsv1.Deployment
+	pdbs        []policyv1.PodDisruptionBudget
+	hpas        []autoscalingv2.HorizontalPodAutoscaler
+	scaled      []scaledObject
+	jobs        []batchv1.Job
+	configMaps  map[string]corev1.ConfigMap
+	secrets     map[string]corev1.Secret
+	services    []corev1.Service
+}
+
+func build(t *testing.T, dir string) manifests {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	m := manifests{deployments: map[string]appsv1.Deployment{}, configMaps: map[string]corev1.ConfigMap{}, secrets: map[string]corev1.Secret{}}
+	for _, r := range res.Resources() {
+		b, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := r.GetKind() + "/" + r.GetName()
+		strict := func(v any) {
+			if err := yaml.UnmarshalStrict(b, v); err != nil {
+				t.Errorf("%s does not decode as its API type: %v", id, err)
+			}
+		}
+		switch r.GetKind() {
+		case "Deployment":
+			var d appsv1.Deployment
+			strict(&d)
+			m.deployments[d.Name] = d
+		case "PodDisruptionBudget":
+			var p policyv1.PodDisruptionBudget
+			strict(&p)
+			m.pdbs = append(m.pdbs, p)
+		case "HorizontalPodAutoscaler":
+			var h autoscalingv2.HorizontalPodAutoscaler
+			strict(&h)
+			m.hpas = append(m.hpas, h)
+		case "ScaledObject":
+			var s scaledObject
+			strict(&s)
+			m.scaled = append(m.scaled, s)
+		case "Job":
+			var j batchv1.Job
+			strict(&j)
+			m.jobs = append(m.jobs, j)
+		case "ConfigMap":
+			var c corev1.ConfigMap
+			strict(&c)
+			m.configMaps[c.Name] = c
+		case "Secret":
+			var s corev1.Secret
+			strict(&s)
+			m.secrets[s.Name] = s
+		case "Service":
+			var s corev1.Service
+			strict(&s)
+			m.services = append(m.services, s)
+		case "Namespace":
+			var n corev1.Namespace
+			strict(&n)
+		default:
+			t.Errorf("unexpected object %s", id)
+		}
+	}
+	return m
+}
+
+func TestKustomizeBaseAndOverlay(t *testing.T) {
+	for _, dir := range []string{"k8s/base", "k8s/overlays/example"} {
+		t.Run(dir, func(t *testing.T) {
+			m := build(t, dir)
+			for _, name := range []string{"ingress", "normalizer", "dispatcher"} {
+				d, ok := m.deployments[name]
+				if !ok {
+					t.Errorf("deployment %s missing", name)
+					continue
+				}
+				checkDeployment(t, d)
+				if !slices.ContainsFunc(m.pdbs, func(p policyv1.PodDisruptionBudget) bool {
+					return p.Spec.Selector.MatchLabels["app.kubernetes.io/name"] == name
+				}) {
+					t.Errorf("deployment %s has no PodDisruptionBudget", name)
+				}
+			}
+			if len(m.hpas) != 1 || m.hpas[0].Spec.ScaleTargetRef.Name != "ingress" {
+				t.Errorf("want one HPA, for the ingress; got %+v", m.hpas)
+			}
+			partitions := topicPartitions(t, m.jobs)
+			inputs := map[string]string{"normalizer": "callbacks.raw.v1", "dispatcher": "orders.status.v1"}
+			for name, topic := range inputs {
+				checkScaledObject(t, m, name, topic, partitions)
+			}
+		})
+	}
+}
+
+// The overlay's generated ConfigMap and Secret are the ones the Deployments reference.
+func TestOverlayReferencesResolve(t *testing.T) {
+	m := build(t, "k8s/overlays/example")
+	for _, d := range m.deployments {
+		if d.Namespace != "orderpipe" {
+			t.Errorf("%s in namespace %q, want orderpipe", d.Name, d.Namespace)
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, ef := range c.EnvFrom {
+				if ef.ConfigMapRef != nil {
+					if _, ok := m.configMaps[ef.ConfigMapRef.Name]; !ok {
+						t.Errorf("%s refers to missing ConfigMap %s", d.Name, ef.ConfigMapRef.Name)
+					}
+				}
+				if ef.SecretRef != nil {
+					if _, ok := m.secrets[ef.SecretRef.Name]; !ok {
+						t.Errorf("%s refers to missing Secret %s", d.Name, ef.SecretRef.Name)
+					}
+				}
+			}
+			if strings.HasSuffix(c.Image, ":latest") {
+				t.Errorf("%s: image %s is not pinned in the overlay", d.Name, c.Image)
+			}
+		}
+	}
+	for _, cm := range m.configMaps {
+		if strings.HasPrefix(cm.Name, "orderpipe-config") && !strings.Contains(cm.Data["KAFKA_BROKERS"], "kafka-0") {
+			t.Errorf("overlay did not merge KAFKA_BROKERS: %v", cm.Data)
+		}
+	}
+}
+
+func checkDeployment(t *testing.T, d appsv1.Deployment) {
+	t.Helper()
+	spec := d.Spec.Template.Spec
+	if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
+		t.Errorf("%s: pods may run as root", d.Name)
+	}
+	for _, c := range spec.Containers {
+		ports := map[string]bool{}
+		for _, p := range c.Ports {
+			ports[p.Name] = true
+		}
+		for probe, path := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+			if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || !ports[probe.HTTPGet.Port.String()] {
+				t.Errorf("%s: want an HTTP probe on %s at a declared port, got %+v", d.Name, path, probe)
+			}
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s: want cpu and memory requests and a memory limit, got %+v", d.Name, c.Resources)
+		}
+		if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+			t.Errorf("%s: root filesystem is writable", d.Name)
+		}
+	}
+}
+
+func envOf(d appsv1.Deployment, name string) string {
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// topicPartitions reads the partition count that the bootstrap Job creates topics with.
+func topicPartitions(t *testing.T, jobs []batchv1.Job) int {
+	t.Helper()
+	for _, j := range jobs {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.Name == "PARTITIONS" {
+					var n int
+					if _, err := fmt.Sscan(e.Value, &n); err == nil {
+						return n
+					}
+				}
+			}
+		}
+	}
+	t.Fatal("no topic bootstrap Job with PARTITIONS")
+	return 0
+}
+
+// Each consumer scales on the lag of its own group on its own input topic, and never beyond the
+// partition count: a member past it would sit idle.
+func checkScaledObject(t *testing.T, m manifests, name, topic string, partitions int) {
+	t.Helper()
+	i := slices.IndexFunc(m.scaled, func(s scaledObject) bool { return s.Spec.ScaleTargetRef.Name == name })
+	if i < 0 {
+		t.Errorf("no ScaledObject for %s", name)
+		return
+	}
+	s := m.scaled[i]
+	if s.APIVersion != "keda.sh/v1alpha1" || len(s.Spec.Triggers) != 1 || s.Spec.Triggers[0].Type != "kafka" {
+		t.Errorf("%s: want one keda.sh/v1alpha1 kafka trigger, got %+v", name, s)
+		return
+	}
+	md := s.Spec.Triggers[0].Metadata
+	if group := envOf(m.deployments[name], "KAFKA_GROUP_ID"); md["consumerGroup"] != group || group == "" {
+		t.Errorf("%s: trigger consumerGroup %q, deployment KAFKA_GROUP_ID %q", name, md["consumerGroup"], group)
+	}
+	if md["topic"] != topic {
+		t.Errorf("%s: trigger topic %q, want %q", name, md["topic"], topic)
+	}
+	if s.Spec.MaxReplicaCount < 1 || s.Spec.MaxReplicaCount > partitions {
+		t.Errorf("%s: maxReplicaCount %d, want 1..%d (the partition count)", name, s.Spec.MaxReplicaCount, partitions)
+	}
+	if md["lagThreshold"] == "" || md["bootstrapServers"] == "" {
+		t.Errorf("%s: trigger lacks lagThreshold or bootstrapServers: %v", name, md)
+	}
+}
