@@ -1,6 +1,6 @@
 # The order-status pipeline. `make help` lists the targets.
 SHELL := /bin/bash
-MODULES := schemas plumbing ingress normalizer dispatcher e2e deploy
+MODULES := schemas plumbing ingress normalizer dispatcher replay e2e deploy
 GO ?= go
 # Flags for every module's tests. -race and -shuffle as the style guide asks; -count=1 so a
 # cached pass never stands in for a run against the live broker.
