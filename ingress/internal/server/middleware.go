@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"sort"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -121,7 +122,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			zap.String("query", MaskQuery(req.URL.RawQuery)),
 			zap.Int("status", status),
 			zap.Duration("duration", elapsed),
-			zap.String("request_id", st.requestID),
+			zap.String("request_id", MaskPhones(st.requestID)),
 			zap.String("remote", c.RealIP()),
 			zap.String("user_agent", MaskPhones(req.UserAgent())),
 		}
@@ -168,16 +169,27 @@ func MaskQuery(raw string) string {
 	if err != nil {
 		return "[unparseable]"
 	}
-	for k, vs := range q {
-		for i, v := range vs {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(MaskPhones(k))
+			b.WriteByte('=')
 			if secretParams[strings.ToLower(k)] {
-				vs[i] = logging.Redact(v)
+				b.WriteString(logging.Redact(v))
 			} else {
-				vs[i] = MaskPhones(v)
+				b.WriteString(MaskPhones(v))
 			}
 		}
 	}
-	return q.Encode()
+	return b.String()
 }
 
 // MaskPhones masks every run of exactly 11 digits that starts with 1 (a mainland mobile number)
@@ -206,4 +218,3 @@ func MaskPhones(s string) string {
 	}
 	return string(b)
 }
-
