@@ -36,7 +36,7 @@ func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 	for {
 		if !ensured {
 			ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := kafkaio.EnsureTopics(ectx, c.Brokers, kafkaio.TopicSpec{Name: c.Topic, Partitions: c.Partitions, ReplicationFactor: 1})
+			err := ensureTopic(ectx, client, c.Topic, c.Partitions)
 			cancel()
 			if err == nil {
 				ensured = true
@@ -82,4 +82,19 @@ func check(ctx context.Context, client *kafka.Client, topic string) error {
 		}
 	}
 	return fmt.Errorf("topic %s: not in metadata", topic)
+}
+
+// ensureTopic creates topic unless it exists. It goes through the loop's own client, so no
+// transport is left behind (kafkaio.EnsureTopics makes one per call).
+func ensureTopic(ctx context.Context, client *kafka.Client, topic string, partitions int) error {
+	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+	}}})
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if e := res.Errors[topic]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, e)
+	}
+	return nil
 }

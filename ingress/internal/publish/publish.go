@@ -112,7 +112,14 @@ func (p *Publisher) SetHealth(err error) {
 
 // Close flushes and closes the writer. Call it after the last Publish returned.
 func (p *Publisher) Close() error {
-	if err := p.w.Close(); err != nil {
+	err := p.w.Close()
+	// kafka-go's Writer.Close leaves a Transport it was given running; close its connections.
+	if kw, ok := p.w.(*kafka.Writer); ok {
+		if tr, ok := kw.Transport.(*kafka.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("close kafka writer: %w", err)
 	}
 	return nil
