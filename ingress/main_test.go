@@ -76,7 +76,9 @@ func start(t *testing.T, env map[string]string) *proc {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{httpURL: "http://" + hl.Addr().String(), opsURL: "http://" + ol.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}
-	go func() { p.done <- runWith(ctx, func(k string) string { return base[k] }, p.logs, listeners{http: hl, ops: ol}) }()
+	go func() {
+		p.done <- runWith(ctx, func(k string) string { return base[k] }, p.logs, listeners{http: hl, ops: ol})
+	}()
 	t.Cleanup(func() { p.stop(t) })
 	return p
 }
@@ -330,4 +332,3 @@ func TestConfigErrorsListed(t *testing.T) {
 		t.Fatalf("run = %v", err)
 	}
 }
-

@@ -17,7 +17,6 @@ import (
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
-
 // gateWriter blocks every write until its context ends or release is closed: it stands for a
 // broker that is slow to acknowledge, which the real broker cannot be made to be on demand.
 type gateWriter struct {
