@@ -9,7 +9,7 @@ replace (
 
 require (
 	github.com/labstack/echo/v4 v4.16.0
-	github.com/orderpipe/pipeline/plumbing v0.0.0-00010101000000-000000000000
+	github.com/orderpipe/pipeline/plumbing v0.0.0
 )
 
 require (

@@ -10,8 +10,8 @@ replace (
 require (
 	github.com/google/uuid v1.6.0
 	github.com/labstack/echo/v4 v4.16.0
-	github.com/orderpipe/pipeline/plumbing v0.0.0-00010101000000-000000000000
-	github.com/orderpipe/pipeline/schemas v0.0.0-00010101000000-000000000000
+	github.com/orderpipe/pipeline/plumbing v0.0.0
+	github.com/orderpipe/pipeline/schemas v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/segmentio/kafka-go v0.4.51
 	go.uber.org/goleak v1.3.0
