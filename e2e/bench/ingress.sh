@@ -72,7 +72,7 @@ for t in "$raw_topic" "$pp_topic"; do
   java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --delete --topic "$t" >/dev/null 2>&1 || true
 done
 
-python3 - "$out" "$rate" <<'PY'
+python3 - "$out" "$rate" "$record_size" <<'PY'
 import json, re, sys
 out, rate = sys.argv[1], sys.argv[2]
 rows = {}
@@ -86,7 +86,7 @@ for k in ["echo-flat", f"echo-{rate}", "ingress-flat", f"ingress-{rate}"]:
     bad = {s: n for s, n in (r["ByStatus"] or {}).items() if s != "200"}
     print(f"{k:<16}{r['Throughput']:>10.0f}{r['P50ms']:>9.2f}{r['P99ms']:>9.2f}{r['P999ms']:>9.2f}  {bad or ''} neterr={r['NetErrors']} late={r['Late']} conns={r['Conns']}")
 if m:
-    print(f"{'kafka-producer':<16}{float(m.group(1)):>10.0f}{float(m.group(5)):>9.2f}{float(m.group(7)):>9.2f}{float(m.group(8)):>9.2f}  async pipelined, acks=all (avg {m.group(2)} ms)")
+    print(f"{'kafka-producer':<16}{float(m.group(1)):>10.0f}{float(m.group(4)):>9.2f}{float(m.group(6)):>9.2f}{float(m.group(7)):>9.2f}  async pipelined, acks=all, {sys.argv[3]} B records (avg {m.group(2)} ms)")
 else:
     print("kafka-producer: could not parse:", pp)
 ratio = rows["ingress-flat"]["Throughput"] / rows["echo-flat"]["Throughput"]

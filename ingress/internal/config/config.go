@@ -30,6 +30,7 @@ type Config struct {
 	MaxInflight       int
 	WriteTimeout      time.Duration
 	BatchTimeout      time.Duration
+	BatchSize         int
 	PingInterval      time.Duration
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -55,6 +56,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 1024, 1, 1<<20),
 		WriteTimeout:      l.Duration("INGRESS_WRITE_TIMEOUT", 5*time.Second),
 		BatchTimeout:      l.Duration("INGRESS_BATCH_TIMEOUT", 2*time.Millisecond),
+		BatchSize:         l.Int("INGRESS_BATCH_SIZE", 64, 1, 100000),
 		PingInterval:      l.Duration("INGRESS_KAFKA_PING_INTERVAL", time.Second),
 		ReadHeaderTimeout: l.Duration("INGRESS_READ_HEADER_TIMEOUT", 5*time.Second),
 		ReadTimeout:       l.Duration("INGRESS_READ_TIMEOUT", 10*time.Second),
