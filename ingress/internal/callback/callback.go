@@ -4,11 +4,9 @@
 package callback
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // Parsed is what the ingress needs from a verified callback: the Kafka key and the order id.
@@ -50,21 +48,21 @@ func (e *SignatureError) Is(target error) bool { return target == ErrSignature }
 // unescaped content, or a number's literal digits (exact, whatever its size). ok is false for
 // anything else (object, array, bool, null) and for invalid JSON.
 func Text(raw json.RawMessage) (s string, ok bool) {
-	raw = bytes.TrimSpace(raw)
+	raw = trimJSONSpace(raw)
 	if len(raw) == 0 {
 		return "", false
 	}
 	switch c := raw[0]; {
 	case c == '"':
+		if plainString(raw) {
+			return string(raw[1 : len(raw)-1]), true
+		}
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", false
 		}
 		return s, true
 	case c == '-' || (c >= '0' && c <= '9'):
-		var n json.Number
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&n); err != nil {
+		if !isNumber(raw) {
 			return "", false
 		}
 		return string(raw), true
@@ -72,18 +70,80 @@ func Text(raw json.RawMessage) (s string, ok bool) {
 	return "", false
 }
 
-// Object decodes b as one JSON object into its raw members. Trailing data is malformed.
+// plainString reports whether raw is a JSON string with no escapes and no control characters,
+// whose content is then the bytes between the quotes (the common case, without a decoder).
+func plainString(raw []byte) bool {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isNumber reports whether b is exactly one JSON number (RFC 8259 grammar).
+func isNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+// Object decodes b as one JSON object into its raw members. Anything else, including trailing
+// data, is an error.
 func Object(b []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
-	d := json.NewDecoder(bytes.NewReader(b))
-	if err := d.Decode(&m); err != nil {
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
 		return nil, errors.New("not a JSON object")
-	}
-	if m == nil {
-		return nil, errors.New("not a JSON object")
-	}
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("data after the JSON object")
 	}
 	return m, nil
+}
+
+// trimJSONSpace trims the four whitespace characters JSON allows (not every Unicode space).
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }

@@ -55,7 +55,7 @@ func FuzzVerify(f *testing.F) {
 		if p, err = ParsePush(signed); err != nil {
 			t.Fatal(err)
 		}
-		v := NewVerifier(map[string][]string{app: {secret}})
+		v := NewVerifier(map[string][]string{p.AppID: {secret}}) // the app as parsed (json.Marshal replaces invalid UTF-8)
 		if err := v.Verify(p); err != nil {
 			t.Fatalf("own signature rejected: %v", err)
 		}
