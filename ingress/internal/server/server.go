@@ -345,7 +345,9 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
 	}
 	msg := kafka.Message{Key: []byte(parsed.Key), Value: value, Headers: headers, Time: received}
-	if err := s.c.Publisher.Publish(req.Context(), msg); err != nil {
+	// The write does not end when the caller hangs up: a half-done write would still count
+	// against readiness and may be stored anyway. Publish bounds it by its own deadline.
+	if err := s.c.Publisher.Publish(context.WithoutCancel(req.Context()), msg); err != nil {
 		st.err = err
 		if errors.Is(err, publish.ErrBusy) {
 			return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBusy, "too busy, retry later")
