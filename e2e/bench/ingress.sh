@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Ingress benchmark: the ingress against its two ceilings, in one run, on one machine.
+#
+#   e2e/bench/ingress.sh                       # uses KAFKA_BROKERS (default the dev broker 127.0.0.1:39092)
+#
+# 1. echo     the do-nothing echo handler (loadgen -serve-noop): the HTTP ceiling, flat out and at RATE/s
+# 2. ingress  the real ingress (verify, envelope, synchronous acks=all write): flat out and at RATE/s
+# 3. kafka    Kafka's own ProducerPerformance, same broker, record size ~ the ingress's envelope, acks=all
+#
+# Env: KAFKA_BROKERS, DURATION (20s), CONNS (64), RATE (2000), RECORD_SIZE (mean envelope bytes,
+# default 850 as measured for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
+# The ingress CPU profile of the flat-out run is written to $OUT/ingress-flat.cpu.pprof
+# (go tool pprof -top $OUT/ingress bin $OUT/ingress-flat.cpu.pprof).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+brokers=${KAFKA_BROKERS:-127.0.0.1:39092}
+duration=${DURATION:-20s}
+conns=${CONNS:-64}
+rate=${RATE:-2000}
+record_size=${RECORD_SIZE:-850}
+pp_records=${PP_RECORDS:-200000}
+out=${OUT:-$(mktemp -d)}
+noop_addr=127.0.0.1:${NOOP_PORT:-18180}
+http_addr=127.0.0.1:${INGRESS_PORT:-18181}
+ops_addr=127.0.0.1:${OPS_PORT:-18182}
+stamp=$(date +%s)
+raw_topic=bench.ingress.raw.$stamp
+pp_topic=bench.ingress.pp.$stamp
+dsec=bench-dianwoda-secret esec=bench-eleme-secret app=62933118
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+echo "bench: building into $out" >&2
+(cd "$root" && go build -o "$out/" ./ingress ./e2e/cmd/loadgen)
+lg() { "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -conns "$conns" -duration "$duration" -json "$@"; }
+wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 never answered" >&2; exit 1; }
+
+: >"$out/results.jsonl"
+echo "bench: 1/3 echo reference" >&2
+"$out/loadgen" -serve-noop "$noop_addr" & pids+=($!); noop_pid=$!
+sleep 0.5
+lg -url "http://$noop_addr" -label echo-flat >>"$out/results.jsonl"
+lg -url "http://$noop_addr" -rate "$rate" -label "echo-$rate" >>"$out/results.jsonl"
+kill "$noop_pid"; wait "$noop_pid" 2>/dev/null || true
+
+echo "bench: 2/3 ingress (topic $raw_topic)" >&2
+KAFKA_BROKERS=$brokers HTTP_ADDR=$http_addr OPS_ADDR=$ops_addr TOPIC_RAW=$raw_topic TOPIC_PARTITIONS=12 \
+  DIANWODA_SECRETS=$dsec ELEME_SECRETS=$app=$esec LOG_LEVEL=warn INGRESS_DRAIN_DELAY=0s \
+  "$out/ingress" >"$out/ingress.log" 2>&1 & pids+=($!); ing_pid=$!
+wait_http "http://$ops_addr/readyz"
+lg -url "http://$http_addr" -duration 3s -label warmup >/dev/null
+prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
+curl -fs -o "$out/ingress-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
+lg -url "http://$http_addr" -label ingress-flat >>"$out/results.jsonl"
+wait "$prof_pid" || true
+curl -fs -o "$out/ingress-rate.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
+lg -url "http://$http_addr" -rate "$rate" -label "ingress-$rate" >>"$out/results.jsonl"
+wait "$prof_pid" || true
+curl -fs "http://$ops_addr/metrics" | grep -E '^ingress_(requests_total|kafka_write_seconds_(sum|count))' >"$out/ingress.metrics" || true
+kill -TERM "$ing_pid"; wait "$ing_pid" 2>/dev/null || true
+
+echo "bench: 3/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
+cp=$("$root/deploy/local/kafka.sh" classpath)
+java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$pp_topic" \
+  --partitions 12 --replication-factor 1 >/dev/null
+java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
+  org.apache.kafka.tools.ProducerPerformance --topic "$pp_topic" --num-records "$pp_records" \
+  --record-size "$record_size" --throughput -1 --producer-props bootstrap.servers="$brokers" acks=all \
+  >"$out/pp.log" 2>&1 || { cat "$out/pp.log" >&2; exit 1; }
+for t in "$raw_topic" "$pp_topic"; do
+  java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --delete --topic "$t" >/dev/null 2>&1 || true
+done
+
+python3 - "$out" "$rate" "$record_size" <<'PY'
+import json, re, sys
+out, rate = sys.argv[1], sys.argv[2]
+rows = {}
+for line in open(f"{out}/results.jsonl"):
+    r = json.loads(line); rows[r["Label"]] = r
+pp = open(f"{out}/pp.log").read().strip().splitlines()[-1]
+m = re.search(r"([\d.]+) records/sec.*?([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", pp)
+print(f"{'run':<16}{'ok/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}  non-200 / notes")
+for k in ["echo-flat", f"echo-{rate}", "ingress-flat", f"ingress-{rate}"]:
+    r = rows[k]
+    bad = {s: n for s, n in (r["ByStatus"] or {}).items() if s != "200"}
+    print(f"{k:<16}{r['Throughput']:>10.0f}{r['P50ms']:>9.2f}{r['P99ms']:>9.2f}{r['P999ms']:>9.2f}  {bad or ''} neterr={r['NetErrors']} late={r['Late']} conns={r['Conns']}")
+if m:
+    print(f"{'kafka-producer':<16}{float(m.group(1)):>10.0f}{float(m.group(4)):>9.2f}{float(m.group(6)):>9.2f}{float(m.group(7)):>9.2f}  async pipelined, acks=all, {sys.argv[3]} B records (avg {m.group(2)} ms)")
+else:
+    print("kafka-producer: could not parse:", pp)
+ratio = rows["ingress-flat"]["Throughput"] / rows["echo-flat"]["Throughput"]
+print(f"\ningress/echo flat-out throughput: {ratio:.0%} (target >= 40%)")
+print(f"ingress p99 at {rate}/s: {rows[f'ingress-{rate}']['P99ms']:.2f} ms (target <= 20 ms)")
+print(f"artifacts: {out}")
+PY

@@ -1,0 +1,149 @@
+// Package callback holds what both platforms' parsers share: the parsed callback a handler keys
+// and writes, the error kinds that decide the reply, and exact JSON value handling (numbers are
+// kept as their literal text, so ids above 2^53 never pass through a float64).
+package callback
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Parsed is what the ingress needs from a verified callback: the Kafka key and the order id.
+type Parsed struct {
+	// Key is the Kafka record key, "platform:order_id" or a documented fallback
+	// ("eleme:shop:<shopId>", "eleme:app:<appId>", "dianwoda:msg:<msg_id>").
+	Key string
+	// OrderID is the exact order id, or "" for messages that are not about one order.
+	OrderID string
+	// Type is the platform's message type as text (Eleme "12", Dianwoda "dianwoda.order.status-update").
+	Type string
+}
+
+// Error kinds. A handler maps them to replies: ErrMalformed → 400, ErrSignature → 401.
+var (
+	ErrMalformed = errors.New("malformed callback")
+	ErrSignature = errors.New("invalid signature")
+)
+
+// Malformed returns an ErrMalformed with a reason safe to show to the caller (it never holds
+// request values).
+func Malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// SignatureError returns an ErrSignature with a reason safe to show and log; Reason is bounded
+// ("missing", "mismatch", "unknown_app", "missing_parameter") for metrics.
+type SignatureError struct {
+	Reason string
+	Detail string
+}
+
+func (e *SignatureError) Error() string { return "invalid signature: " + e.Detail }
+
+// Is makes errors.Is(err, ErrSignature) true.
+func (e *SignatureError) Is(target error) bool { return target == ErrSignature }
+
+// Text returns the text of a scalar JSON value as the platforms sign and key it: a string's
+// unescaped content, or a number's literal digits (exact, whatever its size). ok is false for
+// anything else (object, array, bool, null) and for invalid JSON.
+func Text(raw json.RawMessage) (s string, ok bool) {
+	raw = trimJSONSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if plainString(raw) {
+			return string(raw[1 : len(raw)-1]), true
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false
+		}
+		return s, true
+	case c == '-' || (c >= '0' && c <= '9'):
+		if !isNumber(raw) {
+			return "", false
+		}
+		return string(raw), true
+	}
+	return "", false
+}
+
+// plainString reports whether raw is a JSON string with no escapes and no control characters,
+// whose content is then the bytes between the quotes (the common case, without a decoder).
+func plainString(raw []byte) bool {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isNumber reports whether b is exactly one JSON number (RFC 8259 grammar).
+func isNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+// Object decodes b as one JSON object into its raw members. Anything else, including trailing
+// data, is an error.
+func Object(b []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+// trimJSONSpace trims the four whitespace characters JSON allows (not every Unicode space).
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}

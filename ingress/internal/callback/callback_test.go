@@ -1,0 +1,69 @@
+package callback
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestText(t *testing.T) {
+	tests := []struct {
+		give   string
+		want   string
+		wantOK bool
+	}{
+		{`"abc"`, "abc", true},
+		{`"a\"b"`, `a"b`, true},
+		{`"\u7528\u6237"`, "用户", true},
+		{`"用户"`, "用户", true},
+		{`1201961795738011871`, "1201961795738011871", true},
+		{`-1.5e+10`, "-1.5e+10", true},
+		{`0`, "0", true},
+		{`01`, "", false},
+		{`1.`, "", false},
+		{`-`, "", false},
+		{`1e`, "", false},
+		{`true`, "", false},
+		{`null`, "", false},
+		{`{}`, "", false},
+		{`[]`, "", false},
+		{`"unterminated`, "", false},
+		{``, "", false},
+	}
+	for _, tt := range tests {
+		got, ok := Text(json.RawMessage(tt.give))
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("Text(%s) = %q, %v; want %q, %v", tt.give, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+// FuzzText: Text agrees with encoding/json on every input it accepts.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\n"`, `12`, `-0.5E3`, `"\u00e9"`, `1e`, `"é"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := Text(json.RawMessage(s))
+		if !ok {
+			return
+		}
+		var v any
+		d := json.NewDecoder(stringsReader(s))
+		d.UseNumber()
+		if err := d.Decode(&v); err != nil {
+			t.Fatalf("Text accepted %q, which is not JSON: %v", s, err)
+		}
+		switch v := v.(type) {
+		case string:
+			if v != got {
+				t.Fatalf("Text(%q) = %q, json says %q", s, got, v)
+			}
+		case json.Number:
+			if string(v) != got {
+				t.Fatalf("Text(%q) = %q, json says %q", s, got, v)
+			}
+		default:
+			t.Fatalf("Text accepted %q (%T)", s, v)
+		}
+	})
+}

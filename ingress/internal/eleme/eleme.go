@@ -1,0 +1,171 @@
+// Package eleme verifies and keys Eleme (饿了么) push messages (platforms.md §1.2).
+//
+// The signature is the upper-case hex MD5 of every top-level "key=value" pair of the body except
+// signature, sorted and joined without separator, followed by the app's secret. A value is the
+// raw text: a string's content (message stays the JSON text exactly as sent), a number's literal
+// digits (so ids above 2^53 stay exact). The app is chosen by appId; several secrets per app may
+// be configured (rotation). The comparison ignores case and runs in constant time.
+package eleme
+
+import (
+	"crypto/md5"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strings"
+
+	"github.com/orderpipe/pipeline/ingress/internal/callback"
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+// Push is a parsed push envelope: what verification and keying need.
+type Push struct {
+	AppID     string
+	Signature string
+	// Base is the string that is hashed before the secret is appended.
+	Base string
+	// Message is the text of the message field (JSON inside a string).
+	Message string
+	Type    string
+	ShopID  string
+}
+
+// ParsePush decodes the envelope. A body that is not a JSON object, or lacks appId, type or a
+// string message, is malformed. A missing signature is not malformed: Verify reports it.
+func ParsePush(body []byte) (Push, error) {
+	top, err := callback.Object(body)
+	if err != nil {
+		return Push{}, callback.Malformed("body: %v", err)
+	}
+	var p Push
+	var ok bool
+	if p.AppID, ok = callback.Text(top["appId"]); !ok || p.AppID == "" {
+		return Push{}, callback.Malformed("appId is missing or not a string or number")
+	}
+	if p.Type, ok = callback.Text(top["type"]); !ok || p.Type == "" {
+		return Push{}, callback.Malformed("type is missing or not a string or number")
+	}
+	if raw, present := top["message"]; !present || len(raw) == 0 || raw[0] != '"' {
+		return Push{}, callback.Malformed("message is missing or not a string")
+	}
+	if p.Message, ok = callback.Text(top["message"]); !ok {
+		return Push{}, callback.Malformed("message is not a valid JSON string")
+	}
+	if raw, present := top["shopId"]; present {
+		if p.ShopID, ok = callback.Text(raw); !ok {
+			return Push{}, callback.Malformed("shopId is not a string or number")
+		}
+	}
+	if raw, present := top["signature"]; present {
+		p.Signature, _ = callback.Text(raw)
+	}
+	pairs := make([]string, 0, len(top))
+	for k, raw := range top {
+		if k == "signature" {
+			continue
+		}
+		pairs = append(pairs, k+"="+valueText(raw))
+	}
+	sort.Strings(pairs)
+	p.Base = strings.Join(pairs, "")
+	return p, nil
+}
+
+// valueText renders a top-level value for signing: strings unquoted, numbers literal. Other
+// kinds (no known field has them) are used as their compact JSON text.
+func valueText(raw json.RawMessage) string {
+	if s, ok := callback.Text(raw); ok {
+		return s
+	}
+	return strings.TrimSpace(string(raw))
+}
+
+// Sign returns the signature over base (see Push.Base) with secret, upper-case hex.
+func Sign(base, secret string) string {
+	sum := md5.Sum([]byte(base + secret))
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// SignBody returns the signature of an envelope body (its signature field, if any, ignored).
+func SignBody(body []byte, secret string) (string, error) {
+	p, err := ParsePush(body)
+	if err != nil {
+		return "", err
+	}
+	return Sign(p.Base, secret), nil
+}
+
+// Verifier checks push signatures against per-app secrets.
+type Verifier struct {
+	apps map[string][][]byte
+}
+
+// NewVerifier returns a Verifier for apps: appId → its secrets (any one may match).
+func NewVerifier(apps map[string][]string) *Verifier {
+	v := &Verifier{apps: map[string][][]byte{}}
+	for app, secrets := range apps {
+		for _, s := range secrets {
+			v.apps[app] = append(v.apps[app], []byte(s))
+		}
+	}
+	return v
+}
+
+// Configured reports whether at least one app is set.
+func (v *Verifier) Configured() bool { return v != nil && len(v.apps) > 0 }
+
+// Verify checks p's signature. An unknown appId and a missing signature are signature failures.
+func (v *Verifier) Verify(p Push) error {
+	if p.Signature == "" {
+		return &callback.SignatureError{Reason: "missing", Detail: "missing signature"}
+	}
+	secrets, ok := v.apps[p.AppID]
+	if !ok {
+		return &callback.SignatureError{Reason: "unknown_app", Detail: "unknown appId"}
+	}
+	want := []byte(strings.ToLower(p.Signature))
+	if len(want) != md5.Size*2 {
+		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}
+	}
+	buf := make([]byte, md5.Size*2)
+	match := 0
+	for _, s := range secrets {
+		h := md5.New()
+		h.Write([]byte(p.Base))
+		h.Write(s)
+		hex.Encode(buf, h.Sum(nil))
+		match |= subtle.ConstantTimeCompare(buf, want)
+	}
+	if match != 1 {
+		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}
+	}
+	return nil
+}
+
+// Key returns the record key and order id of a verified push. The orderId sits inside the
+// message JSON, as a string or a number (kept as its digits). Messages without one (shop status
+// 91/93, authorisation 100, …) are keyed "eleme:shop:<shopId>", or "eleme:app:<appId>" when the
+// push names no shop either; their OrderID is "".
+func Key(p Push) (callback.Parsed, error) {
+	out := callback.Parsed{Type: p.Type}
+	if msg, err := callback.Object([]byte(p.Message)); err == nil {
+		if raw, ok := msg["orderId"]; ok && string(raw) != "null" {
+			id, ok := callback.Text(raw)
+			if !ok {
+				return out, callback.Malformed("message.orderId is not a string or number")
+			}
+			if id != "" {
+				out.OrderID = id
+				out.Key = schemas.Key(schemas.PlatformEleme, id)
+				return out, nil
+			}
+		}
+	}
+	if p.ShopID != "" {
+		out.Key = schemas.Key(schemas.PlatformEleme, "shop:"+p.ShopID)
+		return out, nil
+	}
+	out.Key = schemas.Key(schemas.PlatformEleme, "app:"+p.AppID)
+	return out, nil
+}

@@ -1,0 +1,135 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
+
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+)
+
+// gateWriter blocks every write until its context ends or release is closed: it stands for a
+// broker that is slow to acknowledge, which the real broker cannot be made to be on demand.
+type gateWriter struct {
+	release chan struct{}
+	entered chan struct{}
+}
+
+func (g *gateWriter) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gateWriter) Close() error { return nil }
+
+// TestBoundAndDeadline: beyond MaxInflight a write is refused at once (ErrBusy, no queue); a write
+// Kafka does not acknowledge within WriteTimeout fails with ErrUnavailable and readiness drops.
+func TestBoundAndDeadline(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	g := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 8)}
+	ready := ops.NewReadiness(CheckName)
+	ready.Set(CheckName, nil)
+	p := New(g, Config{MaxInflight: 2, WriteTimeout: 300 * time.Millisecond}, ready, prometheus.NewRegistry())
+
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- p.Publish(context.Background(), kafka.Message{}) }()
+		<-g.entered
+	}
+	if err := p.Publish(context.Background(), kafka.Message{}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("third write: %v, want ErrBusy", err)
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) && !containsDeadline(err) {
+			t.Fatalf("unacknowledged write: %v, want ErrUnavailable after the deadline", err)
+		}
+	}
+	if ready.Err() == nil {
+		t.Error("ready after failed writes")
+	}
+	close(g.release)
+	go func() { <-g.entered }()
+	if err := p.Publish(context.Background(), kafka.Message{}); err != nil {
+		t.Fatalf("write after the slot freed: %v", err)
+	}
+}
+
+func containsDeadline(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "deadline")
+}
+
+// TestFastFailWhileDown: while the health loop reports Kafka down, Publish refuses without
+// writing (no queue grows in an outage); a healthy report opens it again.
+func TestFastFailWhileDown(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	g := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 8)}
+	close(g.release)
+	ready := ops.NewReadiness(CheckName)
+	p := New(g, Config{MaxInflight: 2, WriteTimeout: time.Second}, ready, prometheus.NewRegistry())
+	p.SetHealth(errors.New("no broker"))
+	if err := p.Publish(context.Background(), kafka.Message{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write while down: %v", err)
+	}
+	if len(g.entered) != 0 {
+		t.Fatal("the writer was called while Kafka was down")
+	}
+	p.SetHealth(nil)
+	if err := p.Publish(context.Background(), kafka.Message{}); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+	if ready.Err() != nil {
+		t.Errorf("not ready after recovery: %v", ready.Err())
+	}
+}
+
+// TestWatchAgainstBroker: the health loop creates the topic, reports ready, and records write
+// latency of a real acknowledged write.
+func TestWatchAgainstBroker(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	// testenv's ping leaves a kafka-go transport behind (plumbing/kafkaio.Ping); ignore what
+	// exists before the code under test runs.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	topic := testenv.Name(t, "raw")
+	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic})
+	ready := ops.NewReadiness(CheckName)
+	reg := prometheus.NewRegistry()
+	p := New(w, Config{MaxInflight: 4, WriteTimeout: 10 * time.Second}, ready, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Watch(ctx, p, HealthConfig{Brokers: brokers, Topic: topic, Interval: 100 * time.Millisecond, EnsureTopic: true, Partitions: 3}, zapNop())
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for ready.Err() != nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := ready.Err(); err != nil {
+		t.Fatalf("never ready: %v", err)
+	}
+	if err := p.Publish(context.Background(), kafka.Message{Key: []byte("k"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "ingress_kafka_write_seconds"); n != 1 {
+		t.Errorf("%d write latency series, want 1", n)
+	}
+	cancel()
+	<-done
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,401 @@
+// Package server is the ingress HTTP surface: the echo router with the two callback routes, the
+// probe mirrors, and the middleware every request passes (request id, panic recovery, in-flight
+// gauge, masked access log).
+//
+// A callback is answered "success" only after publish.Publisher returned nil, i.e. Kafka
+// acknowledged the record with acks=all. Every other answer is in the platform's own shape so the
+// platform's retry does the right thing; contract.md lists them and README.md has the table.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/orderpipe/pipeline/ingress/internal/callback"
+	"github.com/orderpipe/pipeline/ingress/internal/dianwoda"
+	"github.com/orderpipe/pipeline/ingress/internal/eleme"
+	"github.com/orderpipe/pipeline/ingress/internal/publish"
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+// Routes of the callback port.
+const (
+	PathDianwoda = "/v1/callbacks/dianwoda"
+	PathEleme    = "/v1/callbacks/eleme"
+	PathHealthz  = "/healthz"
+	PathReadyz   = "/readyz"
+	PathMetrics  = "/metrics"
+)
+
+// Outcomes, the bounded values of the outcome label.
+const (
+	OutcomeOK           = "ok"
+	OutcomeURLCheck     = "url_check"
+	OutcomeBadSignature = "bad_signature"
+	OutcomeMalformed    = "malformed"
+	OutcomeTooLarge     = "too_large"
+	OutcomeUnconfigured = "unconfigured"
+	OutcomeBusy         = "busy"
+	OutcomeUnavailable  = "kafka_unavailable"
+	OutcomePanic        = "panic"
+)
+
+// Publisher is what the handlers need from Kafka.
+type Publisher interface {
+	Publish(ctx context.Context, msg kafka.Message) error
+}
+
+// Config configures New.
+type Config struct {
+	MaxBody         int64
+	DianwodaSecrets []string
+	ElemeSecrets    map[string][]string
+	Publisher       Publisher
+	// Ready answers /readyz on this port (the ops port's readiness).
+	Ready func() error
+	// Metrics is served as /metrics on this port too; nil leaves the route out.
+	Metrics  http.Handler
+	Log      *zap.Logger
+	Registry prometheus.Registerer
+	// Now and NewID are injectable for tests; defaults time.Now and UUIDv7.
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	c        Config
+	dwd      *dianwoda.Verifier
+	elm      *eleme.Verifier
+	requests *prometheus.CounterVec
+	sigFails *prometheus.CounterVec
+	seconds  *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+// New builds the server and registers its metrics.
+func New(c Config) *Server {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = newID
+	}
+	if c.Ready == nil {
+		c.Ready = func() error { return nil }
+	}
+	s := &Server{
+		c:   c,
+		dwd: dianwoda.NewVerifier(c.DianwodaSecrets),
+		elm: eleme.NewVerifier(c.ElemeSecrets),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingress_requests_total",
+			Help: "Callback requests answered, by platform and outcome.",
+		}, []string{"platform", "outcome"}),
+		sigFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingress_signature_failures_total",
+			Help: "Callbacks refused for their signature, by platform and reason (missing, missing_parameter, mismatch, unknown_app).",
+		}, []string{"platform", "reason"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ingress_request_seconds",
+			Help:    "Time from request start to reply, by platform and outcome.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"platform", "outcome"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingress_inflight_requests",
+			Help: "Callback requests being handled now.",
+		}),
+	}
+	c.Registry.MustRegister(s.requests, s.sigFails, s.seconds, s.inflight)
+	for _, p := range []string{schemas.PlatformDianwoda, schemas.PlatformEleme} {
+		for _, o := range []string{OutcomeOK, OutcomeBadSignature, OutcomeMalformed, OutcomeUnavailable, OutcomeBusy} {
+			s.requests.WithLabelValues(p, o)
+		}
+	}
+	return s
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Handler returns the echo router of the callback port.
+func (s *Server) Handler() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.requestID, s.accessLog, s.recover)
+	e.POST(PathDianwoda, s.dianwoda)
+	e.POST(PathEleme, s.eleme)
+	e.GET(PathEleme, s.elemeURLCheck)
+	e.GET(PathHealthz, func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET(PathReadyz, func(c echo.Context) error {
+		if err := s.c.Ready(); err != nil {
+			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
+	})
+	if s.c.Metrics != nil {
+		e.GET(PathMetrics, echo.WrapHandler(s.c.Metrics))
+	}
+	return e
+}
+
+// platform describes how one platform's replies look.
+type platform struct {
+	name    string
+	success []byte // pre-encoded: the hot path encodes nothing
+	// codes maps a status to Dianwoda's gateway code; nil means Eleme's {"message"} shape.
+	codes map[int]string
+}
+
+var (
+	dwdShape = platform{name: schemas.PlatformDianwoda, success: []byte(`{"code":"success"}`), codes: map[int]string{
+		http.StatusBadRequest:            "sys.invalid_parameter",
+		http.StatusRequestEntityTooLarge: "sys.invalid_parameter",
+		http.StatusUnauthorized:          "sys.invalid_signature",
+		http.StatusServiceUnavailable:    "api.unknown_error",
+		http.StatusInternalServerError:   "sys.unknown_error",
+		http.StatusMethodNotAllowed:      "sys.api_not_existed",
+		http.StatusNotFound:              "sys.api_not_existed",
+	}}
+	elmShape = platform{name: schemas.PlatformEleme, success: []byte(`{"message":"ok"}`)}
+)
+
+// fail answers status in the platform's shape. message is shown to the caller: it never holds
+// a request value, a secret or a signature.
+func (s *Server) fail(c echo.Context, p platform, status int, outcome, message string) error {
+	st := stateOf(c)
+	st.outcome, st.reason = outcome, message
+	if p.codes != nil {
+		return c.JSON(status, map[string]string{"code": p.codes[status], "message": message})
+	}
+	return c.JSON(status, map[string]string{"message": message})
+}
+
+func (s *Server) ok(c echo.Context, p platform, outcome string) error {
+	stateOf(c).outcome = outcome
+	return c.JSONBlob(http.StatusOK, p.success)
+}
+
+// readBody reads at most MaxBody bytes; ok false means a reply was sent.
+func (s *Server) readBody(c echo.Context, p platform) ([]byte, error, bool) {
+	req := c.Request()
+	if req.ContentLength > s.c.MaxBody {
+		return nil, s.fail(c, p, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body exceeds "+strconv.FormatInt(s.c.MaxBody, 10)+" bytes"), false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, s.fail(c, p, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body exceeds "+strconv.FormatInt(s.c.MaxBody, 10)+" bytes"), false
+		}
+		return nil, s.fail(c, p, http.StatusBadRequest, OutcomeMalformed, "body could not be read"), false
+	}
+	stateOf(c).bytesIn = len(body)
+	return body, nil, true
+}
+
+func (s *Server) unconfigured(c echo.Context, p platform, variable string) error {
+	stateOf(c).reason = variable + " is not set"
+	s.c.Log.Error("callback route not configured", zap.String("platform", p.name), zap.String("missing", variable))
+	return s.fail(c, p, http.StatusServiceUnavailable, OutcomeUnconfigured, "callback route not configured")
+}
+
+func (s *Server) signatureFailed(c echo.Context, p platform, err error) error {
+	reason := "mismatch"
+	var se *callback.SignatureError
+	if errors.As(err, &se) {
+		reason = se.Reason
+	}
+	s.sigFails.WithLabelValues(p.name, reason).Inc()
+	msg := "invalid signature"
+	if se != nil {
+		msg = se.Detail
+	}
+	return s.fail(c, p, http.StatusUnauthorized, OutcomeBadSignature, msg)
+}
+
+func (s *Server) malformed(c echo.Context, p platform, err error) error {
+	return s.fail(c, p, http.StatusBadRequest, OutcomeMalformed, err.Error())
+}
+
+func (s *Server) dianwoda(c echo.Context) error {
+	p := dwdShape
+	st := stateOf(c)
+	st.platform = p.name
+	received := s.c.Now()
+	if !s.dwd.Configured() {
+		return s.unconfigured(c, p, "DIANWODA_SECRETS")
+	}
+	body, err, ok := s.readBody(c, p)
+	if !ok {
+		return err
+	}
+	q := c.QueryParams()
+	if err := s.dwd.Verify(q, body); err != nil {
+		return s.signatureFailed(c, p, err)
+	}
+	parsed, err := dianwoda.Parse(q, body)
+	if err != nil {
+		return s.malformed(c, p, err)
+	}
+	return s.publish(c, p, received, parsed, q, body)
+}
+
+func (s *Server) eleme(c echo.Context) error {
+	p := elmShape
+	st := stateOf(c)
+	st.platform = p.name
+	received := s.c.Now()
+	if !s.elm.Configured() {
+		return s.unconfigured(c, p, "ELEME_SECRETS")
+	}
+	body, err, ok := s.readBody(c, p)
+	if !ok {
+		return err
+	}
+	if len(trimSpace(body)) == 0 {
+		return s.ok(c, p, OutcomeURLCheck)
+	}
+	push, err := eleme.ParsePush(body)
+	if err != nil {
+		return s.malformed(c, p, err)
+	}
+	if err := s.elm.Verify(push); err != nil {
+		return s.signatureFailed(c, p, err)
+	}
+	parsed, err := eleme.Key(push)
+	if err != nil {
+		return s.malformed(c, p, err)
+	}
+	return s.publish(c, p, received, parsed, c.QueryParams(), body)
+}
+
+// elemeURLCheck answers Eleme's reachability probe (GET) without writing anything.
+func (s *Server) elemeURLCheck(c echo.Context) error {
+	p := elmShape
+	stateOf(c).platform = p.name
+	if !s.elm.Configured() {
+		return s.unconfigured(c, p, "ELEME_SECRETS")
+	}
+	return s.ok(c, p, OutcomeURLCheck)
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// keptHeaders are the request headers copied into the envelope; nothing else (no auth, no cookies).
+var keptHeaders = []string{"Content-Type", "User-Agent", "X-Request-Id", "Traceparent", "Tracestate"}
+
+func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed callback.Parsed, q url.Values, body []byte) error {
+	st := stateOf(c)
+	st.orderID = parsed.OrderID
+	st.key = parsed.Key
+	req := c.Request()
+	env := schemas.RawEnvelope{
+		Version:    schemas.RawEnvelopeVersion,
+		IngressID:  s.c.NewID(),
+		Platform:   p.name,
+		OrderID:    parsed.OrderID,
+		ReceivedAt: schemas.At(received),
+		Body:       body,
+	}
+	if len(q) > 0 {
+		env.Query = q
+	}
+	for _, h := range keptHeaders {
+		if v := req.Header.Get(h); v != "" {
+			if env.Headers == nil {
+				env.Headers = make(map[string]string, len(keptHeaders))
+			}
+			env.Headers[headerName(h)] = v
+		}
+	}
+	st.ingressID = env.IngressID
+	value, err := json.Marshal(env)
+	if err != nil {
+		return s.fail(c, p, http.StatusInternalServerError, OutcomePanic, "internal error")
+	}
+	headers := []kafka.Header{
+		{Key: schemas.HeaderContentType, Value: []byte("application/json")},
+		{Key: "platform", Value: []byte(p.name)},
+	}
+	if tp := req.Header.Get("Traceparent"); tp != "" {
+		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
+	}
+	msg := kafka.Message{Key: []byte(parsed.Key), Value: value, Headers: headers, Time: received}
+	// The write does not end when the caller hangs up: a half-done write would still count
+	// against readiness and may be stored anyway. Publish bounds it by its own deadline.
+	if err := s.c.Publisher.Publish(context.WithoutCancel(req.Context()), msg); err != nil {
+		st.err = err
+		if errors.Is(err, publish.ErrBusy) {
+			return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBusy, "too busy, retry later")
+		}
+		return s.fail(c, p, http.StatusServiceUnavailable, OutcomeUnavailable, "not stored, retry later")
+	}
+	return s.ok(c, p, OutcomeOK)
+}
+
+// headerName is the envelope's spelling: the canonical form, but W3C trace headers lower-case.
+func headerName(h string) string {
+	switch h {
+	case "Traceparent":
+		return "traceparent"
+	case "Tracestate":
+		return "tracestate"
+	}
+	return h
+}
+
+// errorHandler answers router errors (404, 405) and anything a handler returned unanswered.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status := http.StatusInternalServerError
+	msg := "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		msg = http.StatusText(status)
+	}
+	st := stateOf(c)
+	if st.outcome == "" {
+		st.outcome = "error"
+		st.err = err
+	}
+	var body any = map[string]string{"message": msg}
+	if c.Path() == PathDianwoda || c.Request().URL.Path == PathDianwoda {
+		code := dwdShape.codes[status]
+		if code == "" {
+			code = "sys.unknown_error"
+		}
+		body = map[string]string{"code": code, "message": msg}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}
