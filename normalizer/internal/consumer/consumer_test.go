@@ -296,7 +296,7 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 			dianwoda(t, "O1", "2", "obtained", "rider_obtain", 30_000),
 			dianwoda(t, "O1", "3", "arrived", "rider_arrive", 20_000), // older: stale
 			dianwoda(t, "O1", "4", "completed", "customer_sign", 40_000),
-			dianwoda(t, "O1", "5", "obtained", "rider_obtain", 35_000), // older and non-terminal after terminal
+			dianwoda(t, "O1", "5", "obtained", "rider_obtain", 35_000),     // older and non-terminal after terminal
 			dianwoda(t, "O1", "6", "dispatched", "rider_dispatch", 50_000), // newer but after terminal
 		}, []bool{false, false, true, false, true, true}, schemas.StatusDelivered},
 		{"rider_switch goes back and passes", []kafka.Message{
