@@ -34,6 +34,9 @@ func main() {
 	}
 }
 
+// maxBatchBytes keeps one produce batch under the broker's default message.max.bytes (1 MiB).
+const maxBatchBytes = 900 << 10
+
 type config struct {
 	Brokers         []string
 	RedisAddrs      []string
@@ -121,6 +124,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicRaw, QueueCapacity: cfg.BatchMax})
 		status := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.TopicStatus, BatchSize: cfg.BatchMax})
 		dlq := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.TopicRawDLQ})
+		// kafkaio allows 16 MiB batches; a broker's default message.max.bytes is 1 MiB, and a
+		// full batch of events would be refused as a whole ("Message Size Too Large").
+		status.BatchBytes, dlq.BatchBytes = maxBatchBytes, maxBatchBytes
 		defer func() {
 			_ = reader.Close()
 			_ = status.Close()

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,39 +126,68 @@ func (nopReady) Set(string, error) {}
 // Run fetches until ctx ends. A record's offset is committed only after its output is durable,
 // so a stop at any point replays, never skips; dedup makes a replay harmless. It returns nil on
 // a clean stop (ctx ended).
+//
+// Three goroutines form a pipeline: fetch (kafka-go) → prepare (decode and map a batch, in
+// parallel, CPU only) → process (Redis claim, Kafka writes, confirm, commit; one batch at a
+// time, in order). Mapping batch N+1 overlaps the I/O of batch N; everything that touches Redis
+// or Kafka stays strictly sequential, so per-order order and the guard's decisions hold.
 func (cs *Consumer) Run(ctx context.Context) error {
 	c := &cs.c
 	msgs := make(chan kafka.Message, c.MaxBatch)
+	prepared := make(chan *batch, 1)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		cs.fetch(ctx, msgs)
 	}()
+	go func() {
+		defer wg.Done()
+		cs.batches(ctx, msgs, prepared)
+	}()
 	defer wg.Wait()
-	batch := make([]kafka.Message, 0, c.MaxBatch)
 	for {
-		batch = batch[:0]
+		var b *batch
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-msgs:
-			batch = append(batch, m)
+		case b = <-prepared:
 		}
-	drain:
-		for len(batch) < c.MaxBatch {
-			select {
-			case m := <-msgs:
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
-		if err := cs.process(ctx, batch); err != nil {
+		if err := cs.process(ctx, b); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
+		}
+	}
+}
+
+// batches cuts the fetched records into batches (whatever is buffered, up to MaxBatch) and
+// prepares each.
+func (cs *Consumer) batches(ctx context.Context, in <-chan kafka.Message, out chan<- *batch) {
+	c := &cs.c
+	for {
+		msgs := make([]kafka.Message, 0, c.MaxBatch)
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			msgs = append(msgs, m)
+		}
+	drain:
+		for len(msgs) < c.MaxBatch {
+			select {
+			case m := <-in:
+				msgs = append(msgs, m)
+			default:
+				break drain
+			}
+		}
+		b := cs.prepare(msgs)
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -194,40 +224,79 @@ type item struct {
 	platform string
 	res      normalize.Result
 	err      error
+	out      []kafka.Message // the events' records, encoded as not stale
+	outErr   []error
 }
 
 // pending is one event of the batch with its claim.
 type pending struct {
 	it     *item
 	ev     schemas.StatusEvent
+	msg    kafka.Message
+	msgErr error
 	claim  orderstate.Event
 	result orderstate.Result
 }
 
-func (cs *Consumer) process(ctx context.Context, batch []kafka.Message) error {
-	c := &cs.c
-	start := time.Now()
-	c.Metrics.BatchSize.Observe(float64(len(batch)))
-	items := make([]item, len(batch))
-	var evs []pending
-	for i, m := range batch {
-		it := &items[i]
-		it.msg = m
-		it.res, it.err = cs.safeMap(m.Value)
-		it.platform = platformOf(it.res.Envelope.Platform, m.Key)
-		c.Metrics.Consumed.WithLabelValues(it.platform).Inc()
-		if it.err != nil {
-			continue
-		}
-		if it.res.Skip != "" {
-			c.Metrics.Skipped.WithLabelValues(it.platform, it.res.Skip).Inc()
-			continue
-		}
-		for _, ev := range it.res.Events {
-			evs = append(evs, pending{it: it, ev: ev, claim: orderstate.Event{
+// batch is a prepared batch: records mapped, claims and event records built.
+type batch struct {
+	msgs    []kafka.Message
+	items   []item
+	evs     []pending
+	started time.Time
+}
+
+// prepare maps every record of msgs, spread over the available cores, and builds each event's
+// claim and Kafka record (as not stale; process re-encodes the rare stale one).
+func (cs *Consumer) prepare(msgs []kafka.Message) *batch {
+	b := &batch{msgs: msgs, items: make([]item, len(msgs)), started: time.Now()}
+	workers := min(runtime.GOMAXPROCS(0), 1+len(msgs)/64)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(msgs); i += workers {
+				it := &b.items[i]
+				it.msg = msgs[i]
+				it.res, it.err = cs.safeMap(it.msg.Value)
+				it.platform = platformOf(it.res.Envelope.Platform, it.msg.Key)
+				if it.err != nil || it.res.Skip != "" {
+					continue
+				}
+				it.out = make([]kafka.Message, len(it.res.Events))
+				it.outErr = make([]error, len(it.res.Events))
+				for j, ev := range it.res.Events {
+					it.out[j], it.outErr[j] = eventMessage(ev, traceparent(it))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range b.items {
+		it := &b.items[i]
+		for j, ev := range it.res.Events {
+			if it.err != nil || it.res.Skip != "" {
+				break
+			}
+			b.evs = append(b.evs, pending{it: it, ev: ev, msg: it.out[j], msgErr: it.outErr[j], claim: orderstate.Event{
 				Key: schemas.Key(ev.Platform, ev.OrderID), EventID: ev.EventID, Kind: ev.Kind,
 				OccurredMS: ev.OccurredAt.UnixMilli(), Terminal: ev.Terminal,
 			}})
+		}
+	}
+	return b
+}
+
+func (cs *Consumer) process(ctx context.Context, b *batch) error {
+	c := &cs.c
+	batch, items, evs := b.msgs, b.items, b.evs
+	c.Metrics.BatchSize.Observe(float64(len(batch)))
+	for i := range items {
+		it := &items[i]
+		c.Metrics.Consumed.WithLabelValues(it.platform).Inc()
+		if it.err == nil && it.res.Skip != "" {
+			c.Metrics.Skipped.WithLabelValues(it.platform, it.res.Skip).Inc()
 		}
 	}
 
@@ -268,8 +337,11 @@ func (cs *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 			continue
 		}
 		inBatch[p.ev.EventID] = true
-		p.ev.Stale = p.result.Stale
-		msg, err := eventMessage(p.ev, traceparent(p.it))
+		msg, err := p.msg, p.msgErr
+		if p.result.Stale {
+			p.ev.Stale = true
+			msg, err = eventMessage(p.ev, traceparent(p.it))
+		}
 		if err != nil { // cannot happen for a well-formed event; treat as poison all the same
 			p.it.err = &normalize.Error{Reason: schemas.DLQReasonValidate, Err: err}
 			continue
@@ -328,7 +400,7 @@ func (cs *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 	if committed {
 		c.Metrics.Committed.Add(float64(len(batch)))
 	}
-	elapsed := time.Since(start).Seconds()
+	elapsed := time.Since(b.started).Seconds()
 	for range batch {
 		c.Metrics.Latency.Observe(elapsed)
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -54,6 +55,9 @@ func ReasonOf(err error) string {
 
 // Result is what one raw record becomes.
 type Result struct {
+	// Envelope is the decoded envelope. Its Headers hold only a traceparent (the one header the
+	// normalizer uses), and its Query only for Dianwoda (whose message type it carries): the
+	// other maps are not decoded, which saves most of the allocations per record.
 	Envelope schemas.RawEnvelope
 	// Events are the unified events of the record, in order (one today).
 	Events []schemas.StatusEvent
@@ -64,10 +68,29 @@ type Result struct {
 // Record decodes a callbacks.raw.v1 value and maps it.
 func Record(value []byte) (Result, error) {
 	var r Result
-	if err := json.Unmarshal(value, &r.Envelope); err != nil {
+	var le lazyEnvelope
+	if err := json.Unmarshal(value, &le); err != nil {
 		return r, decodeErr("raw envelope: %v", err)
 	}
+	r.Envelope = schemas.RawEnvelope{Version: le.Version, IngressID: le.IngressID, Platform: le.Platform, OrderID: le.OrderID,
+		ReceivedAt: le.ReceivedAt, Body: le.Body}
 	env := &r.Envelope
+	if len(le.Headers) > 0 && containsFold(le.Headers, "traceparent") {
+		var h map[string]string
+		if err := json.Unmarshal(le.Headers, &h); err != nil {
+			return r, decodeErr("raw envelope: headers: %v", err)
+		}
+		for k, v := range h {
+			if strings.EqualFold(k, schemas.HeaderTraceparent) {
+				env.Headers = map[string]string{schemas.HeaderTraceparent: v}
+			}
+		}
+	}
+	if len(le.Query) > 0 && le.Platform == schemas.PlatformDianwoda {
+		if err := json.Unmarshal(le.Query, &env.Query); err != nil {
+			return r, decodeErr("raw envelope: query: %v", err)
+		}
+	}
 	if env.Version != schemas.RawEnvelopeVersion {
 		return r, &Error{Reason: schemas.DLQReasonUnsupportedVersion, Err: fmt.Errorf("raw envelope version %d, this reader knows %d", env.Version, schemas.RawEnvelopeVersion)}
 	}
@@ -98,6 +121,37 @@ func Record(value []byte) (Result, error) {
 	}
 	r.Events = []schemas.StatusEvent{ev}
 	return r, nil
+}
+
+// lazyEnvelope is schemas.RawEnvelope with the maps left undecoded.
+type lazyEnvelope struct {
+	Version    int               `json:"version"`
+	IngressID  string            `json:"ingress_id"`
+	Platform   string            `json:"platform"`
+	OrderID    string            `json:"order_id"`
+	ReceivedAt schemas.Timestamp `json:"received_at"`
+	Query      json.RawMessage   `json:"query"`
+	Headers    json.RawMessage   `json:"headers"`
+	Body       []byte            `json:"body"`
+}
+
+// containsFold reports whether s (lower case) occurs in b, ignoring ASCII case.
+func containsFold(b []byte, s string) bool {
+	n := len(s)
+outer:
+	for i := 0; i+n <= len(b); i++ {
+		for j := 0; j < n; j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != s[j] {
+				continue outer
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // eventIDNamespace is the UUIDv5 namespace of event ids (a fixed random UUID; never change it,
@@ -144,6 +198,9 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(b) == 0 || string(b) == "null":
 		*t = ""
+	case b[0] == '"' && len(b) >= 2 && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0:
+		// Fast path, no escapes: encoding/json has already checked that b is a valid string.
+		*t = text(b[1 : len(b)-1])
 	case b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -173,15 +230,9 @@ func int64Of(t text) (int64, bool) {
 	return int64(f), true
 }
 
-// decodeStrict decodes b into v with numbers kept as json.Number.
+// decodeJSON decodes one JSON value (nothing may follow it) into v. Every scalar the mappers
+// read is a text, which keeps numbers as their literal, so big ids stay exact; nothing is ever
+// decoded into a float64.
 func decodeJSON(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if d.More() {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
+	return json.Unmarshal(b, v)
 }
