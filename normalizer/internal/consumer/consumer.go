@@ -1,0 +1,574 @@
+// Package consumer is the normalizer's loop: it fetches raw callback records in batches, maps
+// them (package normalize), decides dedup and staleness for the whole batch in one pipelined
+// Redis round trip (package orderstate), writes the unified events and the dead letters to
+// Kafka, confirms the dedup claims, and only then commits the batch's offsets.
+//
+// Guarantees: at-least-once. A record's offset is committed only after everything it produced is
+// acknowledged by Kafka (acks=all), so a crash or a stop replays and never skips; the replay is
+// absorbed by dedup, and an event replayed before its claim was confirmed is emitted again with
+// the same event_id and the same stale flag. Per-order order holds because records and events
+// of one order share a key and so a partition, and a batch is written in fetch order. Poison
+// records (undecodable, invalid, or a mapper panic) go to the dead-letter topic and the loop goes
+// on; Kafka or Redis failures are retried with a bounded, jittered backoff while readiness
+// reports them, and nothing past them is committed.
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/orderpipe/pipeline/normalizer/internal/normalize"
+	"github.com/orderpipe/pipeline/normalizer/internal/orderstate"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+// Readiness names the consumer reports under.
+const (
+	CheckKafka = "kafka"
+	CheckRedis = "redis"
+)
+
+// Reader is the part of *kafka.Reader the loop uses.
+type Reader interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Writer is the part of *kafka.Writer the loop uses.
+type Writer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Store decides dedup and staleness (orderstate.Store).
+type Store interface {
+	Claim(ctx context.Context, evs []orderstate.Event) ([]orderstate.Result, error)
+	Confirm(ctx context.Context, evs []orderstate.Event) error
+}
+
+// Readiness receives dependency health (ops.Readiness).
+type Readiness interface {
+	Set(name string, err error)
+}
+
+// Config wires a Consumer.
+type Config struct {
+	Reader  Reader
+	Status  Writer // the unified status topic
+	DLQ     Writer // the raw dead-letter topic
+	Store   Store
+	Metrics *Metrics
+	Ready   Readiness
+	Log     *zap.Logger
+	// Map turns a record value into events; default normalize.Record. Tests inject panics here.
+	Map func(value []byte) (normalize.Result, error)
+	// MaxBatch is the most records processed together; default 1000.
+	MaxBatch int
+	// BackoffMin and BackoffMax bound the retry delay after a Kafka or Redis failure (the delay
+	// doubles from min to max, with jitter); defaults 100 ms and 5 s.
+	BackoffMin, BackoffMax time.Duration
+	// CommitAttempts bounds commit retries; an offset left uncommitted only causes a harmless
+	// replay. Default 5.
+	CommitAttempts int
+	// Now is the clock for dlq_time; default time.Now.
+	Now func() time.Time
+}
+
+// Consumer runs the loop.
+type Consumer struct {
+	c Config
+}
+
+// New returns a Consumer; it panics on nothing and validates the wiring.
+func New(c Config) (*Consumer, error) {
+	if c.Reader == nil || c.Status == nil || c.DLQ == nil || c.Store == nil || c.Metrics == nil || c.Log == nil {
+		return nil, errors.New("consumer: reader, writers, store, metrics and logger are required")
+	}
+	if c.Map == nil {
+		c.Map = normalize.Record
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 100 * time.Millisecond
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = 5 * time.Second
+	}
+	if c.CommitAttempts <= 0 {
+		c.CommitAttempts = 5
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Ready == nil {
+		c.Ready = nopReady{}
+	}
+	return &Consumer{c: c}, nil
+}
+
+type nopReady struct{}
+
+func (nopReady) Set(string, error) {}
+
+// Run fetches until ctx ends. A record's offset is committed only after its output is durable,
+// so a stop at any point replays, never skips; dedup makes a replay harmless. It returns nil on
+// a clean stop (ctx ended).
+//
+// Three goroutines form a pipeline: fetch (kafka-go) → prepare (decode and map a batch, in
+// parallel, CPU only) → process (Redis claim, Kafka writes, confirm, commit; one batch at a
+// time, in order). Mapping batch N+1 overlaps the I/O of batch N; everything that touches Redis
+// or Kafka stays strictly sequential, so per-order order and the guard's decisions hold.
+func (cs *Consumer) Run(ctx context.Context) error {
+	c := &cs.c
+	msgs := make(chan kafka.Message, c.MaxBatch)
+	prepared := make(chan *batch, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		cs.fetch(ctx, msgs)
+	}()
+	go func() {
+		defer wg.Done()
+		cs.batches(ctx, msgs, prepared)
+	}()
+	defer wg.Wait()
+	for {
+		var b *batch
+		select {
+		case <-ctx.Done():
+			return nil
+		case b = <-prepared:
+		}
+		if err := cs.process(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// batches cuts the fetched records into batches (whatever is buffered, up to MaxBatch) and
+// prepares each.
+func (cs *Consumer) batches(ctx context.Context, in <-chan kafka.Message, out chan<- *batch) {
+	c := &cs.c
+	for {
+		msgs := make([]kafka.Message, 0, c.MaxBatch)
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			msgs = append(msgs, m)
+		}
+	drain:
+		for len(msgs) < c.MaxBatch {
+			select {
+			case m := <-in:
+				msgs = append(msgs, m)
+			default:
+				break drain
+			}
+		}
+		b := cs.prepare(msgs)
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (cs *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) {
+	c := &cs.c
+	delay := c.BackoffMin
+	for {
+		m, err := c.Reader.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.Ready.Set(CheckKafka, fmt.Errorf("fetch: %w", err))
+			c.Log.Warn("fetch failed", zap.Error(err))
+			if !sleep(ctx, jitter(delay)) {
+				return
+			}
+			delay = min(delay*2, c.BackoffMax)
+			continue
+		}
+		delay = c.BackoffMin
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// item is one fetched record on its way through a batch.
+type item struct {
+	msg      kafka.Message
+	platform string
+	res      normalize.Result
+	err      error
+	out      []kafka.Message // the events' records, encoded as not stale
+	outErr   []error
+}
+
+// pending is one event of the batch with its claim.
+type pending struct {
+	it     *item
+	ev     schemas.StatusEvent
+	msg    kafka.Message
+	msgErr error
+	claim  orderstate.Event
+	result orderstate.Result
+}
+
+// batch is a prepared batch: records mapped, claims and event records built.
+type batch struct {
+	msgs    []kafka.Message
+	items   []item
+	evs     []pending
+	started time.Time
+}
+
+// prepare maps every record of msgs, spread over the available cores, and builds each event's
+// claim and Kafka record (as not stale; process re-encodes the rare stale one).
+func (cs *Consumer) prepare(msgs []kafka.Message) *batch {
+	b := &batch{msgs: msgs, items: make([]item, len(msgs)), started: time.Now()}
+	workers := min(runtime.GOMAXPROCS(0), 1+len(msgs)/64)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(msgs); i += workers {
+				it := &b.items[i]
+				it.msg = msgs[i]
+				it.res, it.err = cs.safeMap(it.msg.Value)
+				it.platform = platformOf(it.res.Envelope.Platform, it.msg.Key)
+				if it.err != nil || it.res.Skip != "" {
+					continue
+				}
+				it.out = make([]kafka.Message, len(it.res.Events))
+				it.outErr = make([]error, len(it.res.Events))
+				for j, ev := range it.res.Events {
+					it.out[j], it.outErr[j] = eventMessage(ev, traceparent(it))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range b.items {
+		it := &b.items[i]
+		for j, ev := range it.res.Events {
+			if it.err != nil || it.res.Skip != "" {
+				break
+			}
+			b.evs = append(b.evs, pending{it: it, ev: ev, msg: it.out[j], msgErr: it.outErr[j], claim: orderstate.Event{
+				Key: schemas.Key(ev.Platform, ev.OrderID), EventID: ev.EventID, Kind: ev.Kind,
+				OccurredMS: ev.OccurredAt.UnixMilli(), Terminal: ev.Terminal,
+			}})
+		}
+	}
+	return b
+}
+
+func (cs *Consumer) process(ctx context.Context, b *batch) error {
+	c := &cs.c
+	batch, items, evs := b.msgs, b.items, b.evs
+	c.Metrics.BatchSize.Observe(float64(len(batch)))
+	for i := range items {
+		it := &items[i]
+		c.Metrics.Consumed.WithLabelValues(it.platform).Inc()
+		if it.err == nil && it.res.Skip != "" {
+			c.Metrics.Skipped.WithLabelValues(it.platform, it.res.Skip).Inc()
+		}
+	}
+
+	// 1. Decide dedup and staleness for the whole batch: one pipelined round trip.
+	if len(evs) > 0 {
+		claims := make([]orderstate.Event, len(evs))
+		for i := range evs {
+			claims[i] = evs[i].claim
+		}
+		var results []orderstate.Result
+		err := cs.retry(ctx, CheckRedis, "claim", func(ctx context.Context) error {
+			var err error
+			results, err = c.Store.Claim(ctx, claims)
+			c.Metrics.RedisTrips.Inc()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range evs {
+			evs[i].result = results[i]
+		}
+	}
+
+	// 2. Build the outputs, in fetch order.
+	var (
+		out      []kafka.Message
+		outEvs   []*pending
+		confirms []orderstate.Event
+		dlq      []kafka.Message
+		dlqItems []*item
+	)
+	inBatch := make(map[string]bool, len(evs))
+	for i := range evs {
+		p := &evs[i]
+		if p.result.Decision == orderstate.Duplicate || inBatch[p.ev.EventID] {
+			c.Metrics.Deduplicated.WithLabelValues(p.ev.Platform).Inc()
+			continue
+		}
+		inBatch[p.ev.EventID] = true
+		msg, err := p.msg, p.msgErr
+		if p.result.Stale {
+			p.ev.Stale = true
+			msg, err = eventMessage(p.ev, traceparent(p.it))
+		}
+		if err != nil { // cannot happen for a well-formed event; treat as poison all the same
+			p.it.err = &normalize.Error{Reason: schemas.DLQReasonValidate, Err: err}
+			continue
+		}
+		out = append(out, msg)
+		outEvs = append(outEvs, p)
+		confirms = append(confirms, p.claim)
+	}
+	for i := range items {
+		it := &items[i]
+		if it.err == nil {
+			continue
+		}
+		dlq = append(dlq, cs.deadLetter(it))
+		dlqItems = append(dlqItems, it)
+	}
+
+	// 3. Write events and dead letters; both must be acknowledged before anything is confirmed
+	// or committed.
+	if err := cs.write(ctx, c.Status, "produce status events", out); err != nil {
+		return err
+	}
+	if err := cs.write(ctx, c.DLQ, "produce dead letters", dlq); err != nil {
+		return err
+	}
+	for _, p := range outEvs {
+		c.Metrics.Emitted.WithLabelValues(p.ev.Platform, p.ev.Kind).Inc()
+		if p.ev.Stale {
+			c.Metrics.Guarded.WithLabelValues(p.ev.Platform, p.ev.Kind).Inc()
+		}
+	}
+	for _, it := range dlqItems {
+		reason := normalize.ReasonOf(it.err)
+		c.Metrics.DeadLettered.WithLabelValues(it.platform, reason).Inc()
+		c.Log.Warn("record dead-lettered", zap.String("platform", it.platform), zap.String("order_id", it.res.Envelope.OrderID),
+			zap.String("topic", it.msg.Topic), zap.Int("partition", it.msg.Partition), zap.Int64("offset", it.msg.Offset),
+			zap.String("reason", reason), zap.Error(it.err))
+	}
+
+	// 4. Confirm the claims: from now on a repeat is a duplicate.
+	if len(confirms) > 0 {
+		err := cs.retry(ctx, CheckRedis, "confirm", func(ctx context.Context) error {
+			c.Metrics.RedisTrips.Inc()
+			return c.Store.Confirm(ctx, confirms)
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	// 5. Commit. A failed commit only means a replay, which dedup absorbs.
+	committed, err := cs.commit(ctx, batch)
+	if err != nil {
+		return err
+	}
+	if committed {
+		c.Metrics.Committed.Add(float64(len(batch)))
+	}
+	elapsed := time.Since(b.started).Seconds()
+	for range batch {
+		c.Metrics.Latency.Observe(elapsed)
+	}
+	last := map[int]kafka.Message{}
+	for _, m := range batch {
+		last[m.Partition] = m
+	}
+	for p, m := range last {
+		c.Metrics.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
+	}
+	return nil
+}
+
+func (cs *Consumer) safeMap(v []byte) (res normalize.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &normalize.Error{Reason: schemas.DLQReasonPanic, Err: fmt.Errorf("mapper panicked: %v", r)}
+		}
+	}()
+	return cs.c.Map(v)
+}
+
+func (cs *Consumer) write(ctx context.Context, w Writer, what string, msgs []kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	left := msgs
+	return cs.retry(ctx, CheckKafka, what, func(ctx context.Context) error {
+		err := w.WriteMessages(ctx, left...)
+		var we kafka.WriteErrors
+		if errors.As(err, &we) && len(we) == len(left) {
+			var rest []kafka.Message
+			for i, e := range we {
+				if e != nil {
+					rest = append(rest, left[i])
+				}
+			}
+			left = rest
+		}
+		return err
+	})
+}
+
+func (cs *Consumer) commit(ctx context.Context, batch []kafka.Message) (bool, error) {
+	c := &cs.c
+	var err error
+	delay := c.BackoffMin
+	for attempt := 0; attempt < c.CommitAttempts; attempt++ {
+		if err = c.Reader.CommitMessages(ctx, batch...); err == nil {
+			c.Ready.Set(CheckKafka, nil)
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		c.Metrics.Retries.WithLabelValues(CheckKafka).Inc()
+		if !sleep(ctx, jitter(delay)) {
+			return false, ctx.Err()
+		}
+		delay = min(delay*2, c.BackoffMax)
+	}
+	c.Log.Warn("commit failed, the batch will be replayed and deduplicated", zap.Int("records", len(batch)), zap.Error(err))
+	return false, nil
+}
+
+// retry runs op until it succeeds or ctx ends, backing off between attempts and reporting the
+// dependency's health.
+func (cs *Consumer) retry(ctx context.Context, dep, what string, op func(context.Context) error) error {
+	c := &cs.c
+	delay := c.BackoffMin
+	for {
+		err := op(ctx)
+		if err == nil {
+			c.Ready.Set(dep, nil)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.Ready.Set(dep, fmt.Errorf("%s: %w", what, err))
+		c.Metrics.Retries.WithLabelValues(dep).Inc()
+		c.Log.Warn("dependency failed, backing off", zap.String("dependency", dep), zap.String("action", what), zap.Duration("delay", delay), zap.Error(err))
+		if !sleep(ctx, jitter(delay)) {
+			return ctx.Err()
+		}
+		delay = min(delay*2, c.BackoffMax)
+	}
+}
+
+// jitter returns a delay in [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// eventMessage builds the Kafka record of a unified event: keyed platform:order_id, JSON value,
+// CloudEvents binary-mode headers, and the raw record's traceparent when it had one.
+func eventMessage(ev schemas.StatusEvent, tp string) (kafka.Message, error) {
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("marshal event: %w", err)
+	}
+	h := []kafka.Header{
+		{Key: schemas.HeaderCESpecVersion, Value: []byte(schemas.CESpecVersion)},
+		{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)},
+		{Key: schemas.HeaderCEType, Value: []byte(schemas.CETypeStatus)},
+		{Key: schemas.HeaderCESource, Value: []byte(schemas.CESourceNormalizer + ev.Platform)},
+		{Key: schemas.HeaderCETime, Value: []byte(ev.OccurredAt.String())},
+		{Key: schemas.HeaderContentType, Value: []byte("application/json")},
+	}
+	if tp != "" {
+		h = append(h, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
+	}
+	return kafka.Message{Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v, Headers: h}, nil
+}
+
+// traceparent is the raw record's traceparent header, else the one the ingress kept from the
+// HTTP request in the envelope.
+func traceparent(it *item) string {
+	if tp := kafkaio.Header(it.msg, schemas.HeaderTraceparent); tp != "" {
+		return tp
+	}
+	for k, v := range it.res.Envelope.Headers {
+		if strings.EqualFold(k, schemas.HeaderTraceparent) {
+			return v
+		}
+	}
+	return ""
+}
+
+// deadLetter is the source record unchanged (key, value, headers) plus the dead-letter headers.
+func (cs *Consumer) deadLetter(it *item) kafka.Message {
+	m := it.msg
+	h := make([]kafka.Header, 0, len(m.Headers)+7)
+	h = append(h, m.Headers...)
+	errText := it.err.Error()
+	if len(errText) > 1024 {
+		errText = errText[:1024]
+	}
+	h = append(h,
+		kafka.Header{Key: schemas.HeaderDLQReason, Value: []byte(normalize.ReasonOf(it.err))},
+		kafka.Header{Key: schemas.HeaderDLQError, Value: []byte(errText)},
+		kafka.Header{Key: schemas.HeaderDLQService, Value: []byte(schemas.DLQServiceNormalizer)},
+		kafka.Header{Key: schemas.HeaderDLQTime, Value: []byte(schemas.At(cs.c.Now()).String())},
+	)
+	h = append(h, kafkaio.OriginHeaders(m, schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset)...)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: h}
+}
+
+// platformOf returns a bounded platform label: the envelope's, else the key's prefix, when known.
+func platformOf(envPlatform string, key []byte) string {
+	for _, p := range []string{envPlatform, strings.SplitN(string(key), ":", 2)[0]} {
+		if p == schemas.PlatformDianwoda || p == schemas.PlatformEleme {
+			return p
+		}
+	}
+	return "unknown"
+}

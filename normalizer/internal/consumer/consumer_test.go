@@ -1,0 +1,582 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/orderpipe/pipeline/normalizer/internal/normalize"
+	"github.com/orderpipe/pipeline/normalizer/internal/orderstate"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// kafka-go and go-redis keep idle connections and their reapers a moment after Close.
+		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"),
+		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go/protocol.(*Conn).Read"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("time.Sleep"),
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+	)
+}
+
+// env is one test's private topics, group and Redis prefix on the shared Kafka and Redis.
+type env struct {
+	t                    *testing.T
+	brokers              []string
+	raw, status, dlq     string
+	group                string
+	rdb                  redis.UniversalClient
+	store                *orderstate.Store
+	producer             *kafka.Writer
+	partitions           int
+	committedByConsumers atomic.Int64
+}
+
+func newEnv(t *testing.T, partitions int) *env {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	addr := testenv.Redis(t)
+	e := &env{t: t, brokers: brokers, partitions: partitions,
+		raw: testenv.Name(t, "raw"), status: testenv.Name(t, "status"), dlq: testenv.Name(t, "dlq"), group: testenv.Name(t, "g")}
+	testenv.Topics(t, brokers, partitions, e.raw, e.status, e.dlq)
+	e.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+	e.store = orderstate.New(e.rdb, testenv.Name(t, "op")+":", time.Hour)
+	e.producer = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: e.raw})
+	t.Cleanup(func() {
+		e.producer.Close()
+		e.rdb.Close()
+	})
+	return e
+}
+
+// record is a raw envelope value the ingress would write.
+func record(t testing.TB, platform, orderID string, body string) kafka.Message {
+	v, err := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "test", Platform: platform, OrderID: orderID,
+		ReceivedAt: schemas.UnixMilli(1_700_000_000_000), Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Key: []byte(schemas.Key(platform, orderID)), Value: v}
+}
+
+func dianwoda(t testing.TB, orderID, msgID, status, code string, at int64) kafka.Message {
+	body := fmt.Sprintf(`{"content":{"order_original_id":%q,"order_status":%q,"action_code":%q,"rider_code":"1","rider_name":"r","rider_mobile":"13600000000","time_status_update":%d},"deliver_times":1,"msg_id":%q,"pub_time":%d}`,
+		orderID, status, code, at, msgID, at)
+	return record(t, schemas.PlatformDianwoda, orderID, body)
+}
+
+func eleme(t testing.TB, orderID, requestID string, typ int, state string, atSec int64) kafka.Message {
+	msg, _ := json.Marshal(fmt.Sprintf(`{"orderId":"%s","state":"%s","shopId":1,"updateTime":%d,"role":3}`, orderID, state, atSec))
+	body := fmt.Sprintf(`{"appId":1,"requestId":%q,"type":%d,"message":%s,"shopId":1,"timestamp":%d,"signature":"X","userId":2}`, requestID, typ, msg, atSec*1000+5)
+	return record(t, schemas.PlatformEleme, orderID, body)
+}
+
+func (e *env) produce(msgs ...kafka.Message) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.producer.WriteMessages(ctx, msgs...); err != nil {
+		e.t.Fatalf("produce: %v", err)
+	}
+}
+
+type running struct {
+	cancel  context.CancelFunc
+	done    chan error
+	metrics *Metrics
+	ready   *fakeReady
+}
+
+type fakeReady struct {
+	mu     sync.Mutex
+	states map[string]error
+	seen   map[string]bool // ever not ready
+}
+
+func (r *fakeReady) Set(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.states == nil {
+		r.states, r.seen = map[string]error{}, map[string]bool{}
+	}
+	r.states[name] = err
+	if err != nil {
+		r.seen[name] = true
+	}
+}
+
+func (r *fakeReady) get(name string) (current error, everFailed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.states[name], r.seen[name]
+}
+
+type options struct {
+	mapFn  func([]byte) (normalize.Result, error)
+	status func(Writer) Writer
+	store  func(Store) Store
+	batch  int
+}
+
+// start runs a consumer on the test's topics until stopped.
+func (e *env) start(o options) *running {
+	e.t.Helper()
+	reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: e.brokers, GroupID: e.group, Topic: e.raw, MaxWait: 100 * time.Millisecond})
+	statusW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: e.brokers, Topic: e.status})
+	dlqW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: e.brokers, Topic: e.dlq})
+	var status Writer = statusW
+	if o.status != nil {
+		status = o.status(statusW)
+	}
+	var store Store = e.store
+	if o.store != nil {
+		store = o.store(e.store)
+	}
+	r := &running{done: make(chan error, 1), metrics: NewMetrics(prometheus.NewRegistry()), ready: &fakeReady{}}
+	cons, err := New(Config{Reader: reader, Status: status, DLQ: dlqW, Store: store, Metrics: r.metrics, Ready: r.ready,
+		Log: zap.NewNop(), Map: o.mapFn, MaxBatch: o.batch, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		err := cons.Run(ctx)
+		reader.Close()
+		statusW.Close()
+		dlqW.Close()
+		r.done <- err
+	}()
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("consumer returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer did not stop")
+	}
+}
+
+// waitCommitted waits until the consumer committed n records.
+func (r *running) waitCommitted(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for testutil.ToFloat64(r.metrics.Committed) < float64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed %v of %d records", testutil.ToFloat64(r.metrics.Committed), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type out struct {
+	key     string
+	ev      schemas.StatusEvent
+	value   []byte
+	headers map[string]string
+}
+
+// readAll reads every record of topic until none arrives for quiet.
+func (e *env) readAll(topic string, quiet time.Duration) []out {
+	e.t.Helper()
+	r := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: e.brokers, GroupID: testenv.Name(e.t, "reader"), Topic: topic, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	var res []out
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), quiet)
+		m, err := r.FetchMessage(ctx)
+		cancel()
+		if err != nil {
+			if len(res) > 0 || errors.Is(err, context.DeadlineExceeded) {
+				break
+			}
+			continue
+		}
+		o := out{key: string(m.Key), value: m.Value, headers: map[string]string{}}
+		for _, h := range m.Headers {
+			o.headers[h.Key] = string(h.Value)
+		}
+		_ = json.Unmarshal(m.Value, &o.ev)
+		res = append(res, o)
+	}
+	return res
+}
+
+func TestDuplicatesGiveOneEvent(t *testing.T) {
+	e := newEnv(t, 3)
+	a := dianwoda(t, "D1", "m1", "dispatched", "rider_dispatch", 1000)
+	aRetry := dianwoda(t, "D1", "m1", "dispatched", "rider_dispatch", 1000)
+	aRetry.Headers = []kafka.Header{{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}}
+	aNewID := dianwoda(t, "D1", "m2-resent", "dispatched", "rider_dispatch", 1000)
+	b := eleme(t, "100027500485933656", "r1", 12, "valid", 1482161481)
+	bNewID := eleme(t, "100027500485933656", "r2", 12, "valid", 1482161481)
+	r := e.start(options{})
+	defer r.stop(t)
+	e.produce(a, aRetry, aNewID, b)
+	r.waitCommitted(t, 4)
+	e.produce(bNewID) // in a later batch: a duplicate of a confirmed event
+	r.waitCommitted(t, 5)
+	got := e.readAll(e.status, 2*time.Second)
+	if len(got) != 2 {
+		t.Fatalf("want 2 events, got %d: %+v", len(got), got)
+	}
+	if n := testutil.ToFloat64(r.metrics.Deduplicated.WithLabelValues("dianwoda")) + testutil.ToFloat64(r.metrics.Deduplicated.WithLabelValues("eleme")); n != 3 {
+		t.Errorf("deduplicated %v, want 3", n)
+	}
+	for _, o := range got {
+		want := map[string]string{
+			schemas.HeaderCESpecVersion: "1.0", schemas.HeaderCEID: o.ev.EventID, schemas.HeaderCEType: schemas.CETypeStatus,
+			schemas.HeaderCESource: "/orderpipe/normalizer/" + o.ev.Platform, schemas.HeaderCETime: o.ev.OccurredAt.String(),
+			schemas.HeaderContentType: "application/json",
+		}
+		for k, v := range want {
+			if o.headers[k] != v {
+				t.Errorf("%s header %s = %q, want %q", o.key, k, o.headers[k], v)
+			}
+		}
+		if o.key != schemas.Key(o.ev.Platform, o.ev.OrderID) {
+			t.Errorf("key %q for order %s", o.key, o.ev.OrderID)
+		}
+	}
+}
+
+func TestTraceparentIsCopied(t *testing.T) {
+	e := newEnv(t, 1)
+	m := dianwoda(t, "T1", "m1", "created", "rider_switch", 1000)
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	m.Headers = []kafka.Header{{Key: "traceparent", Value: []byte(tp)}}
+	r := e.start(options{})
+	defer r.stop(t)
+	e.produce(m)
+	r.waitCommitted(t, 1)
+	got := e.readAll(e.status, time.Second)
+	if len(got) != 1 || got[0].headers["traceparent"] != tp {
+		t.Fatalf("want one event with traceparent %s, got %+v", tp, got)
+	}
+}
+
+func TestOutOfOrderEndsInTheRightState(t *testing.T) {
+	e := newEnv(t, 3)
+	tests := []struct {
+		order string
+		give  []kafka.Message
+		// wantStale per event, in emission order; wantFinal is the last non-stale status.
+		wantStale []bool
+		wantFinal string
+	}{
+		{"late non-terminal and older events", []kafka.Message{
+			dianwoda(t, "O1", "1", "dispatched", "rider_dispatch", 10_000),
+			dianwoda(t, "O1", "2", "obtained", "rider_obtain", 30_000),
+			dianwoda(t, "O1", "3", "arrived", "rider_arrive", 20_000), // older: stale
+			dianwoda(t, "O1", "4", "completed", "customer_sign", 40_000),
+			dianwoda(t, "O1", "5", "obtained", "rider_obtain", 35_000),     // older and non-terminal after terminal
+			dianwoda(t, "O1", "6", "dispatched", "rider_dispatch", 50_000), // newer but after terminal
+		}, []bool{false, false, true, false, true, true}, schemas.StatusDelivered},
+		{"rider_switch goes back and passes", []kafka.Message{
+			dianwoda(t, "O2", "1", "dispatched", "rider_dispatch", 10_000),
+			dianwoda(t, "O2", "2", "arrived", "rider_arrive", 15_000),
+			dianwoda(t, "O2", "3", "created", "rider_switch", 20_000),
+			dianwoda(t, "O2", "4", "dispatched", "rider_dispatch", 30_000),
+		}, []bool{false, false, false, false}, schemas.StatusRiderAssigned},
+		{"kinds are guarded apart", []kafka.Message{
+			eleme(t, "7001", "a", 18, "settled", 100), // order completed (terminal)
+			eleme(t, "7001", "b", 12, "valid", 90),    // order accepted, late: stale
+			record(t, "eleme", "7001", `{"type":55,"requestId":"c","message":"{\"orderId\":\"7001\",\"state\":\"delivering\",\"updateAt\":95000}"}`),
+		}, []bool{false, true, false}, schemas.StatusPickedUp},
+	}
+	var all []kafka.Message
+	for _, tt := range tests {
+		all = append(all, tt.give...)
+	}
+	r := e.start(options{batch: 2}) // small batches: decisions also cross batch boundaries
+	defer r.stop(t)
+	e.produce(all...)
+	r.waitCommitted(t, len(all))
+	got := e.readAll(e.status, 2*time.Second)
+	byKey := map[string][]schemas.StatusEvent{}
+	for _, o := range got {
+		byKey[o.key] = append(byKey[o.key], o.ev)
+	}
+	for _, tt := range tests {
+		t.Run(tt.order, func(t *testing.T) {
+			key := string(tt.give[0].Key)
+			evs := byKey[key]
+			if len(evs) != len(tt.wantStale) {
+				t.Fatalf("%s: %d events, want %d", key, len(evs), len(tt.wantStale))
+			}
+			final := ""
+			for i, ev := range evs {
+				if ev.Stale != tt.wantStale[i] {
+					t.Errorf("event %d (%s at %s): stale %v, want %v", i, ev.Status, ev.OccurredAt, ev.Stale, tt.wantStale[i])
+				}
+				if !ev.Stale {
+					final = ev.Status
+				}
+			}
+			if final != tt.wantFinal {
+				t.Errorf("final state %q, want %q", final, tt.wantFinal)
+			}
+		})
+	}
+}
+
+func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
+	e := newEnv(t, 1)
+	good1 := dianwoda(t, "P1", "1", "dispatched", "rider_dispatch", 1000)
+	garbage := kafka.Message{Key: []byte("dianwoda:P2"), Value: []byte("\x00not json"), Headers: []kafka.Header{{Key: "x-origin", Value: []byte("test")}}}
+	v2 := kafka.Message{Key: []byte("eleme:P3"), Value: []byte(`{"version":2,"platform":"eleme","order_id":"P3","received_at":"2026-11-22T08:00:00.000Z","body":""}`)}
+	invalid := dianwoda(t, "P4", "1", "", "rider_dispatch", 1000) // no order_status
+	panicky := dianwoda(t, "P5", "PANIC", "dispatched", "rider_dispatch", 1000)
+	shop := record(t, "eleme", "", `{"type":91,"message":"{}"}`)
+	shop.Key = []byte("eleme:shop:968861")
+	good2 := dianwoda(t, "P6", "1", "completed", "customer_sign", 2000)
+	mapFn := func(v []byte) (normalize.Result, error) {
+		if bytes.Contains(v, []byte(`"order_id":"P5"`)) {
+			panic("mapper bug")
+		}
+		return normalize.Record(v)
+	}
+	r := e.start(options{mapFn: mapFn})
+	defer r.stop(t)
+	e.produce(good1, garbage, v2, invalid, panicky, shop, good2)
+	r.waitCommitted(t, 7)
+
+	events := e.readAll(e.status, 2*time.Second)
+	var orders []string
+	for _, o := range events {
+		orders = append(orders, o.ev.OrderID)
+	}
+	if strings.Join(orders, ",") != "P1,P6" {
+		t.Errorf("events for %v, want P1,P6", orders)
+	}
+	dead := e.readAll(e.dlq, 2*time.Second)
+	wantReasons := []string{schemas.DLQReasonDecode, schemas.DLQReasonUnsupportedVersion, schemas.DLQReasonValidate, schemas.DLQReasonPanic}
+	if len(dead) != len(wantReasons) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(wantReasons))
+	}
+	sources := []kafka.Message{garbage, v2, invalid, panicky}
+	for i, d := range dead {
+		if d.headers[schemas.HeaderDLQReason] != wantReasons[i] {
+			t.Errorf("dead letter %d: reason %q, want %q (error %q)", i, d.headers[schemas.HeaderDLQReason], wantReasons[i], d.headers[schemas.HeaderDLQError])
+		}
+		if d.key != string(sources[i].Key) || !bytes.Equal(d.value, sources[i].Value) {
+			t.Errorf("dead letter %d is not the source record unchanged", i)
+		}
+		if d.headers[schemas.HeaderDLQTopic] != e.raw || d.headers[schemas.HeaderDLQPartition] != "0" || d.headers[schemas.HeaderDLQOffset] == "" ||
+			d.headers[schemas.HeaderDLQService] != "normalizer" || d.headers[schemas.HeaderDLQError] == "" {
+			t.Errorf("dead letter %d: origin headers %v", i, d.headers)
+		}
+		if _, err := time.Parse(schemas.TimeLayout, d.headers[schemas.HeaderDLQTime]); err != nil {
+			t.Errorf("dead letter %d: dlq_time %q", i, d.headers[schemas.HeaderDLQTime])
+		}
+	}
+	if dead[0].headers["x-origin"] != "test" {
+		t.Errorf("the source record's headers were not kept")
+	}
+	if n := testutil.ToFloat64(r.metrics.Skipped.WithLabelValues("eleme", normalize.SkipNotOrderEvent)); n != 1 {
+		t.Errorf("skipped %v, want 1 not_order_event", n)
+	}
+	if n := testutil.ToFloat64(r.metrics.DeadLettered.WithLabelValues("dianwoda", "panic")); n != 1 {
+		t.Errorf("dead-lettered panic %v, want 1", n)
+	}
+}
+
+// flakyStore fails its first n calls, as a Redis outage would.
+type flakyStore struct {
+	Store
+	fails atomic.Int64
+}
+
+func (f *flakyStore) Claim(ctx context.Context, evs []orderstate.Event) ([]orderstate.Result, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, errors.New("redis: connection refused")
+	}
+	return f.Store.Claim(ctx, evs)
+}
+
+// flakyWriter fails its first n writes, as a broker outage would.
+type flakyWriter struct {
+	Writer
+	fails atomic.Int64
+}
+
+func (f *flakyWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("kafka: broker not available")
+	}
+	return f.Writer.WriteMessages(ctx, msgs...)
+}
+
+func TestOutageBacksOffFailsReadinessAndResumes(t *testing.T) {
+	e := newEnv(t, 1)
+	fs := &flakyStore{}
+	fs.fails.Store(3)
+	fw := &flakyWriter{}
+	fw.fails.Store(3)
+	r := e.start(options{
+		store:  func(s Store) Store { fs.Store = s; return fs },
+		status: func(w Writer) Writer { fw.Writer = w; return fw },
+	})
+	defer r.stop(t)
+	e.produce(dianwoda(t, "R1", "1", "dispatched", "rider_dispatch", 1000), dianwoda(t, "R1", "2", "arrived", "rider_arrive", 2000))
+	r.waitCommitted(t, 2)
+	for _, dep := range []string{CheckRedis, CheckKafka} {
+		cur, ever := r.ready.get(dep)
+		if !ever || cur != nil {
+			t.Errorf("%s readiness: ever failed %v, now %v; want failed then recovered", dep, ever, cur)
+		}
+	}
+	if got := e.readAll(e.status, 2*time.Second); len(got) != 2 {
+		t.Fatalf("%d events after the outage, want 2", len(got))
+	}
+	if n := testutil.ToFloat64(r.metrics.Retries.WithLabelValues(CheckRedis)); n < 3 {
+		t.Errorf("redis retries %v, want >= 3", n)
+	}
+}
+
+// stoppingWriter cancels the consumer's context on its nth write, after (or instead of)
+// writing: a stop in the middle of a batch, between "written" and "confirmed and committed".
+type stoppingWriter struct {
+	Writer
+	n          atomic.Int64
+	at         int64
+	afterWrite bool
+	cancel     func()
+}
+
+func (s *stoppingWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if s.n.Add(1) == s.at {
+		if s.afterWrite {
+			err := s.Writer.WriteMessages(ctx, msgs...)
+			s.cancel()
+			if err != nil {
+				return err
+			}
+			return context.Canceled
+		}
+		s.cancel()
+		return context.Canceled
+	}
+	return s.Writer.WriteMessages(ctx, msgs...)
+}
+
+// TestStopMidBatchAndRestartLosesNothing stops the consumer repeatedly in the middle of batches
+// (before a write, after a write but before confirm and commit, and at arbitrary moments),
+// restarts it, and checks that every transition was emitted, under one event_id only, and that
+// every copy of an event_id is the same record (same stale flag).
+func TestStopMidBatchAndRestartLosesNothing(t *testing.T) {
+	e := newEnv(t, 3)
+	var msgs []kafka.Message
+	for o := 0; o < 60; o++ {
+		id := fmt.Sprintf("S%03d", o)
+		steps := []struct {
+			st, code string
+			at       int64
+		}{{"dispatched", "rider_dispatch", 10}, {"arrived", "rider_arrive", 20}, {"obtained", "rider_obtain", 30}, {"completed", "customer_sign", 40}}
+		for i, s := range steps {
+			msgs = append(msgs, dianwoda(t, id, fmt.Sprint(i), s.st, s.code, 1_000_000+s.at*1000))
+		}
+		// a re-send under a new id and a late arrival of an earlier step
+		msgs = append(msgs, dianwoda(t, id, "resent", "arrived", "rider_arrive", 1_020_000))
+		msgs = append(msgs, dianwoda(t, id, "late", "dispatched", "rider_dispatch", 1_010_000))
+	}
+	want := map[string]bool{}
+	for _, m := range msgs {
+		res, err := normalize.Record(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res.Events[0].EventID] = true
+	}
+	e.produce(msgs...)
+
+	stops := []struct {
+		at         int64
+		afterWrite bool
+	}{{1, false}, {1, true}, {2, true}, {3, false}}
+	for _, s := range stops {
+		var sw *stoppingWriter
+		r := e.start(options{batch: 50, status: func(w Writer) Writer {
+			sw = &stoppingWriter{Writer: w, at: s.at, afterWrite: s.afterWrite}
+			return sw
+		}})
+		sw.cancel = r.cancel
+		select {
+		case <-r.done:
+		case <-time.After(60 * time.Second):
+			t.Fatal("the stopping writer never stopped the consumer")
+		}
+	}
+	// An arbitrary-moment stop as well, then a run to the end.
+	r := e.start(options{batch: 50})
+	time.Sleep(150 * time.Millisecond)
+	r.stop(t)
+	r = e.start(options{batch: 50})
+	defer r.stop(t)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got := e.readAll(e.status, 1500*time.Millisecond)
+		ids := map[string][]byte{}
+		transitions := map[string]map[string]bool{}
+		for _, o := range got {
+			if prev, ok := ids[o.ev.EventID]; ok && !bytes.Equal(prev, o.value) {
+				t.Fatalf("event_id %s emitted as two different records:\n%s\n%s", o.ev.EventID, prev, o.value)
+			}
+			ids[o.ev.EventID] = o.value
+			tr := o.ev.OrderID + "|" + o.ev.PlatformStatus + "|" + o.ev.OccurredAt.String()
+			if transitions[tr] == nil {
+				transitions[tr] = map[string]bool{}
+			}
+			transitions[tr][o.ev.EventID] = true
+		}
+		for tr, s := range transitions {
+			if len(s) != 1 {
+				t.Fatalf("transition %s under %d event ids", tr, len(s))
+			}
+		}
+		var missing []string
+		for id := range want {
+			if ids[id] == nil {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			if len(ids) != len(want) {
+				t.Fatalf("%d distinct events, want %d", len(ids), len(want))
+			}
+			t.Logf("%d records, %d distinct events, %d emitted in total (replays after stops included)", len(msgs), len(want), len(got))
+			return
+		}
+		if time.Now().After(deadline) {
+			sort.Strings(missing)
+			t.Fatalf("%d events never emitted, e.g. %v", len(missing), missing[:min(3, len(missing))])
+		}
+	}
+}

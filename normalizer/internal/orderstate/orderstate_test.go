@@ -1,0 +1,158 @@
+package orderstate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+)
+
+func newStore(t *testing.T) (*Store, redis.UniversalClient) {
+	t.Helper()
+	addr := testenv.Redis(t)
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+	t.Cleanup(func() { rdb.Close() })
+	return New(rdb, testenv.Name(t, "op")+":", time.Hour), rdb
+}
+
+type step struct {
+	give    Event
+	confirm bool // confirm after the claim
+	want    Result
+}
+
+func ev(id, kind string, at int64, terminal bool) Event {
+	return Event{Key: "dianwoda:A1", EventID: id, Kind: kind, OccurredMS: at, Terminal: terminal}
+}
+
+const (
+	id1 = "10000000-0000-5000-8000-000000000001"
+	id2 = "20000000-0000-5000-8000-000000000002"
+	id3 = "30000000-0000-5000-8000-000000000003"
+	id4 = "40000000-0000-5000-8000-000000000004"
+)
+
+func TestClaimSequences(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"duplicate after confirm", []step{
+			{ev(id1, "delivery", 10, false), true, Result{Fresh, false}},
+			{ev(id1, "delivery", 10, false), false, Result{Duplicate, false}},
+		}},
+		{"unconfirmed claim is replayed, not dropped", []step{
+			{ev(id1, "delivery", 10, false), false, Result{Fresh, false}},
+			{ev(id1, "delivery", 10, false), true, Result{Replay, false}},
+			{ev(id1, "delivery", 10, false), false, Result{Duplicate, false}},
+		}},
+		{"older occurred_at is stale", []step{
+			{ev(id1, "delivery", 20, false), true, Result{Fresh, false}},
+			{ev(id2, "delivery", 10, false), true, Result{Fresh, true}},
+		}},
+		{"same occurred_at passes", []step{
+			{ev(id1, "refund", 20, false), true, Result{Fresh, false}},
+			{ev(id2, "refund", 20, false), true, Result{Fresh, false}},
+		}},
+		{"non-terminal after terminal is stale, even if newer", []step{
+			{ev(id1, "delivery", 20, true), true, Result{Fresh, false}},
+			{ev(id2, "delivery", 30, false), true, Result{Fresh, true}},
+		}},
+		{"terminal after terminal, newer, passes", []step{
+			{ev(id1, "delivery", 20, true), true, Result{Fresh, false}},
+			{ev(id2, "delivery", 30, true), true, Result{Fresh, false}},
+		}},
+		{"rider_switch: back to awaiting_rider with a newer time passes", []step{
+			{ev(id1, "delivery", 10, false), true, Result{Fresh, false}},
+			{ev(id2, "delivery", 20, false), true, Result{Fresh, false}},
+			{ev(id3, "delivery", 30, false), true, Result{Fresh, false}},
+		}},
+		{"a stale event does not move the guard", []step{
+			{ev(id1, "delivery", 30, false), true, Result{Fresh, false}},
+			{ev(id2, "delivery", 10, false), true, Result{Fresh, true}},
+			{ev(id3, "delivery", 20, false), true, Result{Fresh, true}},
+		}},
+		{"kinds are guarded apart", []step{
+			{ev(id1, "delivery", 30, true), true, Result{Fresh, false}},
+			{ev(id2, "order", 10, false), true, Result{Fresh, false}},
+			{ev(id3, "refund", 5, false), true, Result{Fresh, false}},
+		}},
+		{"replay keeps the stale flag decided first, though the guard moved", []step{
+			{ev(id1, "delivery", 30, false), true, Result{Fresh, false}},
+			{ev(id2, "delivery", 20, false), false, Result{Fresh, true}},
+			{ev(id3, "delivery", 10, false), true, Result{Fresh, true}},
+			{ev(id2, "delivery", 20, false), true, Result{Replay, true}},
+			{ev(id4, "delivery", 40, false), false, Result{Fresh, false}},
+			{ev(id4, "delivery", 40, false), false, Result{Replay, false}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			ctx := context.Background()
+			for i, st := range tt.steps {
+				got, err := s.Claim(ctx, []Event{st.give})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got[0] != st.want {
+					t.Fatalf("step %d: got %+v, want %+v", i, got[0], st.want)
+				}
+				if st.confirm {
+					if err := s.Confirm(ctx, []Event{st.give}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestClaimBatchIsOrderedAndOneRoundTrip: a pipelined batch decides in order (later events see
+// earlier ones) in one round trip, even when the script cache was flushed.
+func TestClaimBatchIsOrderedAndOneRoundTrip(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	batch := []Event{ev(id1, "delivery", 30, false), ev(id2, "delivery", 10, false), ev(id1, "delivery", 30, false), ev(id3, "delivery", 40, true)}
+	got, err := s.Claim(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Result{{Fresh, false}, {Fresh, true}, {Replay, false}, {Fresh, false}}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if n := s.RoundTrips(); n > 2 { // 1, or 2 when the script had to be loaded first
+		t.Errorf("%d round trips for one batch", n)
+	}
+}
+
+func TestKeyHasHashTagAndTTL(t *testing.T) {
+	s, rdb := newStore(t)
+	ctx := context.Background()
+	e := Event{Key: "eleme:100027500485933656", EventID: id1, Kind: "order", OccurredMS: 1, Terminal: false}
+	if _, err := s.Claim(ctx, []Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.OrderKey(e.Key)
+	if want := "{eleme:100027500485933656}"; key[len(key)-len(want):] != want {
+		t.Fatalf("key %q does not end in the hash tag %q", key, want)
+	}
+	ttl, err := rdb.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("ttl %v, %v; want within (0, 1h]", ttl, err)
+	}
+	// Confirm never creates a key for an event that was not claimed.
+	other := Event{Key: "eleme:never", EventID: id2, Kind: "order"}
+	if err := s.Confirm(ctx, []Event{other}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, s.OrderKey(other.Key)).Result(); n != 0 {
+		t.Fatal("confirm created a key")
+	}
+}
