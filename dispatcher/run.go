@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -39,7 +40,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(cfg.RedisAddr, ",")})
 	defer rdb.Close()
 	writer := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers})
-	defer writer.Close()
+	defer func() {
+		_ = writer.Close()
+		// kafka-go closes only a Transport it made itself; this one is the plumbing's.
+		if t, ok := writer.Transport.(*kafka.Transport); ok {
+			t.CloseIdleConnections()
+		}
+	}()
 	prod := produce.New(writer, log)
 	prod.OnError = func(err error) { ready.Set("kafka", err) }
 
