@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -57,11 +56,11 @@ func newHarness(t *testing.T, overrides map[string]string) *harness {
 		"TOPIC_AUTO_CREATE":           "false",
 		"DANGDANG_API_URL":            srv.URL + "/openapi/rest",
 		"DANGDANG_BATCH_WINDOW":       "300ms",
-		"DANGDANG_TIMEOUT":            "500ms",
+		"DANGDANG_TIMEOUT":            "3s",
 		"DANGDANG_BACKOFF_MIN":        "10ms",
 		"DANGDANG_BACKOFF_MAX":        "50ms",
 		"DANGDANG_RATE_LIMIT_BACKOFF": "50ms",
-		"DANGDANG_MAX_ATTEMPTS":       "4",
+		"DANGDANG_MAX_ATTEMPTS":       "6",
 		"DANGDANG_PAUSE_PROBE":        "200ms",
 		"COMMIT_INTERVAL":             "100ms",
 		"SHUTDOWN_GRACE":              "5s",
@@ -69,8 +68,24 @@ func newHarness(t *testing.T, overrides map[string]string) *harness {
 	for k, v := range overrides {
 		h.env[k] = v
 	}
-	testenv.Topics(t, brokers, 3, h.env["TOPIC_STATUS"])
-	testenv.Topics(t, brokers, 1, h.env["TOPIC_DELIVERY"], h.env["TOPIC_LIFECYCLE"], h.env["TOPIC_REFUND"], h.env["TOPIC_DANGDANG_RESULTS"], h.env["TOPIC_STATUS_DLQ"])
+	specs := []kafkaio.TopicSpec{{Name: h.env["TOPIC_STATUS"], Partitions: 3}}
+	for _, k := range []string{"TOPIC_DELIVERY", "TOPIC_LIFECYCLE", "TOPIC_REFUND", "TOPIC_DANGDANG_RESULTS", "TOPIC_STATUS_DLQ"} {
+		specs = append(specs, kafkaio.TopicSpec{Name: h.env[k], Partitions: 1})
+	}
+	// The shared broker is busy while other work runs: retry a transient refusal.
+	var err error
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = kafkaio.EnsureTopics(ctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("create topics: %v", err)
+	}
 	h.in = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: h.env["TOPIC_STATUS"]})
 	t.Cleanup(func() {
 		h.in.Close()
@@ -84,7 +99,13 @@ func (h *harness) start() (stop func() error) {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, func(k string) string { return h.env[k] }, io.Discard) }()
+	logs := &syncBuffer{}
+	h.t.Cleanup(func() {
+		if h.t.Failed() {
+			h.t.Logf("dispatcher log:\n%s", logs.String())
+		}
+	})
+	go func() { errc <- run(ctx, func(k string) string { return h.env[k] }, logs) }()
 	var once sync.Once
 	var err error
 	stop = func() error {
@@ -103,6 +124,23 @@ func (h *harness) start() (stop func() error) {
 }
 
 var seq int
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 func event(platform, orderID, status string, occurred time.Time) schemas.StatusEvent {
 	seq++

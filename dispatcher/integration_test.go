@@ -86,7 +86,7 @@ func TestCoalesceAndRules(t *testing.T) {
 	h.in.WriteMessages(t.Context(), kafka.Message{Key: []byte("dianwoda:garbage"), Value: []byte("{not json")})
 	stop := h.start()
 
-	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 30*time.Second, func(m []kafka.Message) bool { return len(m) >= 4 }))
+	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 4 }))
 	out := byOutcome(res)
 	if r := out[writeback.OutcomeAccepted]["100"]; len(r.EventIDs) != 2 || r.DistriStatus != 1 {
 		t.Errorf("duplicate: %+v", r)
@@ -117,7 +117,7 @@ func TestCoalesceAndRules(t *testing.T) {
 	}
 	// failed → delivered is never sent, even in a later batch (Redis remembers what was sent).
 	h.produce(event("dianwoda", "DD104", schemas.StatusDelivered, t0.Add(time.Hour)))
-	res = results(t, h.read("TOPIC_DANGDANG_RESULTS", 30*time.Second, func(m []kafka.Message) bool { return len(m) >= 5 }))
+	res = results(t, h.read("TOPIC_DANGDANG_RESULTS", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 5 }))
 	if last := res[len(res)-1]; last.DangdangOrderID != "104" || last.Outcome != writeback.OutcomeSkipped || last.Reason != writeback.SkipFailedToDelivered {
 		t.Errorf("failed→delivered: %+v", last)
 	}
@@ -151,7 +151,7 @@ func TestFaultsLeaveNoOrderUnreported(t *testing.T) {
 		wantCalls string // a call outcome the sandbox must have seen
 	}{
 		{"5xx then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultHTTP5xx, Times: 2}}, 0, 20, 0, 0, "http_5xx"},
-		{"timeout then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultTimeout, Times: 1}}, 0, 20, 0, 0, "timeout"},
+		{"timeout then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultTimeout, Times: 1, DelayMS: 4000}}, 0, 20, 0, 0, "timeout"},
 		{"slow", []ddsandbox.Fault{{Kind: ddsandbox.FaultSlow, Times: 1, DelayMS: 300}}, 0, 20, 0, 0, "ok"},
 		{"rate limit", []ddsandbox.Fault{{Kind: ddsandbox.FaultRateLimit, Times: 2}}, 0, 20, 0, 0, "rate_limit"},
 		{"system error", []ddsandbox.Fault{{Kind: ddsandbox.FaultSystemError, Times: 1}}, 0, 20, 0, 0, "system_error"},
@@ -162,7 +162,6 @@ func TestFaultsLeaveNoOrderUnreported(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			h := newHarness(t, map[string]string{"DANGDANG_BATCH_WINDOW": "100ms"})
 			for _, f := range tt.faults {
 				f.Shop = appKey
@@ -184,7 +183,7 @@ func TestFaultsLeaveNoOrderUnreported(t *testing.T) {
 				}
 				h.sb.ClearFaults()
 			}
-			res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 30*time.Second, func(m []kafka.Message) bool { return len(m) >= 20 }))
+			res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 20 }))
 			out := byOutcome(res)
 			if len(res) != 20 || len(out[writeback.OutcomeAccepted]) != tt.accepted || len(out[writeback.OutcomeRejected]) != tt.rejected || len(out[writeback.OutcomeDeadLettered]) != tt.dead {
 				t.Fatalf("%d results: accepted %d rejected %d dead %d; want %d/%d/%d", len(res),
