@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// The lead's make run and walking skeleton rely on this: a Dianwoda completed callback for order
+// DD1719544796 goes to the demo shop as Dangdang order 1719544796.
+func TestDefaultConfig(t *testing.T) {
+	cfg, err := loadConfig(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Table.Route(&schemas.StatusEvent{Platform: "dianwoda", Kind: "delivery", Status: "delivered", OrderID: "DD1719544796"})
+	if len(d.Topics) != 1 || d.Topics[0] != schemas.TopicDelivery || len(d.Dangdang) != 1 || d.Dangdang[0].Shop != "demo" || d.Dangdang[0].OrderID != "1719544796" {
+		t.Fatalf("routes = %+v", d)
+	}
+	s := cfg.Shops["demo"]
+	if s.AppKey != "2100000000" || s.AppSecret != "test_secret" || s.Session != "SESSIONKEY" {
+		t.Fatalf("demo shop = %+v", s)
+	}
+	for kind, topic := range map[string]string{"order": schemas.TopicLifecycle, "refund": schemas.TopicRefund} {
+		d := cfg.Table.Route(&schemas.StatusEvent{Platform: "eleme", Kind: kind, Status: "x", OrderID: "1"})
+		if len(d.Topics) != 1 || d.Topics[0] != topic || len(d.Dangdang) != 0 {
+			t.Errorf("%s routes = %+v", kind, d)
+		}
+	}
+	if cfg.OpsAddr != ":8083" || cfg.GroupID != "dispatcher" || cfg.RedisPrefix != "op:" || cfg.BatchSize != 100 {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestInvalidConfigStopsAtStart(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"bad route regexp", map[string]string{"ROUTES_FILE": writeFile(t, "r.yaml", `
+routes:
+  - name: ok
+    to: {topic: t}
+  - name: broken-dd
+    match: {order_id: '^DD(?P<order>[0-9+$'}
+    to: {dangdang: {shop: demo}}
+`)}, []string{"ROUTES_FILE", `routes[1] "broken-dd"`, "match.order_id"}},
+		{"route names unknown shop", map[string]string{"ROUTES_FILE": writeFile(t, "r.yaml", `
+routes:
+  - name: to-nowhere
+    match: {order_id: '^DD(?P<order>[0-9]+)$'}
+    to: {dangdang: {shop: acme}}
+`)}, []string{`routes[0] "to-nowhere"`, `unknown shop "acme"`}},
+		{"missing routes file", map[string]string{"ROUTES_FILE": "/nonexistent/routes.yaml"}, []string{"ROUTES_FILE", "no such file"}},
+		{"every problem listed", map[string]string{"DANGDANG_BATCH_SIZE": "101", "DANGDANG_BATCH_WINDOW": "soon", "KAFKA_BROKERS": "nohostport"},
+			[]string{"DANGDANG_BATCH_SIZE", "DANGDANG_BATCH_WINDOW", "KAFKA_BROKERS"}},
+		{"secret env missing", map[string]string{"DANGDANG_SHOPS": `{"shops": {"demo": {"app_key": "1", "app_secret_env": "NOPE", "session": "s"}}}`},
+			[]string{"DANGDANG_SHOPS", "NOPE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), envOf(tt.env), io.Discard)
+			if err == nil {
+				t.Fatal("want the service to refuse to start")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,521 @@
+// Package ddsandbox is a stand-in for Dangdang's dangdang.orders.distristatus.update endpoint, for
+// `make run`, the tests and the benchmarks. It speaks the real wire format (signed query, GBK XML
+// in a multipart file part, GBK XML answers), keeps per-order state, enforces Dangdang's transition
+// rules (failure → success refused; success → failure only for shops so configured), and can be
+// told to misbehave: 5xx answers, timeouts, slow answers, rate-limit answers, per-order failures,
+// other system errors and error 176 (subscription expired).
+//
+// Everything it knows is readable through an admin API under /sandbox/ (see Handler) and through
+// the Sandbox methods, so a test can check each order's final state and every call it received.
+package ddsandbox
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
+)
+
+// Shop is a shop the sandbox knows.
+type Shop struct {
+	AppKey string `json:"app_key"`
+	Secret string `json:"app_secret"`
+	// Session, when set, must match the call's session.
+	Session string `json:"session,omitempty"`
+	// AllowSuccessToFailure lets the shop turn a delivered order into a failed one.
+	AllowSuccessToFailure bool `json:"allow_success_to_failure,omitempty"`
+}
+
+// ParseShops reads "appkey=secret[,allow_success_to_failure][,session=S]" items separated by ";"
+// or whitespace.
+func ParseShops(spec string) ([]Shop, error) {
+	var out []Shop
+	for _, item := range strings.FieldsFunc(spec, func(r rune) bool { return r == ';' || r == ' ' || r == '\n' || r == '\t' }) {
+		parts := strings.Split(item, ",")
+		k, v, ok := strings.Cut(parts[0], "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("shop %q: want appkey=secret", item)
+		}
+		s := Shop{AppKey: k, Secret: v}
+		for _, opt := range parts[1:] {
+			switch {
+			case opt == "allow_success_to_failure":
+				s.AllowSuccessToFailure = true
+			case strings.HasPrefix(opt, "session="):
+				s.Session = strings.TrimPrefix(opt, "session=")
+			default:
+				return nil, fmt.Errorf("shop %q: unknown option %q", k, opt)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Fault kinds.
+const (
+	FaultHTTP5xx     = "http_5xx"     // answer Status (default 503) with a plain body
+	FaultTimeout     = "timeout"      // hold the call until the client gives up (or DelayMS), apply nothing
+	FaultSlow        = "slow"         // wait DelayMS, then answer normally
+	FaultRateLimit   = "rate_limit"   // errorResponse "SHOP访问API一分钟频次超限"
+	FaultExpired     = "expired"      // errorResponse errorCode 176
+	FaultSystemError = "system_error" // <response><Error><operCode>Code</operCode>…
+	FaultOrderFail   = "order_fail"   // orderOperCode Code (default 1208) for OrderIDs (all when empty)
+)
+
+// Fault is one injected misbehaviour. It applies to the shop's next Times calls (0: until cleared).
+type Fault struct {
+	Kind     string   `json:"kind"`
+	Shop     string   `json:"shop,omitempty"`
+	Times    int      `json:"times,omitempty"`
+	DelayMS  int      `json:"delay_ms,omitempty"`
+	Status   int      `json:"status,omitempty"`
+	Code     string   `json:"code,omitempty"`
+	Message  string   `json:"message,omitempty"`
+	OrderIDs []string `json:"order_ids,omitempty"`
+	used     int
+}
+
+func (f *Fault) validate() error {
+	switch f.Kind {
+	case FaultHTTP5xx, FaultTimeout, FaultSlow, FaultRateLimit, FaultExpired, FaultSystemError, FaultOrderFail:
+	default:
+		return fmt.Errorf("unknown fault kind %q", f.Kind)
+	}
+	if f.Times < 0 || f.DelayMS < 0 {
+		return errors.New("times and delay_ms must be >= 0")
+	}
+	return nil
+}
+
+// Order is the sandbox's state of one order.
+type Order struct {
+	Shop         string    `json:"shop"`
+	OrderID      string    `json:"order_id"`
+	DistriStatus int       `json:"distri_status"`
+	DistriTime   string    `json:"distri_time"`
+	Accepted     int       `json:"accepted"` // updates accepted for this order
+	Rejected     int       `json:"rejected"` // updates refused for this order
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Call is one request the endpoint received.
+type Call struct {
+	Seq     int       `json:"seq"`
+	At      time.Time `json:"at"`
+	Shop    string    `json:"shop"`
+	Orders  []string  `json:"orders"`
+	Outcome string    `json:"outcome"` // ok, bad_request, bad_sign, unknown_shop, too_many, or a fault kind
+}
+
+// Stats are the sandbox's counters.
+type Stats struct {
+	Calls          int            `json:"calls"`
+	CallsByOutcome map[string]int `json:"calls_by_outcome"`
+	OrdersAccepted int            `json:"orders_accepted"`
+	OrdersRejected int            `json:"orders_rejected"`
+}
+
+// Sandbox is the fake endpoint. The zero value is not usable: use New.
+type Sandbox struct {
+	mu     sync.Mutex
+	shops  map[string]Shop
+	orders map[string]*Order
+	calls  []Call
+	seq    int
+	faults []*Fault
+	stats  Stats
+	now    func() time.Time
+}
+
+// MaxCallLog bounds the call log.
+const MaxCallLog = 100000
+
+// New returns a sandbox that knows shops.
+func New(shops ...Shop) *Sandbox {
+	s := &Sandbox{shops: map[string]Shop{}, orders: map[string]*Order{}, now: time.Now}
+	s.stats.CallsByOutcome = map[string]int{}
+	for _, sh := range shops {
+		s.shops[sh.AppKey] = sh
+	}
+	return s
+}
+
+// AddShop adds or replaces a shop.
+func (s *Sandbox) AddShop(sh Shop) {
+	s.mu.Lock()
+	s.shops[sh.AppKey] = sh
+	s.mu.Unlock()
+}
+
+// Inject adds a fault.
+func (s *Sandbox) Inject(f Fault) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.faults = append(s.faults, &f)
+	s.mu.Unlock()
+	return nil
+}
+
+// ClearFaults removes every fault.
+func (s *Sandbox) ClearFaults() {
+	s.mu.Lock()
+	s.faults = nil
+	s.mu.Unlock()
+}
+
+// Reset forgets orders, calls, counters and faults (shops stay).
+func (s *Sandbox) Reset() {
+	s.mu.Lock()
+	s.orders, s.calls, s.faults, s.seq = map[string]*Order{}, nil, nil, 0
+	s.stats = Stats{CallsByOutcome: map[string]int{}}
+	s.mu.Unlock()
+}
+
+func orderKey(shop, id string) string { return shop + "/" + id }
+
+// Order returns one order's state.
+func (s *Sandbox) Order(shop, id string) (Order, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.orders[orderKey(shop, id)]
+	if !ok {
+		return Order{}, false
+	}
+	return *o, true
+}
+
+// Orders returns the orders of shop (all shops when empty), sorted by shop and id.
+func (s *Sandbox) Orders(shop string) []Order {
+	s.mu.Lock()
+	out := make([]Order, 0, len(s.orders))
+	for _, o := range s.orders {
+		if shop == "" || o.Shop == shop {
+			out = append(out, *o)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Shop != out[j].Shop {
+			return out[i].Shop < out[j].Shop
+		}
+		return out[i].OrderID < out[j].OrderID
+	})
+	return out
+}
+
+// Calls returns the call log of shop (all when empty).
+func (s *Sandbox) Calls(shop string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Call
+	for _, c := range s.calls {
+		if shop == "" || c.Shop == shop {
+			c.Orders = append([]string(nil), c.Orders...)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (s *Sandbox) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.CallsByOutcome = map[string]int{}
+	for k, v := range s.stats.CallsByOutcome {
+		st.CallsByOutcome[k] = v
+	}
+	return st
+}
+
+func (s *Sandbox) record(shop string, orders []string, outcome string) {
+	s.seq++
+	s.stats.Calls++
+	s.stats.CallsByOutcome[outcome]++
+	if len(s.calls) < MaxCallLog {
+		s.calls = append(s.calls, Call{Seq: s.seq, At: s.now(), Shop: shop, Orders: orders, Outcome: outcome})
+	}
+}
+
+// takeFaults returns the faults that apply to this call of shop and consumes one use of each.
+func (s *Sandbox) takeFaults(shop string) []Fault {
+	var out []Fault
+	kept := s.faults[:0]
+	for _, f := range s.faults {
+		if f.Shop == "" || f.Shop == shop {
+			out = append(out, *f)
+			f.used++
+			if f.Times > 0 && f.used >= f.Times {
+				continue
+			}
+		}
+		kept = append(kept, f)
+	}
+	s.faults = kept
+	return out
+}
+
+type reqXML struct {
+	Orders []struct {
+		OrderID      string `xml:"orderID"`
+		DistriStatus string `xml:"distriStatus"`
+		DistriTime   string `xml:"distriTime"`
+	} `xml:"OrdersList>OrderInfo"`
+}
+
+func writeXML(w http.ResponseWriter, status int, utf8 string) {
+	body, err := dangdang.ToGBK([]byte(utf8))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=GBK")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func xmlEscape(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+func errorResponse(code, msg string) string {
+	return `<?xml version="1.0" encoding="GBK"?>` + "\n<errorResponse><errorCode>" + xmlEscape(code) +
+		"</errorCode><errorMessage>" + xmlEscape(msg) + "</errorMessage></errorResponse>\n"
+}
+
+func operError(code, msg string) string {
+	return `<?xml version="1.0" encoding="GBK"?>` + "\n<response><functionID>" + dangdang.Method +
+		"</functionID><Error><operCode>" + xmlEscape(code) + "</operCode><operation>" + xmlEscape(msg) +
+		"</operation></Error></response>\n"
+}
+
+// Sandbox error codes for failures whose real codes are not documented (see README).
+const (
+	CodeBadSign     = "7"
+	CodeUnknownShop = "8"
+	CodeBadRequest  = "9"
+	CodeRateLimit   = "10"
+	CodeTooMany     = "2207"
+	CodeBadOrderID  = "35"
+	CodeForbidden   = "605"
+	CodeOperFailed  = "1208"
+)
+
+// ServeAPI handles one distristatus.update call.
+func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	appKey := q.Get("app_key")
+	s.mu.Lock()
+	shop, known := s.shops[appKey]
+	s.mu.Unlock()
+	fail := func(outcome, code, msg string) {
+		s.mu.Lock()
+		s.record(appKey, nil, outcome)
+		s.mu.Unlock()
+		writeXML(w, http.StatusOK, errorResponse(code, msg))
+	}
+	if r.Method != http.MethodPost || q.Get("method") != dangdang.Method {
+		fail("bad_request", CodeBadRequest, "只支持POST调用 "+dangdang.Method)
+		return
+	}
+	if !known {
+		fail("unknown_shop", CodeUnknownShop, "app_key不存在")
+		return
+	}
+	params := map[string]string{}
+	for _, k := range []string{"method", "app_key", "session", "format", "v", "sign_method", "timestamp"} {
+		params[k] = q.Get(k)
+	}
+	want, err := dangdang.Sign(shop.Secret, params)
+	if err != nil || !strings.EqualFold(want, q.Get("sign")) {
+		fail("bad_sign", CodeBadSign, "签名错误")
+		return
+	}
+	if shop.Session != "" && q.Get("session") != shop.Session {
+		fail("bad_sign", CodeBadSign, "session错误")
+		return
+	}
+	file, _, err := r.FormFile(dangdang.FilePart)
+	if err != nil {
+		fail("bad_request", CodeBadRequest, "缺少文件参数 "+dangdang.FilePart)
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(file, 1<<20))
+	file.Close()
+	var doc reqXML
+	if err == nil {
+		d := xml.NewDecoder(bytes.NewReader(raw))
+		d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+			b, err := io.ReadAll(in)
+			if err != nil {
+				return nil, err
+			}
+			u, err := dangdang.FromGBK(b)
+			return bytes.NewReader(u), err
+		}
+		err = d.Decode(&doc)
+	}
+	if err != nil || len(doc.Orders) == 0 {
+		fail("bad_request", CodeBadRequest, "XML文件格式错误")
+		return
+	}
+	ids := make([]string, len(doc.Orders))
+	for i, o := range doc.Orders {
+		ids[i] = strings.TrimSpace(o.OrderID)
+	}
+
+	s.mu.Lock()
+	faults := s.takeFaults(appKey)
+	s.mu.Unlock()
+	orderFail := map[string]Fault{}
+	var failAll *Fault
+	for _, f := range faults {
+		switch f.Kind {
+		case FaultSlow:
+			select {
+			case <-time.After(time.Duration(f.DelayMS) * time.Millisecond):
+			case <-r.Context().Done():
+			}
+		case FaultTimeout:
+			d := time.Duration(f.DelayMS) * time.Millisecond
+			if d == 0 {
+				d = time.Minute
+			}
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+			}
+			s.mu.Lock()
+			s.record(appKey, ids, f.Kind)
+			s.mu.Unlock()
+			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
+			return
+		case FaultHTTP5xx:
+			st := f.Status
+			if st == 0 {
+				st = http.StatusServiceUnavailable
+			}
+			s.mu.Lock()
+			s.record(appKey, ids, f.Kind)
+			s.mu.Unlock()
+			http.Error(w, "sandbox injected error", st)
+			return
+		case FaultRateLimit:
+			s.mu.Lock()
+			s.record(appKey, ids, f.Kind)
+			s.mu.Unlock()
+			writeXML(w, http.StatusOK, errorResponse(CodeRateLimit, "SHOP访问API一分钟频次超限"))
+			return
+		case FaultExpired:
+			s.mu.Lock()
+			s.record(appKey, ids, f.Kind)
+			s.mu.Unlock()
+			writeXML(w, http.StatusOK, errorResponse(dangdang.SubscriptionExpiredCode, "APP与SHOP订购关系过期"))
+			return
+		case FaultSystemError:
+			code, msg := f.Code, f.Message
+			if code == "" {
+				code, msg = CodeOperFailed, "系统繁忙"
+			}
+			s.mu.Lock()
+			s.record(appKey, ids, f.Kind)
+			s.mu.Unlock()
+			writeXML(w, http.StatusOK, operError(code, msg))
+			return
+		case FaultOrderFail:
+			if len(f.OrderIDs) == 0 {
+				f := f
+				failAll = &f
+			}
+			for _, id := range f.OrderIDs {
+				orderFail[id] = f
+			}
+		}
+	}
+	if len(doc.Orders) > dangdang.MaxOrders {
+		s.mu.Lock()
+		s.record(appKey, ids, "too_many")
+		s.mu.Unlock()
+		writeXML(w, http.StatusOK, operError(CodeTooMany, "orderId超过100个"))
+		return
+	}
+
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="GBK" standalone="yes"?>` + "\n<response>\n<functionID>" + dangdang.Method +
+		"</functionID>\n<time>" + dangdang.BeijingTime(s.now()) + "</time>\n<Result>\n<OrdersList>\n")
+	s.mu.Lock()
+	for i, o := range doc.Orders {
+		id := ids[i]
+		code, msg := s.applyLocked(shop, id, strings.TrimSpace(o.DistriStatus), strings.TrimSpace(o.DistriTime), orderFail, failAll)
+		b.WriteString("<OrderInfo><orderID>" + xmlEscape(id) + "</orderID><orderOperCode>" + code +
+			"</orderOperCode><orderOperation>" + xmlEscape(msg) + "</orderOperation></OrderInfo>\n")
+	}
+	s.record(appKey, ids, "ok")
+	s.mu.Unlock()
+	b.WriteString("</OrdersList>\n</Result>\n</response>\n")
+	writeXML(w, http.StatusOK, b.String())
+}
+
+func (s *Sandbox) applyLocked(shop Shop, id, status, at string, orderFail map[string]Fault, failAll *Fault) (code, msg string) {
+	o := s.orders[orderKey(shop.AppKey, id)]
+	reject := func(c, m string) (string, string) {
+		s.stats.OrdersRejected++
+		if o != nil {
+			o.Rejected++
+		}
+		return c, m
+	}
+	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+		return reject(CodeBadOrderID, "订单ID错误")
+	}
+	if o == nil {
+		// Every well-formed id is a shipped, self-delivered order of the shop.
+		o = &Order{Shop: shop.AppKey, OrderID: id}
+		s.orders[orderKey(shop.AppKey, id)] = o
+	}
+	f, failed := orderFail[id]
+	if !failed && failAll != nil {
+		f, failed = *failAll, true
+	}
+	if failed {
+		c, m := f.Code, f.Message
+		if c == "" {
+			c, m = CodeOperFailed, "操作失败"
+		}
+		return reject(c, m)
+	}
+	var st int
+	switch status {
+	case "1":
+		st = dangdang.DistriDelivered
+	case "2":
+		st = dangdang.DistriFailed
+	default:
+		return reject("51", "配送状态错误")
+	}
+	if o.DistriStatus == dangdang.DistriFailed && st == dangdang.DistriDelivered {
+		return reject(CodeForbidden, "配送失败的订单不能标记为配送成功")
+	}
+	if o.DistriStatus == dangdang.DistriDelivered && st == dangdang.DistriFailed && !shop.AllowSuccessToFailure {
+		return reject(CodeForbidden, "该商家不允许将配送成功改为配送失败")
+	}
+	o.DistriStatus, o.DistriTime, o.UpdatedAt = st, at, s.now()
+	o.Accepted++
+	s.stats.OrdersAccepted++
+	return "0", "操作成功!"
+}

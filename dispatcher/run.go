@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
+	"github.com/orderpipe/pipeline/dispatcher/internal/dispatch"
+	"github.com/orderpipe/pipeline/dispatcher/internal/produce"
+	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/logging"
+	"github.com/orderpipe/pipeline/plumbing/ops"
+)
+
+// run wires the dispatcher and blocks until ctx ends and it has drained.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.LogLevel, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	reg := ops.NewRegistry()
+	ready := ops.NewReadiness("kafka", "redis")
+
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(cfg.RedisAddr, ",")})
+	defer rdb.Close()
+	writer := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers})
+	defer func() {
+		_ = writer.Close()
+		// kafka-go closes only a Transport it made itself; this one is the plumbing's.
+		if t, ok := writer.Transport.(*kafka.Transport); ok {
+			t.CloseIdleConnections()
+		}
+	}()
+	prod := produce.New(writer, log)
+	prod.OnError = func(err error) { ready.Set("kafka", err) }
+
+	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}}
+	sink := writeback.New(writeback.Config{
+		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
+		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
+		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops,
+	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
+		&dispatch.ResultsRecorder{Topic: cfg.TopicResults, Prod: prod}, writeback.NewMetrics(reg), log)
+	dm := dispatch.NewMetrics(reg)
+
+	shopNames := make([]string, 0, len(cfg.Shops))
+	for n := range cfg.Shops {
+		shopNames = append(shopNames, n)
+	}
+	sort.Strings(shopNames)
+	log.Info("dispatcher starting", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.TopicStatus),
+		zap.String("group", cfg.GroupID), zap.Int("routes", len(cfg.Table.Routes)), zap.Strings("shops", shopNames),
+		zap.String("dangdang_url", cfg.APIURL), zap.Duration("window", cfg.Window), zap.Int("batch_size", cfg.BatchSize))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
+	g.Go(func() error {
+		for {
+			ready.Set("redis", rdb.Ping(gctx).Err())
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+		}
+	})
+	g.Go(func() error {
+		// Start even while Kafka is down: wait for the topics with backoff, not ready meanwhile.
+		if cfg.AutoCreate {
+			if err := ensureTopics(gctx, cfg, ready, log); err != nil {
+				return nil // stopped while waiting
+			}
+		}
+		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
+		defer reader.Close()
+		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
+			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace},
+			reader, cfg.Table, prod, sink, dm, ready, log)
+		if err := d.Run(gctx); err != nil {
+			return fmt.Errorf("dispatch: %w", err)
+		}
+		log.Info("dispatcher stopped")
+		return nil
+	})
+	return g.Wait()
+}
+
+func ensureTopics(ctx context.Context, cfg *config, ready *ops.Readiness, log *zap.Logger) error {
+	names := map[string]bool{cfg.TopicStatus: true, cfg.TopicDelivery: true, cfg.TopicLifecycle: true, cfg.TopicRefund: true, cfg.TopicResults: true, cfg.TopicDLQ: true}
+	for _, r := range cfg.Table.Routes {
+		if r.To.Topic != "" {
+			names[r.To.Topic] = true
+		}
+	}
+	var specs []kafkaio.TopicSpec
+	for n := range names {
+		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: cfg.Partitions, ReplicationFactor: 1})
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kafkaio.EnsureTopics(cctx, cfg.Brokers, specs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		ready.Set("kafka", err)
+		log.Warn("ensure topics failed, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
