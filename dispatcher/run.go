@@ -72,11 +72,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error { return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
 	g.Go(func() error {
 		for {
+			// The dependencies are checked on their own clock: an idle topic must not leave the
+			// service unready, and the fetch loop reports its own failures as "consumer".
 			ready.Set("redis", rdb.Ping(gctx).Err())
+			ready.Set("kafka", kafkaio.Ping(gctx, cfg.Brokers))
 			select {
 			case <-gctx.Done():
 				return nil
-			case <-time.After(5 * time.Second):
+			case <-time.After(2 * time.Second):
 			}
 		}
 	})

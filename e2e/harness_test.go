@@ -122,7 +122,7 @@ func startPipeline(t *testing.T) *pipeline {
 	p := &pipeline{t: t, brokers: brokers, topics: tp, ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr}
 	p.sandbox = &stack.Service{Name: "ddsandbox", Bin: filepath.Join(binDir, "ddsandbox"),
 		Env:      []string{"SANDBOX_ADDR=" + sandboxAddr, "SANDBOX_SHOPS=2100000000=test_secret"},
-		ReadyURL: p.sandboxURL + "/sandbox/healthz", Output: out("ddsandbox")}
+		ReadyURL: p.sandboxURL + "/sandbox/stats", Output: out("ddsandbox")}
 	p.ingress = &stack.Service{Name: "ingress", Bin: filepath.Join(binDir, "ingress"),
 		Env: append([]string{"HTTP_ADDR=" + ingressAddr, "OPS_ADDR=" + ops[0],
 			"DIANWODA_SECRETS=" + testDianwodaSecret, "ELEME_SECRETS=" + testElemeAppID + "=" + testElemeSecret}, common...),

@@ -86,32 +86,27 @@ func TestWalkingSkeleton(t *testing.T) {
 
 	// … and wrote it back to Dangdang: a result record for Dangdang order 1719544796, accepted …
 	res := consume(t, p.brokers, p.topics.Results, 1, func(m kafka.Message) bool { return string(m.Key) == "1719544796" })[0]
-	var result struct {
-		Outcome      string   `json:"outcome"`
-		DistriStatus string   `json:"distri_status"`
-		OperCode     string   `json:"order_oper_code"`
-		EventIDs     []string `json:"event_ids"`
-	}
+	var result schemas.DangdangResult
 	if err := json.Unmarshal(res.Value, &result); err != nil {
 		t.Fatalf("decode result %s: %v", res.Value, err)
 	}
-	if result.Outcome != "accepted" || result.DistriStatus != "1" || result.OperCode != "0" ||
+	if result.Outcome != schemas.DangdangAccepted || result.DistriStatus != "1" || result.OrderOperCode != "0" ||
 		len(result.EventIDs) != 1 || result.EventIDs[0] != ev.EventID {
 		t.Errorf("dangdang result = %s, want accepted, distriStatus 1, code 0, covering %s", res.Value, ev.EventID)
 	}
 
 	// … which the sandbox, over HTTP with a verified sign, holds as delivered.
-	resp, err := http.Get(p.sandboxURL + "/sandbox/orders/1719544796")
+	resp, err := http.Get(p.sandboxURL + "/sandbox/orders/2100000000/1719544796")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	sb, _ := io.ReadAll(resp.Body)
 	var order struct {
-		DistriStatus string `json:"distri_status"`
-		Shop         string `json:"app_key"`
+		DistriStatus int `json:"distri_status"`
+		Accepted     int `json:"accepted"`
 	}
-	if err := json.Unmarshal(sb, &order); err != nil || order.DistriStatus != "1" {
-		t.Errorf("sandbox order 1719544796 = %d %s, want distri_status 1", resp.StatusCode, sb)
+	if err := json.Unmarshal(sb, &order); err != nil || order.DistriStatus != 1 || order.Accepted != 1 {
+		t.Errorf("sandbox order 1719544796 = %d %s, want distri_status 1 accepted once", resp.StatusCode, sb)
 	}
 }

@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	services := []*stack.Service{
 		{Name: "ddsandbox", Bin: filepath.Join(*bin, "ddsandbox"),
 			Env:      []string{"SANDBOX_ADDR=" + sandboxAddr, "SANDBOX_SHOPS=" + demoDangdangKey + "=" + demoDangdangSecret},
-			ReadyURL: "http://" + sandboxAddr + "/sandbox/healthz"},
+			ReadyURL: "http://" + sandboxAddr + "/sandbox/stats"},
 		{Name: "ingress", Bin: filepath.Join(*bin, "ingress"),
 			Env: append([]string{"HTTP_ADDR=" + ingressAddr, "OPS_ADDR=127.0.0.1:8081",
 				"DIANWODA_SECRETS=" + demoDianwodaSecret, "ELEME_SECRETS=" + demoElemeAppID + "=" + demoElemeSecret}, common...),
@@ -121,7 +121,7 @@ func banner(w io.Writer) {
 The pipeline is up.
   callbacks   POST http://%[1]s/v1/callbacks/dianwoda   POST http://%[1]s/v1/callbacks/eleme
   ops         ingress http://127.0.0.1:8081  normalizer http://127.0.0.1:8082  dispatcher http://127.0.0.1:8083  (/healthz /readyz /metrics)
-  Dangdang    sandbox http://%[2]s/openapi/rest (state: http://%[2]s/sandbox/orders)
+  Dangdang    sandbox http://%[2]s/openapi/rest (state: http://%[2]s/sandbox/orders, calls: /sandbox/calls)
   logs        .run/devstack/*.log
 
 A signed Dianwoda callback (order DD1719544796 delivered; routed to Dangdang shop "demo"):
@@ -138,7 +138,7 @@ bin/devstack tail %[6]s          # also: %[7]s, %[8]s, %[9]s
 
 Then the Dangdang sandbox's view of order 1719544796:
 
-curl -sS http://%[2]s/sandbox/orders/1719544796
+curl -sS http://%[2]s/sandbox/orders/2100000000/1719544796
 
 Ctrl-C here stops everything.
 `, ingressAddr, sandboxAddr, dwdURL, shellQuote(dwd.Body), shellQuote(ele.Body(demoElemeSecret)),
