@@ -70,6 +70,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
+	lag := kafkaio.NewLagGauge("dispatcher")
+	reg.MustRegister(lag)
+	g.Go(func() error {
+		kafkaio.WatchLag(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second, lag)
+		return nil
+	})
 	g.Go(func() error {
 		for {
 			// The dependencies are checked on their own clock: an idle topic must not leave the
