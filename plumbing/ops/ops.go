@@ -106,8 +106,18 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Handler returns the ops routes.
+// Handler returns the ops routes. It also registers orderpipe_ready in reg: 1 while ready, 0
+// while not, so that alerting on readiness needs no Kubernetes metrics.
 func Handler(reg *prometheus.Registry, ready *Readiness) http.Handler {
+	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderpipe_ready",
+		Help: "1 while the service is ready (every dependency check passes, not draining), else 0.",
+	}, func() float64 {
+		if ready.Err() != nil {
+			return 0
+		}
+		return 1
+	}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

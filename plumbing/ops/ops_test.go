@@ -30,6 +30,9 @@ func TestReadinessNeedsEveryCheckAndNoDrain(t *testing.T) {
 	if code, _ := get(t, h, "/readyz"); code != http.StatusOK {
 		t.Errorf("all checks pass: %d, want 200", code)
 	}
+	if _, m := get(t, h, "/metrics"); !strings.Contains(m, "orderpipe_ready 1\n") {
+		t.Errorf("ready: /metrics lacks orderpipe_ready 1")
+	}
 	ready.Set("consumer", io.ErrUnexpectedEOF)
 	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "consumer") {
 		t.Errorf("a failing check: %d %q, want 503 naming it", code, body)
@@ -41,6 +44,9 @@ func TestReadinessNeedsEveryCheckAndNoDrain(t *testing.T) {
 	}
 	if code, _ := get(t, h, "/healthz"); code != http.StatusOK {
 		t.Errorf("healthz while draining: %d, want 200", code)
+	}
+	if _, m := get(t, h, "/metrics"); !strings.Contains(m, "orderpipe_ready 0\n") {
+		t.Errorf("draining: /metrics lacks orderpipe_ready 0")
 	}
 }
 
