@@ -23,7 +23,7 @@ import (
 
 // harness is one isolated dispatcher setup: its own topics, group, Redis prefix and sandbox.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	env     map[string]string
 	sb      *ddsandbox.Sandbox
@@ -32,7 +32,7 @@ type harness struct {
 
 var demoShop = ddsandbox.Shop{AppKey: "2100000000", Secret: "test_secret", Session: "SESSIONKEY"}
 
-func newHarness(t *testing.T, overrides map[string]string) *harness {
+func newHarness(t testing.TB, overrides map[string]string) *harness {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	redisAddr := testenv.Redis(t)
@@ -189,7 +189,7 @@ func (h *harness) read(topicEnv string, timeout time.Duration, until func([]kafk
 	return out
 }
 
-func results(t *testing.T, msgs []kafka.Message) []writeback.Result {
+func results(t testing.TB, msgs []kafka.Message) []writeback.Result {
 	t.Helper()
 	out := make([]writeback.Result, len(msgs))
 	for i, m := range msgs {
@@ -223,7 +223,7 @@ func (h *harness) committed() int64 {
 	return sum
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
