@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -162,10 +163,34 @@ func (h *harness) produce(evs ...schemas.StatusEvent) {
 		msgs[i] = kafka.Message{Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v, Headers: []kafka.Header{
 			{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}, {Key: schemas.HeaderContentType, Value: []byte("application/json")}}}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.in.WriteMessages(ctx, msgs...); err != nil {
-		h.t.Fatal(err)
+	h.write(msgs)
+}
+
+// write produces msgs, retrying only the ones that failed (a topic created a moment ago may not
+// have its leaders yet).
+func (h *harness) write(msgs []kafka.Message) {
+	h.t.Helper()
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := h.in.WriteMessages(ctx, msgs...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt == 20 {
+			h.t.Fatal(err)
+		}
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+			var failed []kafka.Message
+			for i, e := range werrs {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			msgs = failed
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

@@ -83,7 +83,7 @@ func TestCoalesceAndRules(t *testing.T) {
 	order := event("eleme", "DD105", "accepted", t0)
 	order.Kind = schemas.KindOrder
 	h.produce(dup, dup, newer, late, stale, picked, failed, order)
-	h.in.WriteMessages(t.Context(), kafka.Message{Key: []byte("dianwoda:garbage"), Value: []byte("{not json")})
+	h.write([]kafka.Message{{Key: []byte("dianwoda:garbage"), Value: []byte("{not json")}})
 	stop := h.start()
 
 	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 4 }))

@@ -195,7 +195,6 @@ func (d *Dispatcher) fetchLoop(ctx context.Context) error {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
-			d.ready.Set("kafka", err)
 			d.log.Warn("kafka fetch failed", zap.Error(err))
 			select {
 			case <-time.After(backoff):
@@ -206,7 +205,6 @@ func (d *Dispatcher) fetchLoop(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		d.ready.Set("kafka", nil)
 		d.m.Consumed.Inc()
 		d.m.InFlight.Inc()
 		d.offs.Add(m.Partition, m.Offset)
