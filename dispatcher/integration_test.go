@@ -266,3 +266,43 @@ func TestStopMidBatchAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// At shutdown, orders waiting for their window are flushed at once, recorded and committed
+// within the grace period.
+func TestShutdownFlushesPending(t *testing.T) {
+	h := newHarness(t, map[string]string{"DANGDANG_BATCH_WINDOW": "1m", "SHUTDOWN_GRACE": "20s"})
+	now := time.Now()
+	var evs []schemas.StatusEvent
+	for i := range 30 {
+		evs = append(evs, event("dianwoda", "DD"+strconv.Itoa(800000+i), schemas.StatusDelivered, now))
+	}
+	h.produce(evs...)
+	stop := h.start()
+	// Every event has been fetched once its copy is on the delivery topic.
+	if n := len(h.read("TOPIC_DELIVERY", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 30 })); n != 30 {
+		t.Fatalf("%d copies", n)
+	}
+	if n := len(h.sb.Calls(appKey)); n != 0 {
+		t.Fatalf("%d calls before the window ended", n)
+	}
+	began := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 15*time.Second {
+		t.Errorf("stop took %s", took)
+	}
+	calls := h.sb.Calls(appKey)
+	if len(calls) != 1 || len(calls[0].Orders) != 30 {
+		t.Fatalf("calls = %+v, want one call of 30 at shutdown", calls)
+	}
+	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 10*time.Second, func(m []kafka.Message) bool { return len(m) >= 30 }))
+	if len(byOutcome(res)[writeback.OutcomeAccepted]) != 30 {
+		t.Fatalf("results = %d", len(res))
+	}
+	var committed int64
+	eventually(t, 20*time.Second, "committed offsets readable", func() bool { committed = h.committed(); return committed >= 0 })
+	if committed != 30 {
+		t.Fatalf("committed %d, want 30", committed)
+	}
+}
