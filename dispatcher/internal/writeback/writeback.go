@@ -280,9 +280,10 @@ func (sh *shop) eligible(n int) ([]string, time.Time) {
 		if oldest.IsZero() {
 			oldest = sh.pend[id].since
 		}
-		if len(out) < n {
-			out = append(out, id)
+		if len(out) >= n {
+			break
 		}
+		out = append(out, id)
 	}
 	return out, oldest
 }
