@@ -87,7 +87,9 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	sb := ddsandbox.New(ddsandbox.Shop{AppKey: "1", Secret: "s"})
-	cfg.Shops = map[string]*routing.Shop{"a": {Name: "a", AppKey: "1", AppSecret: "s", Session: "x", RatePerSecond: 100, Burst: 100, Concurrency: 2}}
+	if cfg.Shops == nil {
+		cfg.Shops = map[string]*routing.Shop{"a": {Name: "a", AppKey: "1", AppSecret: "s", Session: "x", RatePerSecond: 100, Burst: 100, Concurrency: 2}}
+	}
 	f := &fixture{sb: sb, rec: &memRecorder{}}
 	client := &dangdang.Client{URL: "http://sandbox/openapi/rest", HTTP: &http.Client{Transport: handlerTransport{sb.Handler()}}}
 	f.sink = New(cfg, client, &memStore{m: map[string]State{}}, f.rec, NewMetrics(prometheus.NewRegistry()), zap.NewNop())
@@ -192,6 +194,31 @@ func TestRetriesOnlyWhatNeedsIt(t *testing.T) {
 		calls := f.sb.Calls("1")
 		if len(calls) != 3 || len(calls[0].Orders) != 5 || len(calls[1].Orders) != 2 || len(calls[2].Orders) != 1 {
 			t.Fatalf("calls = %+v; want 5, then orders 2 and 4, then 4", calls)
+		}
+		cancel()
+		<-stopped
+	})
+}
+
+// The per-shop limiter spaces calls: 500 orders at 2 calls/s (burst 1) take 5 calls over 2 s.
+func TestRateLimiterSpacesCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Config{Window: time.Second, Shops: map[string]*routing.Shop{
+			"a": {Name: "a", AppKey: "1", AppSecret: "s", Session: "x", RatePerSecond: 2, Burst: 1, Concurrency: 5}}})
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { f.sink.Run(ctx, context.Background()); close(stopped) }()
+		start := time.Now()
+		f.submit(t, 1, 500, dangdang.DistriDelivered)
+		f.done.Wait()
+		calls := f.sb.Calls("1")
+		if len(calls) != 5 {
+			t.Fatalf("%d calls, want 5", len(calls))
+		}
+		for i, c := range calls {
+			if want := time.Duration(i) * 500 * time.Millisecond; c.At.Sub(start) != want {
+				t.Errorf("call %d at +%s, want +%s", i, c.At.Sub(start), want)
+			}
 		}
 		cancel()
 		<-stopped
