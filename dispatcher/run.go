@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -48,7 +49,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}()
 	prod := produce.New(writer, log)
-	prod.OnError = func(err error) { ready.Set("kafka", err) }
+	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
+		Help: "Failed Kafka write attempts (retried until they succeed or the service stops)."})
+	reg.MustRegister(writeErrors)
+	prod.OnError = func(error) { writeErrors.Inc() }
 
 	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}}
 	sink := writeback.New(writeback.Config{
@@ -76,12 +80,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		kafkaio.WatchLag(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second, lag)
 		return nil
 	})
+	// One admin client for the readiness probe, so probing does not open a connection pool each time.
+	probeTransport := kafkaio.NewTransport()
+	defer probeTransport.CloseIdleConnections()
+	probe := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 3 * time.Second, Transport: probeTransport}
 	g.Go(func() error {
 		for {
-			// The dependencies are checked on their own clock: an idle topic must not leave the
-			// service unready, and the fetch loop reports its own failures as "consumer".
-			ready.Set("redis", rdb.Ping(gctx).Err())
-			ready.Set("kafka", kafkaio.Ping(gctx, cfg.Brokers))
+			pctx, cancel := context.WithTimeout(gctx, 3*time.Second)
+			_, err := probe.Metadata(pctx, &kafka.MetadataRequest{Topics: []string{}})
+			ready.Set("kafka", err)
+			ready.Set("redis", rdb.Ping(pctx).Err())
+			cancel()
 			select {
 			case <-gctx.Done():
 				return nil

@@ -226,8 +226,10 @@ type shop struct {
 	pend     map[string]*pending
 	order    []string // FIFO of pend keys
 	inflight map[string]bool
-	active   int
-	paused   bool
+	// pendInflight counts orders waiting in pend while an earlier state of theirs is in flight.
+	pendInflight int
+	active       int
+	paused       bool
 }
 
 func (sh *shop) add(it Item, now time.Time) {
@@ -240,6 +242,9 @@ func (sh *shop) add(it Item, now time.Time) {
 		p = &pending{id: it.OrderID, since: now}
 		sh.pend[it.OrderID] = p
 		sh.order = append(sh.order, it.OrderID)
+		if sh.inflight[it.OrderID] {
+			sh.pendInflight++
+		}
 	}
 	p.items = append(p.items, it)
 	l := p.latest()
@@ -275,22 +280,16 @@ func (sh *shop) eligible(n int) ([]string, time.Time) {
 		if oldest.IsZero() {
 			oldest = sh.pend[id].since
 		}
-		if len(out) < n {
-			out = append(out, id)
+		if len(out) >= n {
+			break
 		}
+		out = append(out, id)
 	}
 	return out, oldest
 }
 
-func (sh *shop) countEligible() int {
-	n := 0
-	for _, id := range sh.order {
-		if !sh.inflight[id] {
-			n++
-		}
-	}
-	return n
-}
+// countEligible is how many waiting orders are not in flight.
+func (sh *shop) countEligible() int { return len(sh.pend) - sh.pendInflight }
 
 // take removes ids from pend and marks them in flight.
 func (sh *shop) take(ids []string) []*pending {
@@ -375,6 +374,9 @@ func (sh *shop) run(ctx, hard context.Context) {
 					break more
 				}
 			}
+			if sh.paused {
+				continue // nothing is sent until the probe succeeds
+			}
 			if sh.countEligible() >= s.cfg.BatchSize || draining {
 				flush(now)
 			} else if _, oldest := sh.eligible(0); !oldest.IsZero() {
@@ -391,6 +393,9 @@ func (sh *shop) run(ctx, hard context.Context) {
 			sh.active--
 			for _, id := range r.ids {
 				delete(sh.inflight, id)
+				if _, waiting := sh.pend[id]; waiting {
+					sh.pendInflight--
+				}
 			}
 			sh.requeue(r.requeue)
 			switch {
