@@ -88,10 +88,10 @@ func TestCoalesceAndRules(t *testing.T) {
 
 	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 4 }))
 	out := byOutcome(res)
-	if r := out[writeback.OutcomeAccepted]["100"]; len(r.EventIDs) != 2 || r.DistriStatus != 1 {
+	if r := out[writeback.OutcomeAccepted]["100"]; len(r.EventIDs) != 2 || r.DistriStatus != "1" {
 		t.Errorf("duplicate: %+v", r)
 	}
-	if r := out[writeback.OutcomeAccepted]["101"]; r.DistriStatus != 1 || len(r.EventIDs) != 2 || r.Platform != "eleme" || r.OrderID != "DD101" {
+	if r := out[writeback.OutcomeAccepted]["101"]; r.DistriStatus != "1" || len(r.EventIDs) != 2 || r.Platform != "eleme" || r.OrderID != "DD101" {
 		t.Errorf("out of order: %+v (want delivered, the later occurred_at, covering both events)", r)
 	}
 	if r := out[writeback.OutcomeSkipped]["102"]; r.Reason != "stale" {
@@ -103,7 +103,7 @@ func TestCoalesceAndRules(t *testing.T) {
 	if _, ok := h.sb.Order(appKey, "103"); ok {
 		t.Error("picked_up reached Dangdang")
 	}
-	if r := out[writeback.OutcomeAccepted]["104"]; r.DistriStatus != 2 {
+	if r := out[writeback.OutcomeAccepted]["104"]; r.DistriStatus != "2" {
 		t.Errorf("failed: %+v", r)
 	}
 	for _, c := range h.sb.Calls(appKey) {

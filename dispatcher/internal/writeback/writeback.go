@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,29 +38,18 @@ import (
 	"github.com/orderpipe/pipeline/schemas"
 )
 
-// Outcomes recorded in dangdang.results.v1.
+// Outcomes recorded in dangdang.results.v1 (the contract's values, in schemas).
 const (
-	OutcomeAccepted     = "accepted"
-	OutcomeRejected     = "rejected"
-	OutcomeSkipped      = "skipped"
-	OutcomeDeadLettered = "dead_lettered"
+	OutcomeAccepted     = schemas.DangdangAccepted
+	OutcomeRejected     = schemas.DangdangRejected
+	OutcomeSkipped      = schemas.DangdangSkipped
+	OutcomeDeadLettered = schemas.DangdangDeadLettered
 )
 
 // Result is one record of dangdang.results.v1 (key: the Dangdang order id): one order of one
-// write-back, what was sent, Dangdang's answer, and the events it covered.
-type Result struct {
-	DangdangOrderID string            `json:"dangdang_order_id"`
-	Shop            string            `json:"shop"`
-	DistriStatus    int               `json:"distri_status"`
-	Outcome         string            `json:"outcome"`
-	OrderOperCode   string            `json:"order_oper_code,omitempty"`
-	OrderOperation  string            `json:"order_operation,omitempty"`
-	Reason          string            `json:"reason,omitempty"`
-	EventIDs        []string          `json:"event_ids"`
-	OrderID         string            `json:"order_id"`
-	Platform        string            `json:"platform"`
-	At              schemas.Timestamp `json:"at"`
-}
+// write-back, what was sent, Dangdang's answer, and the events it covered. It is the contract's
+// type, so what the dispatcher writes is what downstream teams decode.
+type Result = schemas.DangdangResult
 
 // Recorder writes results durably and runs done once they are.
 type Recorder interface {
@@ -234,7 +224,7 @@ type shop struct {
 
 func (sh *shop) add(it Item, now time.Time) {
 	if it.Stale {
-		sh.s.finish(sh, []Item{it}, Result{DangdangOrderID: it.OrderID, DistriStatus: it.DistriStatus, Outcome: OutcomeSkipped, Reason: SkipStale}, it)
+		sh.s.finish(sh, []Item{it}, Result{DangdangOrderID: it.OrderID, DistriStatus: strconv.Itoa(it.DistriStatus), Status: statusOf(it.DistriStatus), Outcome: OutcomeSkipped, Reason: SkipStale}, it)
 		return
 	}
 	p, ok := sh.pend[it.OrderID]
@@ -597,7 +587,7 @@ func (s *Sink) retryForever(ctx context.Context, f func() error) error {
 }
 
 func (sh *shop) finishPending(p *pending, r Result) {
-	r.DangdangOrderID, r.DistriStatus = p.id, p.status
+	r.DangdangOrderID, r.DistriStatus, r.Status = p.id, strconv.Itoa(p.status), statusOf(p.status)
 	sh.s.finish(sh, p.items, r, p.latest())
 }
 
@@ -620,4 +610,15 @@ func (s *Sink) finish(sh *shop, items []Item, r Result, latest Item) {
 			}
 		}
 	})
+}
+
+// statusOf is the unified status a distriStatus writes back.
+func statusOf(distriStatus int) string {
+	switch distriStatus {
+	case 1:
+		return schemas.StatusDelivered
+	case 2:
+		return schemas.StatusDeliveryFailed
+	}
+	return ""
 }
