@@ -22,6 +22,7 @@ import (
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/logging"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/tracing"
 )
 
 // run wires the dispatcher and blocks until ctx ends and it has drained.
@@ -35,6 +36,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	tr, err := tracing.New(ctx, "dispatcher", cfg.TracesExporter)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tr.Shutdown(sctx)
+	}()
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("kafka", "redis")
 
@@ -54,11 +64,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	reg.MustRegister(writeErrors)
 	prod.OnError = func(error) { writeErrors.Inc() }
 
-	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}}
+	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}, Propagator: tr.Propagator}
 	sink := writeback.New(writeback.Config{
 		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
 		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
-		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops,
+		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
 	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
 		&dispatch.ResultsRecorder{Topic: cfg.TopicResults, Prod: prod}, writeback.NewMetrics(reg), log)
 	dm := dispatch.NewMetrics(reg)
@@ -108,7 +118,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
-			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace},
+			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
 			reader, cfg.Table, prod, sink, dm, ready, log)
 		if err := d.Run(gctx); err != nil {
 			return fmt.Errorf("dispatch: %w", err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
@@ -30,6 +31,7 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/routing"
 	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/tracing"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -54,6 +56,9 @@ type Config struct {
 	CommitInterval time.Duration
 	// Grace is how long a stop may take to flush and record what is pending; default 10 s.
 	Grace time.Duration
+	// Tracing reads each event's trace context, so its Dangdang call continues the trace; nil
+	// means none is read.
+	Tracing *tracing.Tracing
 }
 
 // Metrics of the loop.
@@ -367,7 +372,12 @@ func (d *Dispatcher) handle(m kafka.Message) {
 		}
 		_ = d.prod.Send(d.hard, msgs, e.partDone)
 	}
+	var sc trace.SpanContext
+	if d.cfg.Tracing != nil {
+		sc = trace.SpanContextFromContext(d.cfg.Tracing.FromMessage(context.Background(), m))
+	}
 	for _, it := range items {
+		it.Trace = sc
 		d.m.Routed.WithLabelValues("dangdang/" + it.Shop).Inc()
 		it.Done = func(outcome, reason string) {
 			if outcome == writeback.OutcomeDeadLettered {

@@ -30,6 +30,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
@@ -66,6 +70,9 @@ type Item struct {
 	EventID      string
 	Platform     string
 	EventOrderID string // the event's own order_id
+	// Trace is the event's trace context (from its traceparent header); the Dangdang call that
+	// carries the order continues the first order's trace and links the others.
+	Trace trace.SpanContext
 	// Done runs once, after the item's outcome is recorded; dead-lettered items carry the reason.
 	Done func(outcome, reason string)
 }
@@ -84,6 +91,9 @@ type Config struct {
 	// RetryCodes are per-order orderOperCodes that are retried rather than final; default 1208.
 	RetryCodes []string
 	Shops      map[string]*routing.Shop
+	// Tracer makes a span of each Dangdang call; nil means no spans (the trace context still
+	// reaches Dangdang when the client has a propagator).
+	Tracer trace.Tracer
 }
 
 func (c *Config) defaults() {
@@ -456,7 +466,12 @@ func (sh *shop) send(ctx context.Context, batch []*pending, isProbe bool) batchR
 			ups[i] = dangdang.OrderUpdate{OrderID: p.id, DistriStatus: p.status, DistriTime: p.occurred}
 		}
 		s.m.OrdersPerCall.Observe(float64(len(ups)))
-		resp, err := s.client.Update(ctx, sh.cred, ups)
+		cctx, span := s.startCall(ctx, sh.name, todo, attempt)
+		resp, err := s.client.Update(cctx, sh.cred, ups)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 		if ctx.Err() != nil {
 			res.requeue = todo
 			return res
@@ -621,4 +636,32 @@ func statusOf(distriStatus int) string {
 		return schemas.StatusDeliveryFailed
 	}
 	return ""
+}
+
+// startCall starts the span of one Dangdang call. Its parent is the trace of the first order that
+// has one, so a callback's trace runs from the ingress to Dangdang; every other order's trace is
+// linked.
+func (s *Sink) startCall(ctx context.Context, shop string, todo []*pending, attempt int) (context.Context, trace.Span) {
+	var parent trace.SpanContext
+	var links []trace.Link
+	for _, p := range todo {
+		sc := p.latest().Trace
+		if !sc.IsValid() {
+			continue
+		}
+		if !parent.IsValid() {
+			parent = sc
+			continue
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	tracer := s.cfg.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
+	return tracer.Start(ctx, "dangdang.orders.distristatus.update", trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("dangdang.shop", shop), attribute.Int("dangdang.orders", len(todo)), attribute.Int("dangdang.attempt", attempt)))
 }
