@@ -54,10 +54,11 @@ prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
 curl -fs -o "$out/ingress-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
 lg -url "http://$http_addr" -label ingress-flat >>"$out/results.jsonl"
 wait "$prof_pid" || true
+curl -fs "http://$ops_addr/metrics" >"$out/metrics-before-rate.txt"
 curl -fs -o "$out/ingress-rate.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
 lg -url "http://$http_addr" -rate "$rate" -label "ingress-$rate" >>"$out/results.jsonl"
 wait "$prof_pid" || true
-curl -fs "http://$ops_addr/metrics" | grep -E '^ingress_(requests_total|kafka_write_seconds_(sum|count))' >"$out/ingress.metrics" || true
+curl -fs "http://$ops_addr/metrics" >"$out/metrics-after-rate.txt"
 kill -TERM "$ing_pid"; wait "$ing_pid" 2>/dev/null || true
 
 echo "bench: 3/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
@@ -92,5 +93,24 @@ else:
 ratio = rows["ingress-flat"]["Throughput"] / rows["echo-flat"]["Throughput"]
 print(f"\ningress/echo flat-out throughput: {ratio:.0%} (target >= 40%)")
 print(f"ingress p99 at {rate}/s: {rows[f'ingress-{rate}']['P99ms']:.2f} ms (target <= 20 ms)")
+
+# Server-side view of the fixed-rate run, from histogram deltas (bucket upper bounds).
+def buckets(path, name):
+    acc = {}
+    for line in open(path):
+        if line.startswith(name + "_bucket{") and 'outcome="ok"' in line:
+            le = float(re.search(r'le="([^"]+)"', line).group(1))
+            acc[le] = acc.get(le, 0) + float(line.rsplit(" ", 1)[1])
+    return acc
+def q(delta, p):
+    total = max(delta.values())
+    for le in sorted(delta):
+        if delta[le] >= p * total:
+            return le * 1000
+for name in ["ingress_request_seconds", "ingress_kafka_write_seconds"]:
+    b0, b1 = buckets(f"{out}/metrics-before-rate.txt", name), buckets(f"{out}/metrics-after-rate.txt", name)
+    d = {le: b1[le] - b0.get(le, 0) for le in b1}
+    if d and max(d.values()) > 0:
+        print(f"server side at {rate}/s, {name}: p50 <= {q(d, .5):g} ms, p99 <= {q(d, .99):g} ms, p999 <= {q(d, .999):g} ms")
 print(f"artifacts: {out}")
 PY
