@@ -201,7 +201,7 @@ func keysOnTopic(t *testing.T, brokers []string, topic string) map[string]int {
 // others were refused, and run returns cleanly without leaking goroutines.
 func TestShutdownKeepsEverySuccess(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	topic := testenv.Name(t, "raw")
 	p := start(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_RAW": topic})
 	p.waitReady(t, 200, 30*time.Second)
