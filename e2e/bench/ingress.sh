@@ -33,15 +33,25 @@ trap cleanup EXIT
 
 echo "bench: building into $out" >&2
 (cd "$root" && go build -o "$out/" ./ingress ./e2e/cmd/loadgen)
-lg() { "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -conns "$conns" -duration "$duration" -json "$@"; }
+broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+ticks() { if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14+$15}' "/proc/$1/stat"; else echo 0; fi; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+# lg LABEL SERVER_PID ARGS...: one measured loadgen run; CPU of server, broker and the whole
+# machine (so other work on the shared machine shows) is recorded next to the result.
+lg() {
+  local label=$1 spid=$2; shift 2
+  local s0 b0 m0 t0; s0=$(ticks "$spid"); b0=$(ticks "$broker_pid"); m0=$(busy); t0=$(date +%s.%N)
+  "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -conns "$conns" -duration "$duration" -json -label "$label" "$@" >>"$out/results.jsonl"
+  echo "{\"Label\":\"$label\",\"Server\":$(( $(ticks "$spid") - s0 )),\"Broker\":$(( $(ticks "$broker_pid") - b0 )),\"Machine\":$(( $(busy) - m0 )),\"Wall\":$(echo "$(date +%s.%N) - $t0" | bc)}" >>"$out/cpu.jsonl"
+}
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 never answered" >&2; exit 1; }
 
-: >"$out/results.jsonl"
+: >"$out/results.jsonl"; : >"$out/cpu.jsonl"
 echo "bench: 1/3 echo reference" >&2
 "$out/loadgen" -serve-noop "$noop_addr" & pids+=($!); noop_pid=$!
 sleep 0.5
-lg -url "http://$noop_addr" -label echo-flat >>"$out/results.jsonl"
-lg -url "http://$noop_addr" -rate "$rate" -label "echo-$rate" >>"$out/results.jsonl"
+lg echo-flat "$noop_pid" -url "http://$noop_addr"
+lg "echo-$rate" "$noop_pid" -url "http://$noop_addr" -rate "$rate"
 kill "$noop_pid"; wait "$noop_pid" 2>/dev/null || true
 
 echo "bench: 2/3 ingress (topic $raw_topic)" >&2
@@ -49,14 +59,14 @@ KAFKA_BROKERS=$brokers HTTP_ADDR=$http_addr OPS_ADDR=$ops_addr TOPIC_RAW=$raw_to
   DIANWODA_SECRETS=$dsec ELEME_SECRETS=$app=$esec LOG_LEVEL=warn INGRESS_DRAIN_DELAY=0s \
   "$out/ingress" >"$out/ingress.log" 2>&1 & pids+=($!); ing_pid=$!
 wait_http "http://$ops_addr/readyz"
-lg -url "http://$http_addr" -duration 3s -label warmup >/dev/null
+"$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -duration 3s >/dev/null
 prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
 curl -fs -o "$out/ingress-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
-lg -url "http://$http_addr" -label ingress-flat >>"$out/results.jsonl"
+lg ingress-flat "$ing_pid" -url "http://$http_addr"
 wait "$prof_pid" || true
 curl -fs "http://$ops_addr/metrics" >"$out/metrics-before-rate.txt"
 curl -fs -o "$out/ingress-rate.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
-lg -url "http://$http_addr" -rate "$rate" -label "ingress-$rate" >>"$out/results.jsonl"
+lg "ingress-$rate" "$ing_pid" -url "http://$http_addr" -rate "$rate"
 wait "$prof_pid" || true
 curl -fs "http://$ops_addr/metrics" >"$out/metrics-after-rate.txt"
 kill -TERM "$ing_pid"; wait "$ing_pid" 2>/dev/null || true
@@ -76,9 +86,11 @@ done
 python3 - "$out" "$rate" "$record_size" <<'PY'
 import json, re, sys
 out, rate = sys.argv[1], sys.argv[2]
-rows = {}
+rows, cpu = {}, {}
 for line in open(f"{out}/results.jsonl"):
     r = json.loads(line); rows[r["Label"]] = r
+for line in open(f"{out}/cpu.jsonl"):
+    r = json.loads(line); cpu[r["Label"]] = r
 pp = open(f"{out}/pp.log").read().strip().splitlines()[-1]
 m = re.search(r"([\d.]+) records/sec.*?([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", pp)
 print(f"{'run':<16}{'ok/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}  non-200 / notes")
@@ -91,6 +103,12 @@ if m:
 else:
     print("kafka-producer: could not parse:", pp)
 ratio = rows["ingress-flat"]["Throughput"] / rows["echo-flat"]["Throughput"]
+print(f"\nCPU in cores (2 on this machine) during each run; 'others' is everything else on the shared machine")
+print(f"{'run':<16}{'server':>8}{'broker':>8}{'loadgen':>9}{'others':>8}{'server ms/req':>15}")
+for k in ["echo-flat", f"echo-{rate}", "ingress-flat", f"ingress-{rate}"]:
+    c, r = cpu[k], rows[k]; w = c["Wall"] * 100
+    srv, brk, lgc, mach = c["Server"] / w, c["Broker"] / w, r.get("CPUSeconds", 0) / c["Wall"], c["Machine"] / w
+    print(f"{k:<16}{srv:>8.2f}{brk:>8.2f}{lgc:>9.2f}{max(0, mach - srv - brk - lgc):>8.2f}{c['Server'] * 10 / max(1, r['Sent']):>15.3f}")
 print(f"\ningress/echo flat-out throughput: {ratio:.0%} (target >= 40%)")
 print(f"ingress p99 at {rate}/s: {rows[f'ingress-{rate}']['P99ms']:.2f} ms (target <= 20 ms)")
 
