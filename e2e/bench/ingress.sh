@@ -7,10 +7,11 @@
 # 2. ingress  the real ingress (verify, envelope, synchronous acks=all write): flat out and at RATE/s
 # 3. kafka    Kafka's own ProducerPerformance, same broker, record size ~ the ingress's envelope, acks=all
 #
-# Env: KAFKA_BROKERS, DURATION (20s), CONNS (64), RATE (2000), RECORD_SIZE (mean envelope bytes,
+# Env: KAFKA_BROKERS, DURATION (20s), CONNS (64), RATE (2000), VARIANTS (extra ingress runs, e.g.
+# "INGRESS_BATCH_TIMEOUT=5ms GOGC=400"), RECORD_SIZE (mean envelope bytes,
 # default 850 as measured for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
-# The ingress CPU profile of the flat-out run is written to $OUT/ingress-flat.cpu.pprof
-# (go tool pprof -top $OUT/ingress bin $OUT/ingress-flat.cpu.pprof).
+# CPU profiles of each ingress run are written to $OUT/<run>-{flat,rate}.cpu.pprof
+# (go tool pprof -top $OUT/ingress $OUT/ingress-flat.cpu.pprof).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 brokers=${KAFKA_BROKERS:-127.0.0.1:39092}
@@ -54,22 +55,30 @@ lg echo-flat "$noop_pid" -url "http://$noop_addr"
 lg "echo-$rate" "$noop_pid" -url "http://$noop_addr" -rate "$rate"
 kill "$noop_pid"; wait "$noop_pid" 2>/dev/null || true
 
-echo "bench: 2/3 ingress (topic $raw_topic)" >&2
-KAFKA_BROKERS=$brokers HTTP_ADDR=$http_addr OPS_ADDR=$ops_addr TOPIC_RAW=$raw_topic TOPIC_PARTITIONS=12 \
-  DIANWODA_SECRETS=$dsec ELEME_SECRETS=$app=$esec LOG_LEVEL=warn INGRESS_DRAIN_DELAY=0s \
-  "$out/ingress" >"$out/ingress.log" 2>&1 & pids+=($!); ing_pid=$!
-wait_http "http://$ops_addr/readyz"
-"$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -duration 3s >/dev/null
-prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
-curl -fs -o "$out/ingress-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
-lg ingress-flat "$ing_pid" -url "http://$http_addr"
-wait "$prof_pid" || true
-curl -fs "http://$ops_addr/metrics" >"$out/metrics-before-rate.txt"
-curl -fs -o "$out/ingress-rate.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
-lg "ingress-$rate" "$ing_pid" -url "http://$http_addr" -rate "$rate"
-wait "$prof_pid" || true
-curl -fs "http://$ops_addr/metrics" >"$out/metrics-after-rate.txt"
-kill -TERM "$ing_pid"; wait "$ing_pid" 2>/dev/null || true
+# ingress_runs NAME [VAR=value...]: start the ingress with extra settings, measure flat out and
+# at RATE/s (CPU profile and metrics saved under NAME), stop it.
+ingress_runs() {
+  local name=$1; shift
+  echo "bench: 2/3 $name (topic $raw_topic) $*" >&2
+  env KAFKA_BROKERS="$brokers" HTTP_ADDR="$http_addr" OPS_ADDR="$ops_addr" TOPIC_RAW="$raw_topic" TOPIC_PARTITIONS=12 \
+    DIANWODA_SECRETS="$dsec" ELEME_SECRETS="$app=$esec" LOG_LEVEL=warn INGRESS_DRAIN_DELAY=0s "$@" \
+    "$out/ingress" >"$out/$name.log" 2>&1 & pids+=($!); ing_pid=$!
+  wait_http "http://$ops_addr/readyz"
+  "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -duration 3s >/dev/null
+  prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
+  curl -fs -o "$out/$name-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
+  lg "$name-flat" "$ing_pid" -url "http://$http_addr"
+  wait "$prof_pid" || true
+  curl -fs "http://$ops_addr/metrics" >"$out/$name-metrics-before-rate.txt"
+  curl -fs -o "$out/$name-rate.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
+  lg "$name-$rate" "$ing_pid" -url "http://$http_addr" -rate "$rate"
+  wait "$prof_pid" || true
+  curl -fs "http://$ops_addr/metrics" >"$out/$name-metrics-after-rate.txt"
+  kill -TERM "$ing_pid"; wait "$ing_pid" 2>/dev/null || true
+}
+ingress_runs ingress
+# VARIANTS="INGRESS_BATCH_TIMEOUT=5ms GOGC=400": each is one more ingress run with that setting.
+for v in ${VARIANTS:-}; do ingress_runs "ingress[$v]" "$v"; done
 
 echo "bench: 3/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
 cp=$("$root/deploy/local/kafka.sh" classpath)
@@ -94,7 +103,7 @@ for line in open(f"{out}/cpu.jsonl"):
 pp = open(f"{out}/pp.log").read().strip().splitlines()[-1]
 m = re.search(r"([\d.]+) records/sec.*?([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", pp)
 print(f"{'run':<16}{'ok/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}  non-200 / notes")
-for k in ["echo-flat", f"echo-{rate}", "ingress-flat", f"ingress-{rate}"]:
+for k in rows:
     r = rows[k]
     bad = {s: n for s, n in (r["ByStatus"] or {}).items() if s != "200"}
     print(f"{k:<16}{r['Throughput']:>10.0f}{r['P50ms']:>9.2f}{r['P99ms']:>9.2f}{r['P999ms']:>9.2f}  {bad or ''} neterr={r['NetErrors']} late={r['Late']} conns={r['Conns']}")
@@ -105,7 +114,7 @@ else:
 ratio = rows["ingress-flat"]["Throughput"] / rows["echo-flat"]["Throughput"]
 print(f"\nCPU in cores (2 on this machine) during each run; 'others' is everything else on the shared machine")
 print(f"{'run':<16}{'server':>8}{'broker':>8}{'loadgen':>9}{'others':>8}{'server ms/req':>15}")
-for k in ["echo-flat", f"echo-{rate}", "ingress-flat", f"ingress-{rate}"]:
+for k in rows:
     c, r = cpu[k], rows[k]; w = c["Wall"] * 100
     srv, brk, lgc, mach = c["Server"] / w, c["Broker"] / w, r.get("CPUSeconds", 0) / c["Wall"], c["Machine"] / w
     print(f"{k:<16}{srv:>8.2f}{brk:>8.2f}{lgc:>9.2f}{max(0, mach - srv - brk - lgc):>8.2f}{c['Server'] * 10 / max(1, r['Sent']):>15.3f}")
@@ -125,10 +134,13 @@ def q(delta, p):
     for le in sorted(delta):
         if delta[le] >= p * total:
             return le * 1000
-for name in ["ingress_request_seconds", "ingress_kafka_write_seconds"]:
-    b0, b1 = buckets(f"{out}/metrics-before-rate.txt", name), buckets(f"{out}/metrics-after-rate.txt", name)
-    d = {le: b1[le] - b0.get(le, 0) for le in b1}
-    if d and max(d.values()) > 0:
-        print(f"server side at {rate}/s, {name}: p50 <= {q(d, .5):g} ms, p99 <= {q(d, .99):g} ms, p999 <= {q(d, .999):g} ms")
+import glob
+for before in sorted(glob.glob(f"{out}/*-metrics-before-rate.txt")):
+    run = before[len(out) + 1:-len("-metrics-before-rate.txt")]
+    for name in ["ingress_request_seconds", "ingress_kafka_write_seconds"]:
+        b0, b1 = buckets(before, name), buckets(before.replace("before", "after"), name)
+        d = {le: b1[le] - b0.get(le, 0) for le in b1}
+        if d and max(d.values()) > 0:
+            print(f"{run} server side at {rate}/s, {name}: p50 <= {q(d, .5):g} ms, p99 <= {q(d, .99):g} ms, p999 <= {q(d, .999):g} ms")
 print(f"artifacts: {out}")
 PY
