@@ -332,3 +332,27 @@ func TestConfigErrorsListed(t *testing.T) {
 		t.Fatalf("run = %v", err)
 	}
 }
+
+// TestSlowHeadersCut: a client that trickles its headers (slowloris) is disconnected after
+// INGRESS_READ_HEADER_TIMEOUT instead of holding a connection open.
+func TestSlowHeadersCut(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	p := start(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_RAW": testenv.Name(t, "raw"), "INGRESS_READ_HEADER_TIMEOUT": "300ms"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.httpURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/callbacks/eleme HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadAll(conn) // returns when the server closes the connection
+	if err != nil {
+		t.Fatalf("read: %v (server did not close the connection)", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("connection held %s", d)
+	}
+}
