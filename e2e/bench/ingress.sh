@@ -7,7 +7,8 @@
 # 2. ingress  the real ingress (verify, envelope, synchronous acks=all write): flat out and at RATE/s
 # 3. kafka    Kafka's own ProducerPerformance, same broker, record size ~ the ingress's envelope, acks=all
 #
-# Env: KAFKA_BROKERS, DURATION (20s), CONNS (64), RATE (2000), VARIANTS (extra ingress runs, e.g.
+# Env: KAFKA_BROKERS, OWN_BROKER=1 (start a broker of the bench's own on OWN_BROKER_PORT, 39492,
+# so other users of the shared dev broker do not load it), DURATION (20s), CONNS (64), RATE (2000), VARIANTS (extra ingress runs, e.g.
 # "INGRESS_BATCH_TIMEOUT=5ms GOGC=400"), RECORD_SIZE (mean envelope bytes,
 # default 850 as measured for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
 # CPU profiles of each ingress run are written to $OUT/<run>-{flat,rate}.cpu.pprof
@@ -15,6 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 brokers=${KAFKA_BROKERS:-127.0.0.1:39092}
+own_broker=${OWN_BROKER:-0}
 duration=${DURATION:-20s}
 conns=${CONNS:-64}
 rate=${RATE:-2000}
@@ -29,9 +31,18 @@ raw_topic=bench.ingress.raw.$stamp
 pp_topic=bench.ingress.pp.$stamp
 dsec=bench-dianwoda-secret esec=bench-eleme-secret app=62933118
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "$own_broker" = 1 ]; then KAFKA_PORT=$own_port KAFKA_RUN_DIR=$out/kafka "$root/deploy/local/kafka.sh" stop; fi
+}
 trap cleanup EXIT
 
+if [ "$own_broker" = 1 ]; then
+  # A broker of the bench's own: other work on the machine does not produce to it.
+  own_port=${OWN_BROKER_PORT:-39492}
+  KAFKA_PORT=$own_port KAFKA_RUN_DIR=$out/kafka "$root/deploy/local/kafka.sh" start
+  brokers=127.0.0.1:$own_port
+fi
 echo "bench: building into $out" >&2
 (cd "$root" && go build -o "$out/" ./ingress ./e2e/cmd/loadgen)
 broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
@@ -102,22 +113,22 @@ for line in open(f"{out}/cpu.jsonl"):
     r = json.loads(line); cpu[r["Label"]] = r
 pp = open(f"{out}/pp.log").read().strip().splitlines()[-1]
 m = re.search(r"([\d.]+) records/sec.*?([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", pp)
-print(f"{'run':<16}{'ok/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}  non-200 / notes")
+print(f"{'run':<40}{'ok/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}  non-200 / notes")
 for k in rows:
     r = rows[k]
     bad = {s: n for s, n in (r["ByStatus"] or {}).items() if s != "200"}
-    print(f"{k:<16}{r['Throughput']:>10.0f}{r['P50ms']:>9.2f}{r['P99ms']:>9.2f}{r['P999ms']:>9.2f}  {bad or ''} neterr={r['NetErrors']} late={r['Late']} conns={r['Conns']}")
+    print(f"{k:<40}{r['Throughput']:>10.0f}{r['P50ms']:>9.2f}{r['P99ms']:>9.2f}{r['P999ms']:>9.2f}  {bad or ''} neterr={r['NetErrors']} late={r['Late']} conns={r['Conns']}")
 if m:
-    print(f"{'kafka-producer':<16}{float(m.group(1)):>10.0f}{float(m.group(4)):>9.2f}{float(m.group(6)):>9.2f}{float(m.group(7)):>9.2f}  async pipelined, acks=all, {sys.argv[3]} B records (avg {m.group(2)} ms)")
+    print(f"{'kafka-producer':<40}{float(m.group(1)):>10.0f}{float(m.group(4)):>9.2f}{float(m.group(6)):>9.2f}{float(m.group(7)):>9.2f}  async pipelined, acks=all, {sys.argv[3]} B records (avg {m.group(2)} ms)")
 else:
     print("kafka-producer: could not parse:", pp)
 ratio = rows["ingress-flat"]["Throughput"] / rows["echo-flat"]["Throughput"]
 print(f"\nCPU in cores (2 on this machine) during each run; 'others' is everything else on the shared machine")
-print(f"{'run':<16}{'server':>8}{'broker':>8}{'loadgen':>9}{'others':>8}{'server ms/req':>15}")
+print(f"{'run':<40}{'server':>8}{'broker':>8}{'loadgen':>9}{'others':>8}{'server ms/req':>15}")
 for k in rows:
     c, r = cpu[k], rows[k]; w = c["Wall"] * 100
     srv, brk, lgc, mach = c["Server"] / w, c["Broker"] / w, r.get("CPUSeconds", 0) / c["Wall"], c["Machine"] / w
-    print(f"{k:<16}{srv:>8.2f}{brk:>8.2f}{lgc:>9.2f}{max(0, mach - srv - brk - lgc):>8.2f}{c['Server'] * 10 / max(1, r['Sent']):>15.3f}")
+    print(f"{k:<40}{srv:>8.2f}{brk:>8.2f}{lgc:>9.2f}{max(0, mach - srv - brk - lgc):>8.2f}{c['Server'] * 10 / max(1, r['Sent']):>15.3f}")
 print(f"\ningress/echo flat-out throughput: {ratio:.0%} (target >= 40%)")
 print(f"ingress p99 at {rate}/s: {rows[f'ingress-{rate}']['P99ms']:.2f} ms (target <= 20 ms)")
 
