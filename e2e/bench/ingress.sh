@@ -58,8 +58,18 @@ lg() {
 }
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 never answered" >&2; exit 1; }
 
+# Kafka's ceiling first: it also warms the broker (JIT) before the HTTP runs are measured.
+echo "bench: 1/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
+cp=$("$root/deploy/local/kafka.sh" classpath)
+java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$pp_topic" \
+  --partitions 12 --replication-factor 1 >/dev/null
+java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
+  org.apache.kafka.tools.ProducerPerformance --topic "$pp_topic" --num-records "$pp_records" \
+  --record-size "$record_size" --throughput -1 --producer-props bootstrap.servers="$brokers" acks=all \
+  >"$out/pp.log" 2>&1 || { cat "$out/pp.log" >&2; exit 1; }
+
 : >"$out/results.jsonl"; : >"$out/cpu.jsonl"
-echo "bench: 1/3 echo reference" >&2
+echo "bench: 2/3 echo reference" >&2
 "$out/loadgen" -serve-noop "$noop_addr" & pids+=($!); noop_pid=$!
 sleep 0.5
 lg echo-flat "$noop_pid" -url "http://$noop_addr"
@@ -70,12 +80,12 @@ kill "$noop_pid"; wait "$noop_pid" 2>/dev/null || true
 # at RATE/s (CPU profile and metrics saved under NAME), stop it.
 ingress_runs() {
   local name=$1; shift
-  echo "bench: 2/3 $name (topic $raw_topic) $*" >&2
+  echo "bench: 3/3 $name (topic $raw_topic) $*" >&2
   env KAFKA_BROKERS="$brokers" HTTP_ADDR="$http_addr" OPS_ADDR="$ops_addr" TOPIC_RAW="$raw_topic" TOPIC_PARTITIONS=12 \
     DIANWODA_SECRETS="$dsec" ELEME_SECRETS="$app=$esec" LOG_LEVEL=warn INGRESS_DRAIN_DELAY=0s "$@" \
     "$out/ingress" >"$out/$name.log" 2>&1 & pids+=($!); ing_pid=$!
   wait_http "http://$ops_addr/readyz"
-  "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -duration 3s >/dev/null
+  "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -duration 5s >/dev/null
   prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
   curl -fs -o "$out/$name-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
   lg "$name-flat" "$ing_pid" -url "http://$http_addr"
@@ -91,14 +101,10 @@ ingress_runs ingress
 # VARIANTS="INGRESS_BATCH_TIMEOUT=5ms GOGC=400": each is one more ingress run with that setting.
 for v in ${VARIANTS:-}; do ingress_runs "ingress[$v]" "$v"; done
 
-echo "bench: 3/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
-cp=$("$root/deploy/local/kafka.sh" classpath)
-java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$pp_topic" \
-  --partitions 12 --replication-factor 1 >/dev/null
-java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
-  org.apache.kafka.tools.ProducerPerformance --topic "$pp_topic" --num-records "$pp_records" \
-  --record-size "$record_size" --throughput -1 --producer-props bootstrap.servers="$brokers" acks=all \
-  >"$out/pp.log" 2>&1 || { cat "$out/pp.log" >&2; exit 1; }
+# The real envelope size, to check RECORD_SIZE against.
+timeout 60 java -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
+  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$brokers" --topic "$raw_topic" \
+  --from-beginning --max-messages 2000 2>/dev/null | awk '{n++; b+=length($0)} END {if (n) printf "%d\n", b/n}' >"$out/envelope-bytes.txt" || true
 for t in "$raw_topic" "$pp_topic"; do
   java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --delete --topic "$t" >/dev/null 2>&1 || true
 done
@@ -153,5 +159,9 @@ for before in sorted(glob.glob(f"{out}/*-metrics-before-rate.txt")):
         d = {le: b1[le] - b0.get(le, 0) for le in b1}
         if d and max(d.values()) > 0:
             print(f"{run} server side at {rate}/s, {name}: p50 <= {q(d, .5):g} ms, p99 <= {q(d, .99):g} ms, p999 <= {q(d, .999):g} ms")
+try:
+    print(f"mean ingress envelope on the topic: {open(f'{out}/envelope-bytes.txt').read().strip()} B (kafka-producer used {sys.argv[3]} B)")
+except OSError:
+    pass
 print(f"artifacts: {out}")
 PY
