@@ -356,3 +356,28 @@ func TestSlowHeadersCut(t *testing.T) {
 		t.Errorf("connection held %s", d)
 	}
 }
+
+// TestDrainingNotReady: on stop, readiness fails first ("draining") while callbacks are still
+// answered for INGRESS_DRAIN_DELAY, so a load balancer moves away before the listener closes.
+func TestDrainingNotReady(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	p := start(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_RAW": testenv.Name(t, "raw"), "INGRESS_DRAIN_DELAY": "1500ms"})
+	p.waitReady(t, 200, 30*time.Second)
+	p.cancel()
+	p.waitReady(t, 503, time.Second)
+	if got := p.postDianwoda("during-drain"); got != 200 {
+		t.Errorf("callback while draining: %d, want 200", got)
+	}
+	select {
+	case err := <-p.done:
+		p.cancel = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if !strings.Contains(p.logs.String(), `"msg":"draining"`) {
+		t.Error("no draining log line")
+	}
+}
