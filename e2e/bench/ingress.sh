@@ -7,7 +7,7 @@
 # 2. ingress  the real ingress (verify, envelope, synchronous acks=all write): flat out and at RATE/s
 # 3. kafka    Kafka's own ProducerPerformance, same broker, record size ~ the ingress's envelope, acks=all
 #
-# Env: KAFKA_BROKERS, OWN_BROKER=1 (start a broker of the bench's own on OWN_BROKER_PORT, 39492,
+# Env: KAFKA_BROKERS, OWN_BROKER=1 (start a broker of the bench's own on OWN_BROKER_PORT, default free,
 # so other users of the shared dev broker do not load it), DURATION (20s), CONNS (64), RATE (2000), VARIANTS (extra ingress runs, e.g.
 # "INGRESS_BATCH_TIMEOUT=5ms GOGC=400"), RECORD_SIZE (mean envelope bytes,
 # default 850 as measured for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
@@ -39,7 +39,16 @@ trap cleanup EXIT
 
 if [ "$own_broker" = 1 ]; then
   # A broker of the bench's own: other work on the machine does not produce to it.
-  own_port=${OWN_BROKER_PORT:-39492}
+  own_port=${OWN_BROKER_PORT:-$(python3 -c 'import socket
+for _ in range(50):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]; b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); break
+    except OSError:
+        pass
+    finally:
+        a.close(); b.close()
+print(p)')}
   KAFKA_PORT=$own_port KAFKA_RUN_DIR=$out/kafka "$root/deploy/local/kafka.sh" start
   brokers=127.0.0.1:$own_port
 fi
