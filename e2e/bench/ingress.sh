@@ -10,7 +10,7 @@
 # Env: KAFKA_BROKERS, OWN_BROKER=1 (start a broker of the bench's own on OWN_BROKER_PORT, default free,
 # so other users of the shared dev broker do not load it), DURATION (20s), CONNS (64), RATE (2000), VARIANTS (extra ingress runs, e.g.
 # "INGRESS_BATCH_TIMEOUT=5ms GOGC=400"), RECORD_SIZE (mean envelope bytes,
-# default 850 as measured for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
+# default 780 as measured from the topic for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
 # CPU profiles of each ingress run are written to $OUT/<run>-{flat,rate}.cpu.pprof
 # (go tool pprof -top $OUT/ingress $OUT/ingress-flat.cpu.pprof).
 set -euo pipefail
@@ -20,7 +20,7 @@ own_broker=${OWN_BROKER:-0}
 duration=${DURATION:-20s}
 conns=${CONNS:-64}
 rate=${RATE:-2000}
-record_size=${RECORD_SIZE:-850}
+record_size=${RECORD_SIZE:-780}
 pp_records=${PP_RECORDS:-200000}
 out=${OUT:-$(mktemp -d)}
 noop_addr=127.0.0.1:${NOOP_PORT:-18180}
