@@ -7,7 +7,7 @@
 # 2. ingress  the real ingress (verify, envelope, synchronous acks=all write): flat out and at RATE/s
 # 3. kafka    Kafka's own ProducerPerformance, same broker, record size ~ the ingress's envelope, acks=all
 #
-# Env: KAFKA_BROKERS, OWN_BROKER=1 (start a broker of the bench's own on OWN_BROKER_PORT, default free,
+# Env: WARMUP (15s, flat out before each ingress measurement), KAFKA_BROKERS, OWN_BROKER=1 (start a broker of the bench's own on OWN_BROKER_PORT, default free,
 # so other users of the shared dev broker do not load it), DURATION (20s), CONNS (64), RATE (2000), VARIANTS (extra ingress runs, e.g.
 # "INGRESS_BATCH_TIMEOUT=5ms GOGC=400"), RECORD_SIZE (mean envelope bytes,
 # default 780 as measured from the topic for loadgen traffic), PP_RECORDS (200000), OUT (a temp dir: logs, pprof).
@@ -94,7 +94,9 @@ ingress_runs() {
     DIANWODA_SECRETS="$dsec" ELEME_SECRETS="$app=$esec" LOG_LEVEL=warn INGRESS_DRAIN_DELAY=0s "$@" \
     "$out/ingress" >"$out/$name.log" 2>&1 & pids+=($!); ing_pid=$!
   wait_http "http://$ops_addr/readyz"
-  "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -duration 5s >/dev/null
+  # Warm up flat out: a broker that has not yet seen this pattern of small produce requests uses
+  # twice the CPU per record for a while (JIT), which would be charged to the first run measured.
+  "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -url "http://$http_addr" -conns "$conns" -duration "${WARMUP:-15s}" >/dev/null
   prof_secs=$(( ${duration%s} > 15 ? 10 : ${duration%s} / 2 ))
   curl -fs -o "$out/$name-flat.cpu.pprof" "http://$ops_addr/debug/pprof/profile?seconds=$prof_secs" & prof_pid=$!
   lg "$name-flat" "$ing_pid" -url "http://$http_addr"
