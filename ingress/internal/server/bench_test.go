@@ -64,12 +64,14 @@ func BenchmarkHandlerKafka(b *testing.B) {
 	topic := testenv.Name(b, "bench")
 	testenv.Topics(b, brokers, 12, topic)
 	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic, BatchSize: 64})
+	w.Transport.(*kafka.Transport).MetadataTopics = []string{topic} // as main does
 	pub := publish.New(w, publish.Config{MaxInflight: 1024, WriteTimeout: 10 * time.Second}, ops.NewReadiness(), prometheus.NewRegistry())
 	defer pub.Close()
 	h := benchServer(b, pub)
 	q := dwdQuery(dwdBody, dwdSecret).Encode()
 	b.ReportAllocs()
 	b.SetParallelism(16)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			rec := httptest.NewRecorder()
