@@ -62,7 +62,7 @@ func BenchmarkHandler(b *testing.B) {
 func BenchmarkHandlerKafka(b *testing.B) {
 	brokers := testenv.Kafka(b)
 	topic := testenv.Name(b, "bench")
-	testenv.Topics(b, brokers, 12, topic)
+	createTopic(b, brokers, topic, 12)
 	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic, BatchSize: 64})
 	w.Transport.(*kafka.Transport).MetadataTopics = []string{topic} // as main does
 	pub := publish.New(w, publish.Config{MaxInflight: 1024, WriteTimeout: 10 * time.Second}, ops.NewReadiness(), prometheus.NewRegistry())
