@@ -10,7 +10,6 @@ import (
 )
 
 // Check compares got with the file testdata/<name>, or rewrites the file when update is set.
-
 func Check(t testing.TB, update bool, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
