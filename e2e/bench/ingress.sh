@@ -39,9 +39,14 @@ trap cleanup EXIT
 
 if [ "$own_broker" = 1 ]; then
   # A broker of the bench's own: other work on the machine does not produce to it.
-  own_port=${OWN_BROKER_PORT:-$(python3 -c 'import socket
-for _ in range(50):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]; b = socket.socket()
+  own_port=${OWN_BROKER_PORT:-$(python3 -c 'import random, socket
+for _ in range(100):
+    # below the ephemeral range (32768+), where another process could take the port meanwhile
+    p = random.randrange(20000, 32000); a = socket.socket(); b = socket.socket()
+    try:
+        a.bind(("127.0.0.1", p))
+    except OSError:
+        a.close(); b.close(); continue
     try:
         b.bind(("127.0.0.1", p + 1)); break
     except OSError:
