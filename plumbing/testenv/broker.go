@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -69,15 +70,17 @@ func (b *Broker) do(cmd string) {
 	}
 }
 
-// freePortPair returns a port p such that p and p+1 were both free a moment ago.
+// freePortPair returns a port p such that p and p+1 were both free a moment ago. It picks below
+// Linux's ephemeral range (32768+), where an outgoing connection of another process could take
+// the port between this check and the broker's bind.
 func freePortPair(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 100 {
+		p := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		p := l.Addr().(*net.TCPAddr).Port
 		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
 		l.Close()
 		if err == nil {
