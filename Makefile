@@ -5,7 +5,7 @@ GO ?= go
 # Flags for every module's tests. -race and -shuffle as the style guide asks; -count=1 so a
 # cached pass never stands in for a run against the live broker.
 TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 15m
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help run test test-modules bench lint fmt tidy build clean
 
