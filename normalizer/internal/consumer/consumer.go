@@ -15,7 +15,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -512,10 +511,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // eventMessage builds the Kafka record of a unified event: keyed platform:order_id, JSON value,
 // CloudEvents binary-mode headers, and the raw record's traceparent when it had one.
 func eventMessage(ev schemas.StatusEvent, tp string) (kafka.Message, error) {
-	v, err := json.Marshal(ev)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("marshal event: %w", err)
-	}
+	v := appendEvent(make([]byte, 0, 768), &ev)
 	h := []kafka.Header{
 		{Key: schemas.HeaderCESpecVersion, Value: []byte(schemas.CESpecVersion)},
 		{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)},
