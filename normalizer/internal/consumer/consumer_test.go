@@ -44,15 +44,14 @@ func TestMain(m *testing.M) {
 
 // env is one test's private topics, group and Redis prefix on the shared Kafka and Redis.
 type env struct {
-	t                    *testing.T
-	brokers              []string
-	raw, status, dlq     string
-	group                string
-	rdb                  redis.UniversalClient
-	store                *orderstate.Store
-	producer             *kafka.Writer
-	partitions           int
-	committedByConsumers atomic.Int64
+	t                *testing.T
+	brokers          []string
+	raw, status, dlq string
+	group            string
+	rdb              redis.UniversalClient
+	store            *orderstate.Store
+	producer         *kafka.Writer
+	partitions       int
 }
 
 func newEnv(t *testing.T, partitions int) *env {
