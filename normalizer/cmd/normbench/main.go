@@ -59,7 +59,7 @@ func run(ctx context.Context) error {
 	var o opts
 	flag.IntVar(&o.records, "records", 100_000, "raw records to pre-fill and normalize")
 	flag.IntVar(&o.partitions, "partitions", 12, "partitions of the bench topics")
-	flag.IntVar(&o.batch, "batch", 1000, "BATCH_MAX_RECORDS of the consumer")
+	flag.IntVar(&o.batch, "batch", 2000, "BATCH_MAX_RECORDS of the consumer")
 	flag.BoolVar(&o.keep, "keep", false, "keep the topics and Redis keys afterwards")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed of the generator")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the normalizing phase here")
