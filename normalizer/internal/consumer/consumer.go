@@ -544,7 +544,13 @@ func traceparent(it *item) string {
 func (cs *Consumer) deadLetter(it *item) kafka.Message {
 	m := it.msg
 	h := make([]kafka.Header, 0, len(m.Headers)+7)
-	h = append(h, m.Headers...)
+	for _, sh := range m.Headers {
+		// A record dead-lettered before (and replayed) keeps its headers, but not the old
+		// dead-letter ones: readers take the first header of a name.
+		if !strings.HasPrefix(sh.Key, "dlq_") {
+			h = append(h, sh)
+		}
+	}
 	errText := it.err.Error()
 	if len(errText) > 1024 {
 		errText = errText[:1024]

@@ -223,6 +223,7 @@ func (r *running) waitCommitted(t *testing.T, n int) {
 }
 
 type out struct {
+	raw     []kafka.Header
 	key     string
 	ev      schemas.StatusEvent
 	value   []byte
@@ -248,7 +249,7 @@ func (e *env) readAll(topic string, want int, quiet time.Duration) []out {
 		if err != nil {
 			break
 		}
-		o := out{key: string(m.Key), value: m.Value, headers: map[string]string{}}
+		o := out{raw: m.Headers, key: string(m.Key), value: m.Value, headers: map[string]string{}}
 		for _, h := range m.Headers {
 			o.headers[h.Key] = string(h.Value)
 		}
@@ -379,7 +380,8 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
 	e := newEnv(t, 1)
 	good1 := dianwoda(t, "P1", "1", "dispatched", "rider_dispatch", 1000)
-	garbage := kafka.Message{Key: []byte("dianwoda:P2"), Value: []byte("\x00not json"), Headers: []kafka.Header{{Key: "x-origin", Value: []byte("test")}}}
+	garbage := kafka.Message{Key: []byte("dianwoda:P2"), Value: []byte("\x00not json"), Headers: []kafka.Header{
+		{Key: "x-origin", Value: []byte("test")}, {Key: schemas.HeaderDLQReason, Value: []byte("from-an-earlier-dead-lettering")}}}
 	v2 := kafka.Message{Key: []byte("eleme:P3"), Value: []byte(`{"version":2,"platform":"eleme","order_id":"P3","received_at":"2026-11-22T08:00:00.000Z","body":""}`)}
 	invalid := dianwoda(t, "P4", "1", "", "rider_dispatch", 1000) // no order_status
 	panicky := dianwoda(t, "P5", "PANIC", "dispatched", "rider_dispatch", 1000)
@@ -428,6 +430,15 @@ func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
 	}
 	if dead[0].headers["x-origin"] != "test" {
 		t.Errorf("the source record's headers were not kept")
+	}
+	n := 0
+	for _, h := range dead[0].raw {
+		if h.Key == schemas.HeaderDLQReason {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d dlq_reason headers, want 1 (old dead-letter headers must be dropped)", n)
 	}
 	if n := testutil.ToFloat64(r.metrics.Skipped.WithLabelValues("eleme", normalize.SkipNotOrderEvent)); n != 1 {
 		t.Errorf("skipped %v, want 1 not_order_event", n)
