@@ -6,7 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -657,5 +662,69 @@ func TestTwoInstancesShareTheWork(t *testing.T) {
 	ca, cb := testutil.ToFloat64(a.metrics.Committed), testutil.ToFloat64(b.metrics.Committed)
 	if ca == 0 || cb == 0 {
 		t.Errorf("the partitions were not shared: committed %v and %v", ca, cb)
+	}
+}
+
+// TestRealRedisOutage stops a Redis of the test's own (deploy/local/redis.sh on another port)
+// under a running consumer: nothing is committed or emitted while it is down, readiness says so,
+// and once it is back the loop resumes by itself and loses nothing.
+func TestRealRedisOutage(t *testing.T) {
+	root := os.Getenv("ORDERPIPE_ROOT")
+	if root == "" {
+		testenv.Redis(t) // skips (or fails under CI) with the usual message when there is no test env
+		t.Skip("ORDERPIPE_ROOT is not set: cannot start a Redis of this test's own")
+	}
+	e := newEnv(t, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	dir := t.TempDir()
+	redisCtl := func(action string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(root, "deploy/local/redis.sh"), action)
+		cmd.Env = append(os.Environ(), "REDIS_PORT="+port, "REDIS_RUN_DIR="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("redis.sh %s: %v\n%s", action, err, out)
+		}
+	}
+	redisCtl("start")
+	t.Cleanup(func() { redisCtl("stop") })
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:" + port}, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+	defer rdb.Close()
+	own := orderstate.New(rdb, "op:", time.Hour)
+	r := e.start(options{store: func(Store) Store { return own }})
+	defer r.stop(t)
+
+	e.produce(dianwoda(t, "U1", "1", "dispatched", "rider_dispatch", 1000))
+	r.waitCommitted(t, 1)
+	redisCtl("stop")
+	e.produce(dianwoda(t, "U1", "2", "arrived", "rider_arrive", 2000), dianwoda(t, "U1", "3", "obtained", "rider_obtain", 3000))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if cur, _ := r.ready.get(CheckRedis); cur != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("readiness never reported Redis down")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if c := testutil.ToFloat64(r.metrics.Committed); c != 1 {
+		t.Fatalf("committed %v records while Redis was down, want 1", c)
+	}
+	if got := e.readAll(e.status, 1, time.Second); len(got) != 1 {
+		t.Fatalf("%d events while Redis was down, want 1", len(got))
+	}
+	redisCtl("start")
+	r.waitCommitted(t, 3)
+	if cur, _ := r.ready.get(CheckRedis); cur != nil {
+		t.Errorf("readiness still failing after Redis came back: %v", cur)
+	}
+	if got := e.readAll(e.status, 3, 2*time.Second); len(got) != 3 {
+		t.Fatalf("%d events after Redis came back, want 3", len(got))
 	}
 }
