@@ -728,3 +728,29 @@ func TestRealRedisOutage(t *testing.T) {
 		t.Fatalf("%d events after Redis came back, want 3", len(got))
 	}
 }
+
+// TestDuplicatesAcrossPipelinedBatches: with tiny batches, a duplicate often arrives in the batch
+// after its original, while the original is still being written or confirmed; it must still be
+// dropped, not emitted a second time.
+func TestDuplicatesAcrossPipelinedBatches(t *testing.T) {
+	e := newEnv(t, 2)
+	var msgs []kafka.Message
+	distinct := 0
+	for o := 0; o < 100; o++ {
+		id := fmt.Sprintf("P%03d", o)
+		for i, s := range []struct{ st, code string }{{"dispatched", "rider_dispatch"}, {"arrived", "rider_arrive"}, {"completed", "customer_sign"}} {
+			m := dianwoda(t, id, fmt.Sprint(i), s.st, s.code, int64(1_000_000+i*1000))
+			msgs = append(msgs, m, m) // the platform retries at once
+			distinct++
+		}
+	}
+	r := e.start(options{batch: 3})
+	defer r.stop(t)
+	e.produce(msgs...)
+	r.waitCommitted(t, len(msgs))
+	emitted := testutil.ToFloat64(r.metrics.Emitted.WithLabelValues("dianwoda", "delivery"))
+	dedup := testutil.ToFloat64(r.metrics.Deduplicated.WithLabelValues("dianwoda"))
+	if int(emitted) != distinct || int(dedup) != len(msgs)-distinct {
+		t.Fatalf("emitted %v, deduplicated %v; want %d and %d", emitted, dedup, distinct, len(msgs)-distinct)
+	}
+}
