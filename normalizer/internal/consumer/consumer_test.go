@@ -68,7 +68,7 @@ func newEnv(t *testing.T, partitions int) *env {
 	createTopics(t, brokers, partitions, e.raw, e.status, e.dlq)
 	e.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
 	e.store = orderstate.New(e.rdb, testenv.Name(t, "op")+":", time.Hour)
-	e.producer = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: e.raw})
+	e.producer = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: e.raw, WriteTimeout: time.Minute})
 	t.Cleanup(func() {
 		e.producer.Close()
 		e.rdb.Close()
@@ -218,7 +218,7 @@ func (r *running) stop(t *testing.T) {
 // waitCommitted waits until the consumer committed n records.
 func (r *running) waitCommitted(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second) // tiny batches on a loaded shared broker are slow
 	for testutil.ToFloat64(r.metrics.Committed) < float64(n) {
 		if time.Now().After(deadline) {
 			t.Fatalf("committed %v of %d records", testutil.ToFloat64(r.metrics.Committed), n)
@@ -744,7 +744,7 @@ func TestDuplicatesAcrossPipelinedBatches(t *testing.T) {
 			distinct++
 		}
 	}
-	r := e.start(options{batch: 3})
+	r := e.start(options{batch: 10})
 	defer r.stop(t)
 	e.produce(msgs...)
 	r.waitCommitted(t, len(msgs))
