@@ -140,6 +140,11 @@ func (nopReady) Set(string, error) {}
 // after every earlier batch was committed.
 func (cs *Consumer) Run(ctx context.Context) error {
 	c := &cs.c
+	// The in-flight bookkeeping belongs to one run: a batch claimed but never emitted by an
+	// earlier, cancelled run must not make this run drop its replay.
+	cs.mu.Lock()
+	cs.inflight, cs.confirmed = map[string]int{}, nil
+	cs.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs := make(chan kafka.Message, c.MaxBatch)
@@ -372,10 +377,11 @@ func (cs *Consumer) claim(ctx context.Context, b *batch) error {
 	cs.mu.Lock()
 	for i := range evs {
 		p := &evs[i]
-		// A replay of an event that an earlier batch of this process is still writing is a
-		// duplicate too: that batch will emit it, and commits follow batch order.
-		if p.result.Decision == orderstate.Duplicate || inBatch[p.ev.EventID] ||
-			(p.result.Decision == orderstate.Replay && cs.inflight[p.ev.EventID] > 0) {
+		// An event that an earlier batch of this process is still writing is a duplicate too,
+		// whatever Redis answered (a replay of the claim, or fresh if Redis lost the key
+		// meanwhile): that batch will emit it, and commits follow batch order. Deciding it again
+		// could give one event_id a second, different record.
+		if p.result.Decision == orderstate.Duplicate || inBatch[p.ev.EventID] || cs.inflight[p.ev.EventID] > 0 {
 			c.Metrics.Deduplicated.WithLabelValues(p.ev.Platform).Inc()
 			continue
 		}
