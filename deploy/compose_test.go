@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -125,6 +126,28 @@ func TestComposeBootstrapsEveryTopic(t *testing.T) {
 		schemas.TopicLifecycle, schemas.TopicRefund, schemas.TopicDangdangResult, schemas.TopicStatusDLQ} {
 		if !slices.Contains(got, topic) {
 			t.Errorf("topic %s is not bootstrapped (created: %v)", topic, got)
+		}
+	}
+}
+
+// The topics that hold raw callbacks allow records of schemas.RawMaxMessageBytes, in compose and
+// in the Kubernetes bootstrap Job alike: a callback at the ingress's body limit must fit.
+func TestBootstrapsAllowRawEnvelopes(t *testing.T) {
+	want := strconv.Itoa(schemas.RawMaxMessageBytes)
+	compose := strings.Join(loadCompose(t).Services["topics"].Command, "\n")
+	job, err := os.ReadFile("k8s/base/topics-job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range map[string]string{"docker-compose.yml": compose, "topics-job.yaml": string(job)} {
+		for _, topic := range []string{schemas.TopicRaw, schemas.TopicRawDLQ} {
+			line := regexp.MustCompile(`(?m)^\s*create ` + regexp.QuoteMeta(topic) + `\s+(.*)$`).FindStringSubmatch(script)
+			if line == nil || !strings.HasSuffix(strings.TrimSpace(line[1]), " "+want) {
+				t.Errorf("%s: %s is not created with max.message.bytes %s (line: %v)", name, topic, want, line)
+			}
+		}
+		if !strings.Contains(script, "max.message.bytes=") {
+			t.Errorf("%s: the create function does not pass max.message.bytes", name)
 		}
 	}
 }

@@ -14,10 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/ingress/internal/config"
 	"github.com/orderpipe/pipeline/ingress/internal/publish"
@@ -25,6 +24,7 @@ import (
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/logging"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/schemas"
 )
 
 func main() {
@@ -83,6 +83,9 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		// with 2 ms batches per partition, plumbing's 1000 cost ~150 KB per record (pprof).
 		BatchSize:    cfg.BatchSize,
 		WriteTimeout: cfg.WriteTimeout,
+		// A record at INGRESS_MAX_BODY is larger than plumbing's default batch cap; the raw
+		// topic allows schemas.RawMaxMessageBytes, less room for the batch's own framing.
+		BatchBytes: schemas.RawMaxMessageBytes - 16<<10,
 	})
 	// The transport refreshes metadata every second; by default for every topic of the cluster,
 	// which on a cluster with many topics dominated the ingress's allocations (pprof: kafka-go

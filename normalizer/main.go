@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -33,6 +34,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// rawTopicConfigs are the settings of the topics that hold raw callbacks (raw and its DLQ).
+var rawTopicConfigs = map[string]string{"max.message.bytes": strconv.Itoa(schemas.RawMaxMessageBytes)}
 
 // maxBatchBytes keeps one produce batch under the broker's default message.max.bytes (1 MiB).
 const maxBatchBytes = 900 << 10
@@ -126,7 +130,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		dlq := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.TopicRawDLQ})
 		// kafkaio allows 16 MiB batches; a broker's default message.max.bytes is 1 MiB, and a
 		// full batch of events would be refused as a whole ("Message Size Too Large").
-		status.BatchBytes, dlq.BatchBytes = maxBatchBytes, maxBatchBytes
+		// The DLQ holds raw records unchanged, which may be as large as callbacks.raw.v1 allows.
+		status.BatchBytes, dlq.BatchBytes = maxBatchBytes, schemas.RawMaxMessageBytes-16<<10
 		defer func() {
 			_ = reader.Close()
 			_ = status.Close()
@@ -150,9 +155,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 // Kafka is unreachable (the service starts, not ready, and waits).
 func ensureTopics(ctx context.Context, cfg config, log *zap.Logger) error {
 	specs := []kafkaio.TopicSpec{
-		{Name: cfg.TopicRaw, Partitions: cfg.Partitions},
+		{Name: cfg.TopicRaw, Partitions: cfg.Partitions, Configs: rawTopicConfigs},
 		{Name: cfg.TopicStatus, Partitions: cfg.Partitions},
-		{Name: cfg.TopicRawDLQ, Partitions: cfg.Partitions},
+		{Name: cfg.TopicRawDLQ, Partitions: cfg.Partitions, Configs: rawTopicConfigs},
 	}
 	delay := 200 * time.Millisecond
 	for {

@@ -12,6 +12,12 @@ const (
 	TopicStatusDLQ      = "orders.status.dlq.v1"
 )
 
+// RawMaxMessageBytes is the max.message.bytes of callbacks.raw.v1 and callbacks.dlq.v1. A raw
+// envelope carries the callback body in base64 (4/3 of its size) plus the query and headers, so a
+// body at the ingress's default limit (1 MiB) makes a record of about 1.4 MiB: over the broker's
+// default of 1 MiB. Topics created by the services, compose and the Kubernetes Job set this.
+const RawMaxMessageBytes = 2 << 20
+
 // Platform names, as they appear in keys, envelopes and events.
 const (
 	PlatformDianwoda = "dianwoda"

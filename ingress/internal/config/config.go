@@ -72,8 +72,16 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.HTTPWriteTimeout <= c.WriteTimeout {
 		l.Fail("INGRESS_HTTP_WRITE_TIMEOUT", "must exceed INGRESS_WRITE_TIMEOUT (%s), or a Kafka answer could not be replied", c.WriteTimeout)
 	}
+	if c.MaxBody > MaxBodyLimit {
+		l.Fail("INGRESS_MAX_BODY", "%d bytes is over %d: the raw envelope (the body in base64, the query, the headers) would not fit the raw topic's max.message.bytes (%d)",
+			c.MaxBody, MaxBodyLimit, schemas.RawMaxMessageBytes)
+	}
 	return c, l.Err()
 }
+
+// MaxBodyLimit is the largest INGRESS_MAX_BODY whose envelope always fits a callbacks.raw.v1
+// record: base64 makes the body 4/3 larger, and 32 KiB is left for the query, headers and JSON.
+const MaxBodyLimit = (schemas.RawMaxMessageBytes - 32<<10) * 3 / 4
 
 // drainDelay is how long the ingress stays up, not ready, before it stops accepting: load
 // balancers need a moment to see /readyz fail. "0s" is allowed (tests, no load balancer).

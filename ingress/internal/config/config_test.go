@@ -58,3 +58,16 @@ func TestEveryProblemListed(t *testing.T) {
 		t.Errorf("error echoes a secret: %v", err)
 	}
 }
+
+// A body limit whose envelope could not be stored is refused at start, naming the variable.
+func TestMaxBodyMustFitTheRawTopic(t *testing.T) {
+	env := map[string]string{"INGRESS_MAX_BODY": "2MiB"}
+	_, err := Load(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
+		t.Errorf("INGRESS_MAX_BODY=2MiB: err = %v, want a refusal naming it", err)
+	}
+	env["INGRESS_MAX_BODY"] = "1MiB"
+	if _, err := Load(func(k string) string { return env[k] }); err != nil && strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
+		t.Errorf("the default 1 MiB is refused: %v", err)
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/schemas"
 )
 
 // HealthConfig configures Watch.
@@ -90,6 +92,7 @@ func check(ctx context.Context, client *kafka.Client, topic string) error {
 func ensureTopic(ctx context.Context, client *kafka.Client, topic string, partitions int) error {
 	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(schemas.RawMaxMessageBytes)}},
 	}}})
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
