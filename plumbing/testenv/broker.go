@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,22 +68,9 @@ func (b *Broker) do(cmd string) {
 	}
 }
 
-// freePortPair returns a port p such that p and p+1 were both free a moment ago.
+// freePortPair returns a port p such that p and p+1 were both free a moment ago, below the
+// ephemeral range (see FreeLowPorts: a stopped broker's port must not be taken by a client).
 func freePortPair(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no two adjacent free ports")
-	return 0
+	return FreeLowPorts(t, 2)
 }
