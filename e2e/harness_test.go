@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,14 +83,11 @@ const (
 	testElemeSecret    = "e2e-eleme-secret"
 )
 
+// freeAddr is a free address for a service. Below the ephemeral port range: a service killed and
+// restarted must find its port free, not taken by a client's outgoing connection.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(testenv.FreeLowPorts(t, 1))
 }
 
 // stackOpts vary the pipeline a test starts.

@@ -167,3 +167,10 @@ func (c *Collector) with(f func()) {
 	defer c.mu.Unlock()
 	f()
 }
+
+// Reset forgets what was collected so far (after a warm-up).
+func (c *Collector) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Status, c.Raw, c.RawDLQ, c.Results, c.StatusDLQ, c.DecodeErr = nil, nil, nil, nil, nil, nil
+}
