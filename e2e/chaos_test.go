@@ -23,6 +23,7 @@ type chaosEnv struct {
 	broker *testenv.Broker      // the test's own broker, for broker scenarios
 	redis  *testenv.RedisServer // the test's own Redis, for Redis scenarios
 	sb     chaos.Sandbox
+	col    *chaos.Collector
 	d      time.Duration // load duration
 	rng    *rand.Rand
 	mu     sync.Mutex
@@ -54,7 +55,10 @@ type scenario struct {
 }
 
 // killLoop kills the service with SIGKILL at random moments and restarts it, until ctx ends.
-func killLoop(pick func(e *chaosEnv) *stack.Service) func(ctx context.Context, e *chaosEnv) {
+// After a restart it waits until the pipeline makes progress again (progress grows: the
+// restarted consumer got its partitions back), so that every kill lands on a working service,
+// possibly between a produce and its offset commit.
+func killLoop(pick func(e *chaosEnv) *stack.Service, progress func(e *chaosEnv) int) func(ctx context.Context, e *chaosEnv) {
 	return func(ctx context.Context, e *chaosEnv) {
 		for {
 			// Several kills per run: every d/12..d/6 (at least 0.5..1 s apart).
@@ -77,10 +81,20 @@ func killLoop(pick func(e *chaosEnv) *stack.Service) func(ctx context.Context, e
 				e.t.Errorf("%s not ready after restart: %v", s.Name, err)
 				return
 			}
-			e.note("%s ready again", s.Name)
+			if progress == nil {
+				e.note("%s ready again", s.Name)
+				continue
+			}
+			start, n0 := time.Now(), progress(e)
+			for progress(e) == n0 && time.Since(start) < 45*time.Second && sleep(ctx, 50*time.Millisecond) {
+			}
+			e.note("%s ready again, making progress after %s", s.Name, time.Since(start).Round(10*time.Millisecond))
 		}
 	}
 }
+
+func statusProgress(e *chaosEnv) int  { n, _ := e.col.Counts(); return n }
+func resultsProgress(e *chaosEnv) int { _, n := e.col.Counts(); return n }
 
 // sandboxFault arms a sandbox fault for a window in the middle of the run, then clears it; in a
 // long run it does so repeatedly.
@@ -113,9 +127,9 @@ func sandboxFault(kind string, extra map[string]any) func(ctx context.Context, e
 
 var scenarios = []scenario{
 	{name: "baseline"},
-	{name: "kill-ingress", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.ingress })},
-	{name: "kill-normalizer", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.normalizer })},
-	{name: "kill-dispatcher", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.dispatcher })},
+	{name: "kill-ingress", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.ingress }, nil)},
+	{name: "kill-normalizer", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.normalizer }, statusProgress)},
+	{name: "kill-dispatcher", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.dispatcher }, resultsProgress)},
 	{name: "kafka-restart", ownKafka: true, fault: func(ctx context.Context, e *chaosEnv) {
 		for sleep(ctx, max(e.d/4, time.Second)) {
 			e.broker.Stop()
@@ -235,6 +249,7 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 	col := chaos.StartCollector(p.brokers, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 		Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 	defer col.Stop()
+	e.col = col
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

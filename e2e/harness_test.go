@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +149,7 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 		ReadyURL: "http://" + ingressOps + "/readyz", Output: p.out("ingress")}
 	p.normalizer = p.service("normalizer")
 	p.dispatcher = p.service("dispatcher")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	for _, s := range []*stack.Service{p.sandbox, p.ingress, p.normalizer, p.dispatcher} {
 		p.start(s)

@@ -174,3 +174,10 @@ func (c *Collector) Reset() {
 	defer c.mu.Unlock()
 	c.Status, c.Raw, c.RawDLQ, c.Results, c.StatusDLQ, c.DecodeErr = nil, nil, nil, nil, nil, nil
 }
+
+// Counts returns how many status and Dangdang result records were seen so far.
+func (c *Collector) Counts() (status, results int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.Status), len(c.Results)
+}
