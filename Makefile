@@ -19,8 +19,10 @@ run: ## start the whole pipeline here (embedded Kafka and Redis unless KAFKA_BRO
 test: ## start a real Kafka and Redis, then run every module's tests against them
 	@deploy/local/testenv.sh $(MAKE) --no-print-directory test-modules
 
+# Every module runs even when an earlier one failed, so one failure never hides another.
 test-modules:
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...); done
+	@failed=""; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi; echo "all modules passed"
 
 bench: ## run the module benchmarks and the system benchmark (e2e/bench/system.sh) against a real Kafka and Redis; writes docs/performance.md
 	@deploy/local/testenv.sh bash -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run=^$$ -bench=. -benchmem ./...); done; e2e/bench/system.sh'

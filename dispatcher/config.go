@@ -17,6 +17,7 @@ type config struct {
 	RedisAddr      string
 	RedisPrefix    string
 	LogLevel       string
+	TracesExporter string
 	OpsAddr        string
 	GroupID        string
 	AutoCreate     bool
@@ -56,6 +57,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		RedisAddr:      l.String("REDIS_ADDR", "127.0.0.1:6379"),
 		RedisPrefix:    l.String("REDIS_KEY_PREFIX", "op:"),
 		LogLevel:       l.Level("LOG_LEVEL", "info"),
+		TracesExporter: l.String("OTEL_TRACES_EXPORTER", "none"),
 		OpsAddr:        l.Addr("OPS_ADDR", ":8083"),
 		GroupID:        l.String("KAFKA_GROUP_ID", "dispatcher"),
 		AutoCreate:     l.Bool("TOPIC_AUTO_CREATE", true),

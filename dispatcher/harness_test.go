@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -23,7 +24,7 @@ import (
 
 // harness is one isolated dispatcher setup: its own topics, group, Redis prefix and sandbox.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	env     map[string]string
 	sb      *ddsandbox.Sandbox
@@ -32,7 +33,7 @@ type harness struct {
 
 var demoShop = ddsandbox.Shop{AppKey: "2100000000", Secret: "test_secret", Session: "SESSIONKEY"}
 
-func newHarness(t *testing.T, overrides map[string]string) *harness {
+func newHarness(t testing.TB, overrides map[string]string) *harness {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	redisAddr := testenv.Redis(t)
@@ -162,10 +163,34 @@ func (h *harness) produce(evs ...schemas.StatusEvent) {
 		msgs[i] = kafka.Message{Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v, Headers: []kafka.Header{
 			{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}, {Key: schemas.HeaderContentType, Value: []byte("application/json")}}}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.in.WriteMessages(ctx, msgs...); err != nil {
-		h.t.Fatal(err)
+	h.write(msgs)
+}
+
+// write produces msgs, retrying only the ones that failed (a topic created a moment ago may not
+// have its leaders yet).
+func (h *harness) write(msgs []kafka.Message) {
+	h.t.Helper()
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := h.in.WriteMessages(ctx, msgs...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt == 20 {
+			h.t.Fatal(err)
+		}
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+			var failed []kafka.Message
+			for i, e := range werrs {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			msgs = failed
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -189,7 +214,7 @@ func (h *harness) read(topicEnv string, timeout time.Duration, until func([]kafk
 	return out
 }
 
-func results(t *testing.T, msgs []kafka.Message) []writeback.Result {
+func results(t testing.TB, msgs []kafka.Message) []writeback.Result {
 	t.Helper()
 	out := make([]writeback.Result, len(msgs))
 	for i, m := range msgs {
@@ -203,7 +228,8 @@ func results(t *testing.T, msgs []kafka.Message) []writeback.Result {
 	return out
 }
 
-// committed returns the group's committed offsets summed over the input topic's partitions.
+// committed returns the group's committed offsets summed over the input topic's partitions, or
+// -1 when the broker did not answer (it is shared and sometimes busy).
 func (h *harness) committed() int64 {
 	h.t.Helper()
 	tr := kafkaio.NewTransport()
@@ -211,11 +237,14 @@ func (h *harness) committed() int64 {
 	c := &kafka.Client{Addr: kafka.TCP(h.brokers...), Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: h.env["KAFKA_GROUP_ID"],
 		Topics: map[string][]int{h.env["TOPIC_STATUS"]: {0, 1, 2}}})
-	if err != nil {
-		h.t.Fatal(err)
+	if err != nil || resp.Error != nil {
+		return -1
 	}
 	var sum int64
 	for _, p := range resp.Topics[h.env["TOPIC_STATUS"]] {
+		if p.Error != nil {
+			return -1
+		}
 		if p.CommittedOffset > 0 {
 			sum += p.CommittedOffset
 		}
@@ -223,7 +252,7 @@ func (h *harness) committed() int64 {
 	return sum
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -231,7 +260,7 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

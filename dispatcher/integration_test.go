@@ -83,15 +83,15 @@ func TestCoalesceAndRules(t *testing.T) {
 	order := event("eleme", "DD105", "accepted", t0)
 	order.Kind = schemas.KindOrder
 	h.produce(dup, dup, newer, late, stale, picked, failed, order)
-	h.in.WriteMessages(t.Context(), kafka.Message{Key: []byte("dianwoda:garbage"), Value: []byte("{not json")})
+	h.write([]kafka.Message{{Key: []byte("dianwoda:garbage"), Value: []byte("{not json")}})
 	stop := h.start()
 
 	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 4 }))
 	out := byOutcome(res)
-	if r := out[writeback.OutcomeAccepted]["100"]; len(r.EventIDs) != 2 || r.DistriStatus != 1 {
+	if r := out[writeback.OutcomeAccepted]["100"]; len(r.EventIDs) != 2 || r.DistriStatus != "1" {
 		t.Errorf("duplicate: %+v", r)
 	}
-	if r := out[writeback.OutcomeAccepted]["101"]; r.DistriStatus != 1 || len(r.EventIDs) != 2 || r.Platform != "eleme" || r.OrderID != "DD101" {
+	if r := out[writeback.OutcomeAccepted]["101"]; r.DistriStatus != "1" || len(r.EventIDs) != 2 || r.Platform != "eleme" || r.OrderID != "DD101" {
 		t.Errorf("out of order: %+v (want delivered, the later occurred_at, covering both events)", r)
 	}
 	if r := out[writeback.OutcomeSkipped]["102"]; r.Reason != "stale" {
@@ -103,7 +103,7 @@ func TestCoalesceAndRules(t *testing.T) {
 	if _, ok := h.sb.Order(appKey, "103"); ok {
 		t.Error("picked_up reached Dangdang")
 	}
-	if r := out[writeback.OutcomeAccepted]["104"]; r.DistriStatus != 2 {
+	if r := out[writeback.OutcomeAccepted]["104"]; r.DistriStatus != "2" {
 		t.Errorf("failed: %+v", r)
 	}
 	for _, c := range h.sb.Calls(appKey) {
@@ -144,21 +144,21 @@ func TestFaultsLeaveNoOrderUnreported(t *testing.T) {
 	tests := []struct {
 		name      string
 		faults    []ddsandbox.Fault
-		clearAt   time.Duration // clear the faults after this long (0: never)
+		pause     bool // wait for the shop to be paused, check nothing is reported, then clear the faults
 		accepted  int
 		rejected  int
 		dead      int
 		wantCalls string // a call outcome the sandbox must have seen
 	}{
-		{"5xx then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultHTTP5xx, Times: 2}}, 0, 20, 0, 0, "http_5xx"},
-		{"timeout then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultTimeout, Times: 1, DelayMS: 4000}}, 0, 20, 0, 0, "timeout"},
-		{"slow", []ddsandbox.Fault{{Kind: ddsandbox.FaultSlow, Times: 1, DelayMS: 300}}, 0, 20, 0, 0, "ok"},
-		{"rate limit", []ddsandbox.Fault{{Kind: ddsandbox.FaultRateLimit, Times: 2}}, 0, 20, 0, 0, "rate_limit"},
-		{"system error", []ddsandbox.Fault{{Kind: ddsandbox.FaultSystemError, Times: 1}}, 0, 20, 0, 0, "system_error"},
-		{"retryable order code", []ddsandbox.Fault{{Kind: ddsandbox.FaultOrderFail, Times: 1, OrderIDs: []string{"3", "4"}}}, 0, 20, 0, 0, "ok"},
-		{"permanent order code", []ddsandbox.Fault{{Kind: ddsandbox.FaultOrderFail, OrderIDs: []string{"3", "4"}, Code: "1206", Message: "订单不属于该商家"}}, 0, 18, 2, 0, "ok"},
-		{"5xx forever", []ddsandbox.Fault{{Kind: ddsandbox.FaultHTTP5xx}}, 0, 0, 0, 20, "http_5xx"},
-		{"subscription expired pauses", []ddsandbox.Fault{{Kind: ddsandbox.FaultExpired}}, 1500 * time.Millisecond, 20, 0, 0, "expired"},
+		{"5xx then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultHTTP5xx, Times: 2}}, false, 20, 0, 0, "http_5xx"},
+		{"timeout then recovery", []ddsandbox.Fault{{Kind: ddsandbox.FaultTimeout, Times: 1, DelayMS: 4000}}, false, 20, 0, 0, "timeout"},
+		{"slow", []ddsandbox.Fault{{Kind: ddsandbox.FaultSlow, Times: 1, DelayMS: 300}}, false, 20, 0, 0, "ok"},
+		{"rate limit", []ddsandbox.Fault{{Kind: ddsandbox.FaultRateLimit, Times: 2}}, false, 20, 0, 0, "rate_limit"},
+		{"system error", []ddsandbox.Fault{{Kind: ddsandbox.FaultSystemError, Times: 1}}, false, 20, 0, 0, "system_error"},
+		{"retryable order code", []ddsandbox.Fault{{Kind: ddsandbox.FaultOrderFail, Times: 1, OrderIDs: []string{"3", "4"}}}, false, 20, 0, 0, "ok"},
+		{"permanent order code", []ddsandbox.Fault{{Kind: ddsandbox.FaultOrderFail, OrderIDs: []string{"3", "4"}, Code: "1206", Message: "订单不属于该商家"}}, false, 18, 2, 0, "ok"},
+		{"5xx forever", []ddsandbox.Fault{{Kind: ddsandbox.FaultHTTP5xx}}, false, 0, 0, 20, "http_5xx"},
+		{"subscription expired pauses", []ddsandbox.Fault{{Kind: ddsandbox.FaultExpired}}, true, 20, 0, 0, "expired"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,8 +176,10 @@ func TestFaultsLeaveNoOrderUnreported(t *testing.T) {
 			}
 			h.produce(evs...)
 			stop := h.start()
-			if tt.clearAt > 0 {
-				time.Sleep(tt.clearAt)
+			if tt.pause {
+				// Paused: the first call and at least one probe were answered 176, and nothing was
+				// reported meanwhile.
+				eventually(t, 60*time.Second, "two 176 answers", func() bool { return h.sb.Stats().CallsByOutcome["expired"] >= 2 })
 				if n := len(h.read("TOPIC_DANGDANG_RESULTS", 100*time.Millisecond, func([]kafka.Message) bool { return false })); n != 0 {
 					t.Fatalf("%d results while the shop was paused, want none", n)
 				}
@@ -234,8 +236,10 @@ func TestStopMidBatchAndRestart(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if before != 0 || h.committed() != 0 {
-		t.Fatalf("before the stop: %d results, %d committed; the test wants the stop to hit calls in flight", before, h.committed())
+	var committed int64
+	eventually(t, 20*time.Second, "committed offsets readable", func() bool { committed = h.committed(); return committed >= 0 })
+	if before != 0 || committed != 0 {
+		t.Fatalf("before the stop: %d results, %d committed; the test wants the stop to hit calls in flight", before, committed)
 	}
 	h.sb.ClearFaults()
 	stop = h.start()
@@ -260,5 +264,45 @@ func TestStopMidBatchAndRestart(t *testing.T) {
 	eventually(t, 10*time.Second, "offsets committed", func() bool { return h.committed() == 250 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// At shutdown, orders waiting for their window are flushed at once, recorded and committed
+// within the grace period.
+func TestShutdownFlushesPending(t *testing.T) {
+	h := newHarness(t, map[string]string{"DANGDANG_BATCH_WINDOW": "1m", "SHUTDOWN_GRACE": "20s"})
+	now := time.Now()
+	var evs []schemas.StatusEvent
+	for i := range 30 {
+		evs = append(evs, event("dianwoda", "DD"+strconv.Itoa(800000+i), schemas.StatusDelivered, now))
+	}
+	h.produce(evs...)
+	stop := h.start()
+	// Every event has been fetched once its copy is on the delivery topic.
+	if n := len(h.read("TOPIC_DELIVERY", 60*time.Second, func(m []kafka.Message) bool { return len(m) >= 30 })); n != 30 {
+		t.Fatalf("%d copies", n)
+	}
+	if n := len(h.sb.Calls(appKey)); n != 0 {
+		t.Fatalf("%d calls before the window ended", n)
+	}
+	began := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 15*time.Second {
+		t.Errorf("stop took %s", took)
+	}
+	calls := h.sb.Calls(appKey)
+	if len(calls) != 1 || len(calls[0].Orders) != 30 {
+		t.Fatalf("calls = %+v, want one call of 30 at shutdown", calls)
+	}
+	res := results(t, h.read("TOPIC_DANGDANG_RESULTS", 10*time.Second, func(m []kafka.Message) bool { return len(m) >= 30 }))
+	if len(byOutcome(res)[writeback.OutcomeAccepted]) != 30 {
+		t.Fatalf("results = %d", len(res))
+	}
+	var committed int64
+	eventually(t, 20*time.Second, "committed offsets readable", func() bool { committed = h.committed(); return committed >= 0 })
+	if committed != 30 {
+		t.Fatalf("committed %d, want 30", committed)
 	}
 }

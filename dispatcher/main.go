@@ -1,6 +1,3 @@
-// Command dispatcher fans unified status events out to downstream topics by a routing table and
-// writes delivery results back to Dangdang in full batches, committing an event's offset only
-// once its outcome is final and recorded everywhere.
 package main
 
 import (

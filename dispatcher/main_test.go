@@ -15,5 +15,8 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.async.await"),
 		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connGroup).connect.func1"),
 		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connGroup).grabConnOrConnect.func1"),
+		// Deadline timers of those admin requests, firing as the process exits.
+		goleak.IgnoreTopFunction("context.WithDeadlineCause.func2"),
 	)
 }

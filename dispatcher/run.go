@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/logging"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/tracing"
 )
 
 // run wires the dispatcher and blocks until ctx ends and it has drained.
@@ -34,6 +36,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	tr, err := tracing.New(ctx, "dispatcher", cfg.TracesExporter)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tr.Shutdown(sctx)
+	}()
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("kafka", "redis")
 
@@ -48,13 +59,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}()
 	prod := produce.New(writer, log)
-	prod.OnError = func(err error) { ready.Set("kafka", err) }
+	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
+		Help: "Failed Kafka write attempts (retried until they succeed or the service stops)."})
+	reg.MustRegister(writeErrors)
+	prod.OnError = func(error) { writeErrors.Inc() }
 
-	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}}
+	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}, Propagator: tr.Propagator}
 	sink := writeback.New(writeback.Config{
 		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
 		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
-		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops,
+		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
 	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
 		&dispatch.ResultsRecorder{Topic: cfg.TopicResults, Prod: prod}, writeback.NewMetrics(reg), log)
 	dm := dispatch.NewMetrics(reg)
@@ -70,12 +84,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
+	lag := kafkaio.NewLagGauge("dispatcher")
+	reg.MustRegister(lag)
+	g.Go(func() error {
+		kafkaio.WatchLag(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second, lag)
+		return nil
+	})
+	// One admin client for the readiness probe, so probing does not open a connection pool each time.
+	probeTransport := kafkaio.NewTransport()
+	defer probeTransport.CloseIdleConnections()
+	probe := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 3 * time.Second, Transport: probeTransport}
 	g.Go(func() error {
 		for {
-			// The dependencies are checked on their own clock: an idle topic must not leave the
-			// service unready, and the fetch loop reports its own failures as "consumer".
-			ready.Set("redis", rdb.Ping(gctx).Err())
-			ready.Set("kafka", kafkaio.Ping(gctx, cfg.Brokers))
+			pctx, cancel := context.WithTimeout(gctx, 3*time.Second)
+			_, err := probe.Metadata(pctx, &kafka.MetadataRequest{Topics: []string{}})
+			ready.Set("kafka", err)
+			ready.Set("redis", rdb.Ping(pctx).Err())
+			cancel()
 			select {
 			case <-gctx.Done():
 				return nil
@@ -93,7 +118,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
-			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace},
+			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
 			reader, cfg.Table, prod, sink, dm, ready, log)
 		if err := d.Run(gctx); err != nil {
 			return fmt.Errorf("dispatch: %w", err)

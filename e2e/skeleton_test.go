@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,12 +30,29 @@ func TestWalkingSkeleton(t *testing.T) {
 	}, "67798ea556724ee499b3aa65a3274047", 1, occurred.UnixMilli()+120, "884422")
 
 	// Hop 1: the ingress answers Dianwoda's success only after the raw record is in Kafka.
+	// The platform's request carries W3C trace context; it must reach the Dangdang call.
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	send := func() (int, string) {
+		req, err := http.NewRequest(http.MethodPost, p.ingressURL+"/v1/callbacks/dianwoda?"+cb.Query.Encode(), bytes.NewReader(cb.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+		reply, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, _ := io.ReadAll(reply.Body)
+		reply.Body.Close()
+		return reply.StatusCode, strings.TrimSpace(string(rb))
+	}
 	// A 503 ("not stored, retry later") is a legitimate answer on a broker that has just created
 	// the topics; Dianwoda retries it, and so does this test, for a bounded time.
-	code, body := post(t, p.ingressURL+"/v1/callbacks/dianwoda?"+cb.Query.Encode(), cb.Body)
+	code, body := send()
 	for deadline := time.Now().Add(15 * time.Second); code == http.StatusServiceUnavailable && time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
-		code, body = post(t, p.ingressURL+"/v1/callbacks/dianwoda?"+cb.Query.Encode(), cb.Body)
+		code, body = send()
 	}
 	if code != http.StatusOK || body != `{"code":"success"}` {
 		t.Fatalf("ingress reply = %d %s, want 200 {\"code\":\"success\"}", code, body)
@@ -108,6 +126,24 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	sb, _ := io.ReadAll(resp.Body)
+	// The Dangdang call that carried the order continued the callback's trace.
+	calls, err := http.Get(p.sandboxURL + "/sandbox/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calls.Body.Close()
+	var log []struct {
+		Orders      []string `json:"orders"`
+		Outcome     string   `json:"outcome"`
+		Traceparent string   `json:"traceparent"`
+	}
+	if err := json.NewDecoder(calls.Body).Decode(&log); err != nil || len(log) != 1 {
+		t.Fatalf("sandbox calls = %+v, %v; want exactly one", log, err)
+	}
+	if c := log[0]; c.Outcome != "ok" || len(c.Orders) != 1 || c.Orders[0] != "1719544796" || !strings.Contains(c.Traceparent, "-"+traceID+"-") {
+		t.Errorf("dangdang call = %+v, want order 1719544796 with trace %s", c, traceID)
+	}
+
 	var order struct {
 		DistriStatus int `json:"distri_status"`
 		Accepted     int `json:"accepted"`

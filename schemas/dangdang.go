@@ -9,6 +9,9 @@ const (
 	// DangdangSkipped: nothing was sent for the order on purpose (e.g. failed → delivered, which
 	// Dangdang refuses, or delivered → failed on a shop not allowed to); Reason says why.
 	DangdangSkipped = "skipped"
+	// DangdangDeadLettered: the write-back could not be completed (retries exhausted, unknown
+	// shop); the source event went to orders.status.dlq.v1 with the reason.
+	DangdangDeadLettered = "dead_lettered"
 )
 
 // DangdangResult is the value of a dangdang.results.v1 record, keyed by the Dangdang order id:
@@ -35,7 +38,7 @@ type DangdangResult struct {
 	// EventIDs are the unified event ids this write-back covered (one order appears once per call,
 	// with its latest state, so several events may collapse into one write-back).
 	EventIDs []string `json:"event_ids"`
-	// Outcome is DangdangAccepted, DangdangRejected or DangdangSkipped.
+	// Outcome is DangdangAccepted, DangdangRejected, DangdangSkipped or DangdangDeadLettered.
 	Outcome string `json:"outcome"`
 	// Reason is a short code or text saying why a write-back was rejected or skipped.
 	Reason string `json:"reason,omitempty"`

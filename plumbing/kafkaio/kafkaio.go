@@ -156,7 +156,9 @@ type TopicSpec struct {
 
 // EnsureTopics creates the topics that do not exist yet; existing topics are left as they are.
 func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: NewTransport()}
+	transport := NewTransport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}
@@ -184,9 +186,12 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 	return errors.Join(errs...)
 }
 
-// Ping asks the cluster for its metadata: nil means a broker answered within ctx.
+// Ping asks the cluster for its metadata: nil means a broker answered within ctx. Its connections
+// are closed before it returns, so a readiness loop that pings every few seconds leaks nothing.
 func Ping(ctx context.Context, brokers []string) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 3 * time.Second, Transport: NewTransport()}
+	transport := NewTransport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 3 * time.Second, Transport: transport}
 	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)

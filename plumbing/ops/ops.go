@@ -1,7 +1,8 @@
 // Package ops serves the operational routes every service has, on a port of their own (OPS_ADDR):
 // GET /healthz (liveness: 200 while the process can serve), GET /readyz (200 only while every
-// readiness check passes and the service is not draining) and GET /metrics (Prometheus text
-// exposition from the service's own registry). net/http/pprof is mounted under /debug/pprof/.
+// readiness check passes and the service is not draining), GET /metrics (Prometheus text
+// exposition from the service's own registry) and GET /metrics/catalog (the name of every
+// registered metric, one a line, series or not). net/http/pprof is mounted under /debug/pprof/.
 package ops
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -73,6 +75,30 @@ func (r *Readiness) Err() error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// Catalog lists the names of every metric registered in reg, sorted. Unlike /metrics it includes
+// labelled metrics that have no series yet, so dashboards and alerts can be checked against it.
+func Catalog(reg prometheus.Collector) []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		reg.Describe(ch)
+		close(ch)
+	}()
+	seen := map[string]bool{}
+	for d := range ch {
+		if m := descName.FindStringSubmatch(d.String()); m != nil {
+			seen[m[1]] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // NewRegistry returns a per-process registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
@@ -80,8 +106,18 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Handler returns the ops routes.
+// Handler returns the ops routes. It also registers orderpipe_ready in reg: 1 while ready, 0
+// while not, so that alerting on readiness needs no Kubernetes metrics.
 func Handler(reg *prometheus.Registry, ready *Readiness) http.Handler {
+	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderpipe_ready",
+		Help: "1 while the service is ready (every dependency check passes, not draining), else 0.",
+	}, func() float64 {
+		if ready.Err() != nil {
+			return 0
+		}
+		return 1
+	}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -97,6 +133,12 @@ func Handler(reg *prometheus.Registry, ready *Readiness) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /metrics/catalog", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		for _, name := range Catalog(reg) {
+			fmt.Fprintln(w, name)
+		}
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

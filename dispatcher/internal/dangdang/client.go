@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // DefaultURL is the production endpoint.
@@ -33,6 +35,8 @@ type Client struct {
 	HTTP *http.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Propagator, when set, writes the call context's trace (W3C traceparent) into the request.
+	Propagator propagation.TextMapPropagator
 }
 
 func (c *Client) now() time.Time {
@@ -93,6 +97,9 @@ func (c *Client) Update(ctx context.Context, cred Credentials, orders []OrderUpd
 	req, err := NewRequest(ctx, c.URL, cred, c.now(), orders)
 	if err != nil {
 		return nil, err
+	}
+	if c.Propagator != nil {
+		c.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	hc := c.HTTP
 	if hc == nil {

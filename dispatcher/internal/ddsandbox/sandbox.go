@@ -115,6 +115,8 @@ type Call struct {
 	Shop    string    `json:"shop"`
 	Orders  []string  `json:"orders"`
 	Outcome string    `json:"outcome"` // ok, bad_request, bad_sign, unknown_shop, too_many, or a fault kind
+	// Traceparent is the call's W3C trace context header, as received ("" when none).
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Stats are the sandbox's counters.
@@ -241,12 +243,12 @@ func (s *Sandbox) Stats() Stats {
 	return st
 }
 
-func (s *Sandbox) record(shop string, orders []string, outcome string) {
+func (s *Sandbox) record(shop string, orders []string, outcome, traceparent string) {
 	s.seq++
 	s.stats.Calls++
 	s.stats.CallsByOutcome[outcome]++
 	if len(s.calls) < MaxCallLog {
-		s.calls = append(s.calls, Call{Seq: s.seq, At: s.now(), Shop: shop, Orders: orders, Outcome: outcome})
+		s.calls = append(s.calls, Call{Seq: s.seq, At: s.now(), Shop: shop, Orders: orders, Outcome: outcome, Traceparent: traceparent})
 	}
 }
 
@@ -319,13 +321,14 @@ const (
 // ServeAPI handles one distristatus.update call.
 func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	tp := r.Header.Get("traceparent")
 	appKey := q.Get("app_key")
 	s.mu.Lock()
 	shop, known := s.shops[appKey]
 	s.mu.Unlock()
 	fail := func(outcome, code, msg string) {
 		s.mu.Lock()
-		s.record(appKey, nil, outcome)
+		s.record(appKey, nil, outcome, tp)
 		s.mu.Unlock()
 		writeXML(w, http.StatusOK, errorResponse(code, msg))
 	}
@@ -401,7 +404,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 			}
 			s.mu.Lock()
-			s.record(appKey, ids, f.Kind)
+			s.record(appKey, ids, f.Kind, tp)
 			s.mu.Unlock()
 			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
 			return
@@ -411,19 +414,19 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 				st = http.StatusServiceUnavailable
 			}
 			s.mu.Lock()
-			s.record(appKey, ids, f.Kind)
+			s.record(appKey, ids, f.Kind, tp)
 			s.mu.Unlock()
 			http.Error(w, "sandbox injected error", st)
 			return
 		case FaultRateLimit:
 			s.mu.Lock()
-			s.record(appKey, ids, f.Kind)
+			s.record(appKey, ids, f.Kind, tp)
 			s.mu.Unlock()
 			writeXML(w, http.StatusOK, errorResponse(CodeRateLimit, "SHOP访问API一分钟频次超限"))
 			return
 		case FaultExpired:
 			s.mu.Lock()
-			s.record(appKey, ids, f.Kind)
+			s.record(appKey, ids, f.Kind, tp)
 			s.mu.Unlock()
 			writeXML(w, http.StatusOK, errorResponse(dangdang.SubscriptionExpiredCode, "APP与SHOP订购关系过期"))
 			return
@@ -433,7 +436,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 				code, msg = CodeOperFailed, "系统繁忙"
 			}
 			s.mu.Lock()
-			s.record(appKey, ids, f.Kind)
+			s.record(appKey, ids, f.Kind, tp)
 			s.mu.Unlock()
 			writeXML(w, http.StatusOK, operError(code, msg))
 			return
@@ -449,7 +452,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(doc.Orders) > dangdang.MaxOrders {
 		s.mu.Lock()
-		s.record(appKey, ids, "too_many")
+		s.record(appKey, ids, "too_many", tp)
 		s.mu.Unlock()
 		writeXML(w, http.StatusOK, operError(CodeTooMany, "orderId超过100个"))
 		return
@@ -465,7 +468,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 		b.WriteString("<OrderInfo><orderID>" + xmlEscape(id) + "</orderID><orderOperCode>" + code +
 			"</orderOperCode><orderOperation>" + xmlEscape(msg) + "</orderOperation></OrderInfo>\n")
 	}
-	s.record(appKey, ids, "ok")
+	s.record(appKey, ids, "ok", tp)
 	s.mu.Unlock()
 	b.WriteString("</OrdersList>\n</Result>\n</response>\n")
 	writeXML(w, http.StatusOK, b.String())

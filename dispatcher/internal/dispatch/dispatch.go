@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
@@ -30,6 +31,7 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/routing"
 	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/tracing"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -54,6 +56,9 @@ type Config struct {
 	CommitInterval time.Duration
 	// Grace is how long a stop may take to flush and record what is pending; default 10 s.
 	Grace time.Duration
+	// Tracing reads each event's trace context, so its Dangdang call continues the trace; nil
+	// means none is read.
+	Tracing *tracing.Tracing
 }
 
 // Metrics of the loop.
@@ -314,27 +319,21 @@ func validate(ev *schemas.StatusEvent) error {
 	return nil
 }
 
-func (d *Dispatcher) handle(m kafka.Message) {
-	e := &event{d: d, msg: m}
+// plan decodes, validates and routes one record. It is pure; a panic in it is reported as poison.
+func (d *Dispatcher) plan(m kafka.Message) (topics []string, items []writeback.Item, reason string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			e.remaining.Store(1)
-			e.deadLetter("panic", fmt.Sprint(p))
+			topics, items, reason, err = nil, nil, "panic", fmt.Errorf("panic: %v", p)
 		}
 	}()
 	var ev schemas.StatusEvent
 	if err := json.Unmarshal(m.Value, &ev); err != nil {
-		e.remaining.Store(1)
-		e.deadLetter("decode", err.Error())
-		return
+		return nil, nil, "decode", err
 	}
 	if err := validate(&ev); err != nil {
-		e.remaining.Store(1)
-		e.deadLetter("validate", err.Error())
-		return
+		return nil, nil, "validate", err
 	}
 	dest := d.table.Route(&ev)
-	var items []writeback.Item
 	for _, t := range dest.Dangdang {
 		st := DistriStatus(ev.Status)
 		if st == 0 {
@@ -343,8 +342,19 @@ func (d *Dispatcher) handle(m kafka.Message) {
 		items = append(items, writeback.Item{Shop: t.Shop, OrderID: t.OrderID, DistriStatus: st, OccurredAt: ev.OccurredAt.Time,
 			Stale: ev.Stale, EventID: ev.EventID, Platform: ev.Platform, EventOrderID: ev.OrderID})
 	}
+	return dest.Topics, items, "", nil
+}
+
+func (d *Dispatcher) handle(m kafka.Message) {
+	e := &event{d: d, msg: m}
+	topics, items, reason, err := d.plan(m)
+	if err != nil {
+		e.remaining.Store(1)
+		e.deadLetter(reason, err.Error())
+		return
+	}
 	parts := len(items)
-	if len(dest.Topics) > 0 {
+	if len(topics) > 0 {
 		parts++
 	}
 	if parts == 0 {
@@ -354,15 +364,20 @@ func (d *Dispatcher) handle(m kafka.Message) {
 		return
 	}
 	e.remaining.Store(int32(parts))
-	if len(dest.Topics) > 0 {
-		msgs := make([]kafka.Message, len(dest.Topics))
-		for i, t := range dest.Topics {
+	if len(topics) > 0 {
+		msgs := make([]kafka.Message, len(topics))
+		for i, t := range topics {
 			msgs[i] = kafka.Message{Topic: t, Key: m.Key, Value: m.Value, Headers: m.Headers}
 			d.m.Routed.WithLabelValues(t).Inc()
 		}
 		_ = d.prod.Send(d.hard, msgs, e.partDone)
 	}
+	var sc trace.SpanContext
+	if d.cfg.Tracing != nil {
+		sc = trace.SpanContextFromContext(d.cfg.Tracing.FromMessage(context.Background(), m))
+	}
 	for _, it := range items {
+		it.Trace = sc
 		d.m.Routed.WithLabelValues("dangdang/" + it.Shop).Inc()
 		it.Done = func(outcome, reason string) {
 			if outcome == writeback.OutcomeDeadLettered {

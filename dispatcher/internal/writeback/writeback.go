@@ -25,10 +25,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
@@ -37,29 +42,18 @@ import (
 	"github.com/orderpipe/pipeline/schemas"
 )
 
-// Outcomes recorded in dangdang.results.v1.
+// Outcomes recorded in dangdang.results.v1 (the contract's values, in schemas).
 const (
-	OutcomeAccepted     = "accepted"
-	OutcomeRejected     = "rejected"
-	OutcomeSkipped      = "skipped"
-	OutcomeDeadLettered = "dead_lettered"
+	OutcomeAccepted     = schemas.DangdangAccepted
+	OutcomeRejected     = schemas.DangdangRejected
+	OutcomeSkipped      = schemas.DangdangSkipped
+	OutcomeDeadLettered = schemas.DangdangDeadLettered
 )
 
 // Result is one record of dangdang.results.v1 (key: the Dangdang order id): one order of one
-// write-back, what was sent, Dangdang's answer, and the events it covered.
-type Result struct {
-	DangdangOrderID string            `json:"dangdang_order_id"`
-	Shop            string            `json:"shop"`
-	DistriStatus    int               `json:"distri_status"`
-	Outcome         string            `json:"outcome"`
-	OrderOperCode   string            `json:"order_oper_code,omitempty"`
-	OrderOperation  string            `json:"order_operation,omitempty"`
-	Reason          string            `json:"reason,omitempty"`
-	EventIDs        []string          `json:"event_ids"`
-	OrderID         string            `json:"order_id"`
-	Platform        string            `json:"platform"`
-	At              schemas.Timestamp `json:"at"`
-}
+// write-back, what was sent, Dangdang's answer, and the events it covered. It is the contract's
+// type, so what the dispatcher writes is what downstream teams decode.
+type Result = schemas.DangdangResult
 
 // Recorder writes results durably and runs done once they are.
 type Recorder interface {
@@ -76,6 +70,9 @@ type Item struct {
 	EventID      string
 	Platform     string
 	EventOrderID string // the event's own order_id
+	// Trace is the event's trace context (from its traceparent header); the Dangdang call that
+	// carries the order continues the first order's trace and links the others.
+	Trace trace.SpanContext
 	// Done runs once, after the item's outcome is recorded; dead-lettered items carry the reason.
 	Done func(outcome, reason string)
 }
@@ -94,6 +91,9 @@ type Config struct {
 	// RetryCodes are per-order orderOperCodes that are retried rather than final; default 1208.
 	RetryCodes []string
 	Shops      map[string]*routing.Shop
+	// Tracer makes a span of each Dangdang call; nil means no spans (the trace context still
+	// reaches Dangdang when the client has a propagator).
+	Tracer trace.Tracer
 }
 
 func (c *Config) defaults() {
@@ -226,13 +226,15 @@ type shop struct {
 	pend     map[string]*pending
 	order    []string // FIFO of pend keys
 	inflight map[string]bool
-	active   int
-	paused   bool
+	// pendInflight counts orders waiting in pend while an earlier state of theirs is in flight.
+	pendInflight int
+	active       int
+	paused       bool
 }
 
 func (sh *shop) add(it Item, now time.Time) {
 	if it.Stale {
-		sh.s.finish(sh, []Item{it}, Result{DangdangOrderID: it.OrderID, DistriStatus: it.DistriStatus, Outcome: OutcomeSkipped, Reason: SkipStale}, it)
+		sh.s.finish(sh, []Item{it}, Result{DangdangOrderID: it.OrderID, DistriStatus: strconv.Itoa(it.DistriStatus), Status: statusOf(it.DistriStatus), Outcome: OutcomeSkipped, Reason: SkipStale}, it)
 		return
 	}
 	p, ok := sh.pend[it.OrderID]
@@ -240,6 +242,9 @@ func (sh *shop) add(it Item, now time.Time) {
 		p = &pending{id: it.OrderID, since: now}
 		sh.pend[it.OrderID] = p
 		sh.order = append(sh.order, it.OrderID)
+		if sh.inflight[it.OrderID] {
+			sh.pendInflight++
+		}
 	}
 	p.items = append(p.items, it)
 	l := p.latest()
@@ -275,22 +280,16 @@ func (sh *shop) eligible(n int) ([]string, time.Time) {
 		if oldest.IsZero() {
 			oldest = sh.pend[id].since
 		}
-		if len(out) < n {
-			out = append(out, id)
+		if len(out) >= n {
+			break
 		}
+		out = append(out, id)
 	}
 	return out, oldest
 }
 
-func (sh *shop) countEligible() int {
-	n := 0
-	for _, id := range sh.order {
-		if !sh.inflight[id] {
-			n++
-		}
-	}
-	return n
-}
+// countEligible is how many waiting orders are not in flight.
+func (sh *shop) countEligible() int { return len(sh.pend) - sh.pendInflight }
 
 // take removes ids from pend and marks them in flight.
 func (sh *shop) take(ids []string) []*pending {
@@ -375,6 +374,9 @@ func (sh *shop) run(ctx, hard context.Context) {
 					break more
 				}
 			}
+			if sh.paused {
+				continue // nothing is sent until the probe succeeds
+			}
 			if sh.countEligible() >= s.cfg.BatchSize || draining {
 				flush(now)
 			} else if _, oldest := sh.eligible(0); !oldest.IsZero() {
@@ -391,6 +393,9 @@ func (sh *shop) run(ctx, hard context.Context) {
 			sh.active--
 			for _, id := range r.ids {
 				delete(sh.inflight, id)
+				if _, waiting := sh.pend[id]; waiting {
+					sh.pendInflight--
+				}
 			}
 			sh.requeue(r.requeue)
 			switch {
@@ -461,7 +466,12 @@ func (sh *shop) send(ctx context.Context, batch []*pending, isProbe bool) batchR
 			ups[i] = dangdang.OrderUpdate{OrderID: p.id, DistriStatus: p.status, DistriTime: p.occurred}
 		}
 		s.m.OrdersPerCall.Observe(float64(len(ups)))
-		resp, err := s.client.Update(ctx, sh.cred, ups)
+		cctx, span := s.startCall(ctx, sh.name, todo, attempt)
+		resp, err := s.client.Update(cctx, sh.cred, ups)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 		if ctx.Err() != nil {
 			res.requeue = todo
 			return res
@@ -592,7 +602,7 @@ func (s *Sink) retryForever(ctx context.Context, f func() error) error {
 }
 
 func (sh *shop) finishPending(p *pending, r Result) {
-	r.DangdangOrderID, r.DistriStatus = p.id, p.status
+	r.DangdangOrderID, r.DistriStatus, r.Status = p.id, strconv.Itoa(p.status), statusOf(p.status)
 	sh.s.finish(sh, p.items, r, p.latest())
 }
 
@@ -615,4 +625,43 @@ func (s *Sink) finish(sh *shop, items []Item, r Result, latest Item) {
 			}
 		}
 	})
+}
+
+// statusOf is the unified status a distriStatus writes back.
+func statusOf(distriStatus int) string {
+	switch distriStatus {
+	case 1:
+		return schemas.StatusDelivered
+	case 2:
+		return schemas.StatusDeliveryFailed
+	}
+	return ""
+}
+
+// startCall starts the span of one Dangdang call. Its parent is the trace of the first order that
+// has one, so a callback's trace runs from the ingress to Dangdang; every other order's trace is
+// linked.
+func (s *Sink) startCall(ctx context.Context, shop string, todo []*pending, attempt int) (context.Context, trace.Span) {
+	var parent trace.SpanContext
+	var links []trace.Link
+	for _, p := range todo {
+		sc := p.latest().Trace
+		if !sc.IsValid() {
+			continue
+		}
+		if !parent.IsValid() {
+			parent = sc
+			continue
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	tracer := s.cfg.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
+	return tracer.Start(ctx, "dangdang.orders.distristatus.update", trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("dangdang.shop", shop), attribute.Int("dangdang.orders", len(todo)), attribute.Int("dangdang.attempt", attempt)))
 }
