@@ -52,6 +52,9 @@ type scenario struct {
 	fault              func(ctx context.Context, e *chaosEnv)
 	// costs names a check that this scenario is known to cost and reports instead of failing on.
 	costs string
+	// minLoad stretches a short run so that the fault happens several times (a killed consumer
+	// needs a few seconds to get its partitions back before it is worth killing again).
+	minLoad time.Duration
 }
 
 // killLoop kills the service with SIGKILL at random moments and restarts it, until ctx ends.
@@ -128,8 +131,8 @@ func sandboxFault(kind string, extra map[string]any) func(ctx context.Context, e
 var scenarios = []scenario{
 	{name: "baseline"},
 	{name: "kill-ingress", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.ingress }, nil)},
-	{name: "kill-normalizer", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.normalizer }, statusProgress)},
-	{name: "kill-dispatcher", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.dispatcher }, resultsProgress)},
+	{name: "kill-normalizer", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.normalizer }, statusProgress), minLoad: 20 * time.Second},
+	{name: "kill-dispatcher", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.dispatcher }, resultsProgress), minLoad: 20 * time.Second},
 	{name: "kafka-restart", ownKafka: true, fault: func(ctx context.Context, e *chaosEnv) {
 		for sleep(ctx, max(e.d/4, time.Second)) {
 			e.broker.Stop()
@@ -231,6 +234,7 @@ func TestChaos(t *testing.T) {
 }
 
 func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chaos.Report {
+	d = max(d, sc.minLoad)
 	e := &chaosEnv{t: t, d: d, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
 	o := stackOpts{partitions: 6, quiet: d > 30*time.Second, dispatcherEnv: []string{
 		"DANGDANG_TIMEOUT=1s", "DANGDANG_BACKOFF_MIN=100ms", "DANGDANG_BACKOFF_MAX=2s", "DANGDANG_MAX_ATTEMPTS=200",
