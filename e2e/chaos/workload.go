@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,7 +122,9 @@ type Ledger struct {
 	GaveUp                 atomic.Int64 // genuine callbacks never acknowledged within Drain
 	Unexpected4xx          atomic.Int64 // 4xx replies to genuine callbacks: a bug
 	ByStatus               sync.Map     // int → *atomic.Int64
-	Started, Finished      time.Time
+	// ReplyLatency holds the latency of every success reply (under mu).
+	ReplyLatency      []time.Duration
+	Started, Finished time.Time
 }
 
 func newLedger() *Ledger {
@@ -131,6 +134,28 @@ func newLedger() *Ledger {
 func (l *Ledger) status(code int) {
 	v, _ := l.ByStatus.LoadOrStore(code, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
+}
+
+// AckedBetween counts the transitions first acknowledged in [from, to).
+func (l *Ledger) AckedBetween(from, to time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, ts := range l.Trans {
+		if !ts.AckedAt.IsZero() && !ts.AckedAt.Before(from) && ts.AckedAt.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// ReplyQuantiles returns the p50 and p99 of the success replies' latency.
+func (l *Ledger) ReplyQuantiles() (p50, p99 time.Duration) {
+	l.mu.Lock()
+	d := slices.Clone(l.ReplyLatency)
+	l.mu.Unlock()
+	p50, p99, _ = quantiles(d)
+	return p50, p99
 }
 
 // Statuses returns the reply counts by HTTP status.
@@ -286,12 +311,14 @@ func (w *worker) send(e entry) bool {
 			}
 			w.l.mu.Unlock()
 		}
+		sent := time.Now()
 		status := w.post(path, body)
 		w.l.Sent.Add(1)
 		if status == http.StatusOK {
 			now := time.Now()
 			w.l.Acked.Add(1)
 			w.l.mu.Lock()
+			w.l.ReplyLatency = append(w.l.ReplyLatency, now.Sub(sent))
 			if e.tr != nil {
 				ts := w.l.Trans[e.tr.Key()]
 				if ts.AckedAt.IsZero() {
