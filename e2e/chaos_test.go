@@ -274,7 +274,7 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 	stopFault()
 	wg.Wait()
 	settled, why := chaos.Settle(ctx, l, col, 2*time.Second, max(90*time.Second, d))
-	r := chaos.Check(ctx, sc.name, l, col, e.sb, "2100000000")
+	r := chaos.Check(ctx, sc.name, l, col, e.sb)
 	for _, n := range e.log {
 		t.Log(n)
 	}

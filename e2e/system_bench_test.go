@@ -80,7 +80,7 @@ func TestSystemBench(t *testing.T) {
 			if !ok {
 				t.Errorf("did not settle: %s", why)
 			}
-			r := chaos.Check(ctx, "bench", l, col, chaos.Sandbox{URL: p.sandboxURL}, "")
+			r := chaos.Check(ctx, "bench", l, col, chaos.Sandbox{URL: p.sandboxURL})
 			t.Log(r.String())
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 			row := benchRow{Rate: rate, Seconds: l.Finished.Sub(l.Started).Seconds(), Acked: l.Acked.Load(), Refused: l.Refused.Load(),

@@ -198,7 +198,7 @@ func eventKey(s StatusRec) string {
 }
 
 // Check holds the collected outputs against the ledger and the sandbox.
-func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb Sandbox, ddShop string) *Report {
+func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb Sandbox) *Report {
 	r := &Report{Scenario: scenario, Duration: l.Finished.Sub(l.Started)}
 	r.Sent, r.Acked = fmt.Sprint(l.Sent.Load()), fmt.Sprint(l.Acked.Load())
 	r.Statuses = fmt.Sprint(l.Statuses())

@@ -60,7 +60,7 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 				l.Orders["dianwoda:DD42"] = append(l.Orders["dianwoda:DD42"], tr.Key())
 			}
 			c := &Collector{Status: tc.status, Raw: tc.raw, Results: result}
-			r := Check(context.Background(), tc.name, l, c, Sandbox{URL: sandbox.URL}, "")
+			r := Check(context.Background(), tc.name, l, c, Sandbox{URL: sandbox.URL})
 			if got := tc.want(r); got != 1 {
 				t.Errorf("want exactly one finding, got %d:\n%s", got, r)
 			}
