@@ -174,6 +174,9 @@ func Drive(ctx context.Context, c Config) *Ledger {
 	if c.Drain <= 0 {
 		c.Drain = 90 * time.Second
 	}
+	if c.Rate <= 0 {
+		c.Rate = 100
+	}
 	if c.RunID == "" {
 		c.RunID = strconv.FormatInt(time.Now().UnixNano()/1e6%1e7, 10)
 	}
