@@ -201,7 +201,7 @@ func keysOnTopic(t *testing.T, brokers []string, topic string) map[string]int {
 // others were refused, and run returns cleanly without leaking goroutines.
 func TestShutdownKeepsEverySuccess(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	topic := testenv.Name(t, "raw")
 	p := start(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_RAW": topic})
 	p.waitReady(t, 200, 30*time.Second)
@@ -330,5 +330,54 @@ func TestConfigErrorsListed(t *testing.T) {
 	}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "HTTP_ADDR") || !strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
 		t.Fatalf("run = %v", err)
+	}
+}
+
+// TestSlowHeadersCut: a client that trickles its headers (slowloris) is disconnected after
+// INGRESS_READ_HEADER_TIMEOUT instead of holding a connection open.
+func TestSlowHeadersCut(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	p := start(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_RAW": testenv.Name(t, "raw"), "INGRESS_READ_HEADER_TIMEOUT": "300ms"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.httpURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/callbacks/eleme HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadAll(conn) // returns when the server closes the connection
+	if err != nil {
+		t.Fatalf("read: %v (server did not close the connection)", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("connection held %s", d)
+	}
+}
+
+// TestDrainingNotReady: on stop, readiness fails first ("draining") while callbacks are still
+// answered for INGRESS_DRAIN_DELAY, so a load balancer moves away before the listener closes.
+func TestDrainingNotReady(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	p := start(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC_RAW": testenv.Name(t, "raw"), "INGRESS_DRAIN_DELAY": "1500ms"})
+	p.waitReady(t, 200, 30*time.Second)
+	p.cancel()
+	p.waitReady(t, 503, time.Second)
+	if got := p.postDianwoda("during-drain"); got != 200 {
+		t.Errorf("callback while draining: %d, want 200", got)
+	}
+	select {
+	case err := <-p.done:
+		p.cancel = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if !strings.Contains(p.logs.String(), `"msg":"draining"`) {
+		t.Error("no draining log line")
 	}
 }

@@ -69,7 +69,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		KeyPrefix:       l.String("REDIS_KEY_PREFIX", "op:"),
 		AutoCreate:      l.Bool("TOPIC_AUTO_CREATE", true),
 		Partitions:      l.Int("TOPIC_PARTITIONS", 12, 1, 10000),
-		BatchMax:        l.Int("BATCH_MAX_RECORDS", 1000, 1, 100000),
+		BatchMax:        l.Int("BATCH_MAX_RECORDS", 2000, 1, 100000),
 		LogLevel:        l.Level("LOG_LEVEL", "info"),
 	}
 	if c.TopicRaw == c.TopicStatus || c.TopicRaw == c.TopicRawDLQ || c.TopicStatus == c.TopicRawDLQ {

@@ -42,10 +42,7 @@ func TestMappingRowsUseDefinedStatuses(t *testing.T) {
 
 func TestElemeOrderTypesAllMapped(t *testing.T) {
 	// platforms.md §1.4: every type that concerns an order must map to a defined status.
-	var types []int
-	for _, t := range []int{10, 12, 14, 15, 17, 18, 217, 39} {
-		types = append(types, t)
-	}
+	types := []int{10, 12, 14, 15, 17, 18, 217, 39}
 	for t := 20; t <= 26; t++ {
 		types = append(types, t)
 	}

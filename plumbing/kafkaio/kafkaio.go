@@ -39,7 +39,14 @@ type WriterConfig struct {
 	WriteTimeout time.Duration
 	// MaxAttempts is how often kafka-go tries a batch; default 3.
 	MaxAttempts int
+	// BatchBytes caps one partition batch; default DefaultBatchBytes. A batch larger than the
+	// topic's max.message.bytes is refused whole by the broker, so never raise it past that.
+	BatchBytes int64
 }
+
+// DefaultBatchBytes keeps a batch under the broker's default max.message.bytes (1 MiB plus
+// a little), with room for the record batch's own overhead.
+const DefaultBatchBytes = 900 << 10
 
 // NewWriter returns a synchronous writer with RequireAll, the Murmur2 balancer and a short batch
 // timeout. Topics are never auto-created by writes: they are created on purpose (EnsureTopics),
@@ -52,7 +59,7 @@ func NewWriter(c WriterConfig) *kafka.Writer {
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           c.BatchTimeout,
 		BatchSize:              c.BatchSize,
-		BatchBytes:             16 << 20,
+		BatchBytes:             c.BatchBytes,
 		WriteTimeout:           c.WriteTimeout,
 		ReadTimeout:            c.WriteTimeout,
 		MaxAttempts:            c.MaxAttempts,
@@ -66,6 +73,9 @@ func NewWriter(c WriterConfig) *kafka.Writer {
 	}
 	if w.BatchSize <= 0 {
 		w.BatchSize = 1000
+	}
+	if w.BatchBytes <= 0 {
+		w.BatchBytes = DefaultBatchBytes
 	}
 	if w.WriteTimeout <= 0 {
 		w.WriteTimeout = 10 * time.Second

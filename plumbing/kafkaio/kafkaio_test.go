@@ -22,6 +22,9 @@ func TestNewWriterIsSafe(t *testing.T) {
 	if w.BatchTimeout != kafkaio.DefaultBatchTimeout {
 		t.Errorf("BatchTimeout = %v, want %v", w.BatchTimeout, kafkaio.DefaultBatchTimeout)
 	}
+	if w.BatchBytes <= 0 || w.BatchBytes > 1<<20 {
+		t.Errorf("BatchBytes = %d, want within the broker's default max.message.bytes", w.BatchBytes)
+	}
 	if w.Async || w.AllowAutoTopicCreation {
 		t.Errorf("Async = %v, AllowAutoTopicCreation = %v; want both false", w.Async, w.AllowAutoTopicCreation)
 	}

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,9 +70,24 @@ func (b *Broker) do(cmd string) {
 	}
 }
 
-// freePortPair returns a port p such that p and p+1 were both free a moment ago, below the
-// ephemeral range (see FreeLowPorts: a stopped broker's port must not be taken by a client).
+// freePortPair returns a port p such that p and p+1 were both free a moment ago. It picks below
+// Linux's ephemeral range (32768+), where an outgoing connection of another process could take
+// the port between this check and the broker's bind.
 func freePortPair(t testing.TB) int {
 	t.Helper()
-	return FreeLowPorts(t, 2)
+	for range 100 {
+		p := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no two adjacent free ports")
+	return 0
 }

@@ -91,10 +91,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			NetErrors     int64
 			Late          int64
 			MeanBodyBytes int64
-		}{*label, *rate, *conns, res.Sent, res.OK, res.Throughput, ms(res.P50), ms(res.P99), ms(res.P999), ms(res.Max), res.ByStatus, res.NetErrors, res.Late, res.BodyBytes})
+			CPUSeconds    float64 // this process's user+system CPU, so a harness can see the load generator's share
+		}{*label, *rate, *conns, res.Sent, res.OK, res.Throughput, ms(res.P50), ms(res.P99), ms(res.P999), ms(res.Max), res.ByStatus, res.NetErrors, res.Late, res.BodyBytes, cpuSeconds()})
 	}
 	_, err = fmt.Fprintf(stdout, "%s%s\n", prefix(*label), res)
 	return err
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

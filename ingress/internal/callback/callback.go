@@ -126,14 +126,96 @@ func isNumber(b []byte) bool {
 	return i == len(b)
 }
 
-// Object decodes b as one JSON object into its raw members. Anything else, including trailing
-// data, is an error.
+// Object decodes b as one JSON object into its raw members (a later duplicate key wins, as in
+// encoding/json). Anything else, including trailing data, is an error. The members alias b.
+//
+// It validates with json.Valid and then splits the members itself: on the hot path this costs a
+// third of json.Unmarshal into a map (pprof of the flat-out benchmark).
 func Object(b []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return nil, errors.New("not a JSON object")
+	if !json.Valid(b) {
+		return nil, errNotObject
 	}
-	return m, nil
+	i := skipSpace(b, 0)
+	if b[i] != '{' {
+		return nil, errNotObject
+	}
+	m := make(map[string]json.RawMessage, 8)
+	i = skipSpace(b, i+1)
+	if b[i] == '}' {
+		return m, nil
+	}
+	for {
+		kEnd := endOfString(b, i)
+		key, ok := Text(b[i:kEnd])
+		if !ok {
+			return nil, errNotObject
+		}
+		i = skipSpace(b, kEnd) + 1 // the colon
+		i = skipSpace(b, i)
+		vEnd := endOfValue(b, i)
+		m[key] = json.RawMessage(b[i:vEnd:vEnd])
+		i = skipSpace(b, vEnd)
+		if b[i] != ',' {
+			return m, nil // the closing brace: b is valid JSON
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+var errNotObject = errors.New("not a JSON object")
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfString returns the index after the string starting at b[i] (a quote). b is valid JSON.
+func endOfString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// endOfValue returns the index after the value starting at b[i]. b is valid JSON.
+func endOfValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return endOfString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = endOfString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 // trimJSONSpace trims the four whitespace characters JSON allows (not every Unicode space).

@@ -67,3 +67,32 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// FuzzObject: Object agrees with json.Unmarshal into a map of raw members, member for member.
+func FuzzObject(f *testing.F) {
+	for _, s := range []string{`{}`, ` {"a" : 1 , "b":"x\"}" ,"c":{"d":[1,"]"]}} `, `{"a":1,"a":2}`, `{"\u0061":true}`, `[]`, `null`, `{"a":1}x`, `{"a":-0.5e3,"b":null,"c":[]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Object(b)
+		var want map[string]json.RawMessage
+		werr := json.Unmarshal(b, &want)
+		if werr != nil || want == nil {
+			if err == nil {
+				t.Fatalf("Object accepted %q: %v", b, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Object refused %q: %v", b, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d members, want %d", b, len(got), len(want))
+		}
+		for k, v := range want {
+			if string(got[k]) != string(v) {
+				t.Fatalf("%q: member %q = %q, want %q", b, k, got[k], v)
+			}
+		}
+	})
+}

@@ -53,7 +53,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TopicAutoCreate:   l.Bool("TOPIC_AUTO_CREATE", true),
 		TopicPartitions:   l.Int("TOPIC_PARTITIONS", 12, 1, 10000),
 		MaxBody:           l.Bytes("INGRESS_MAX_BODY", 1<<20),
-		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 1024, 1, 1<<20),
+		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 256, 1, 1<<20),
 		WriteTimeout:      l.Duration("INGRESS_WRITE_TIMEOUT", 5*time.Second),
 		BatchTimeout:      l.Duration("INGRESS_BATCH_TIMEOUT", 2*time.Millisecond),
 		BatchSize:         l.Int("INGRESS_BATCH_SIZE", 64, 1, 100000),

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
+	"github.com/orderpipe/pipeline/ingress/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -144,5 +145,5 @@ func TestParseGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%s\n\tkey: %s\n\torder_id: %q\n", tt.name, p.Key, p.OrderID)
 	}
-	callback.Golden(t, *update, "parse.golden", []byte(b.String()))
+	golden.Check(t, *update, "parse.golden", []byte(b.String()))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
+	"github.com/orderpipe/pipeline/ingress/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -148,5 +149,5 @@ func TestKeyGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%s\n\terror: %v\n", tt.name, err)
 	}
-	callback.Golden(t, *update, "key.golden", []byte(b.String()))
+	golden.Check(t, *update, "key.golden", []byte(b.String()))
 }

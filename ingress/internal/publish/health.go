@@ -27,6 +27,7 @@ type HealthConfig struct {
 // this loop is what makes it ready, and ready again after an outage.
 func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 	tr := kafkaio.NewTransport()
+	tr.MetadataTopics = []string{c.Topic} // not every topic of the cluster, every second
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 3 * time.Second, Transport: tr}
 	ensured := !c.EnsureTopic

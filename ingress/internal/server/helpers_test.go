@@ -67,7 +67,7 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	topic := testenv.Name(t, "raw")
-	testenv.Topics(t, brokers, 1, topic)
+	createTopic(t, brokers, topic, 1)
 	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic})
 	reg := prometheus.NewRegistry()
 	pub := publish.New(w, publish.Config{MaxInflight: 64, WriteTimeout: 10 * time.Second}, ops.NewReadiness(), reg)
@@ -182,4 +182,21 @@ func envelopeOf(t *testing.T, m kafka.Message) schemas.RawEnvelope {
 		t.Fatalf("record value is not an envelope: %v\n%s", err, m.Value)
 	}
 	return env
+}
+
+// createTopic is testenv.Topics with retries: the shared test broker, busy with every helper's
+// tests, sometimes answers CreateTopics with "Broker Not Available".
+func createTopic(t testing.TB, brokers []string, name string, partitions int) {
+	t.Helper()
+	var err error
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 1})
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("create topic %s: %v", name, err)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/orderpipe/pipeline/plumbing/logging"
 )
@@ -115,6 +116,14 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if !isCallback && status < 400 {
 			return nil // probes and scrapes are not access-logged
 		}
+		level := zapcore.InfoLevel
+		if status >= 500 {
+			level = zapcore.WarnLevel
+		}
+		ce := s.c.Log.Check(level, "request")
+		if ce == nil {
+			return nil // the level is off: build no fields
+		}
 		req := c.Request()
 		fields := []zap.Field{
 			zap.String("method", req.Method),
@@ -147,12 +156,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if st.err != nil {
 			fields = append(fields, zap.String("error", MaskPhones(st.err.Error())))
 		}
-		switch {
-		case status >= 500:
-			s.c.Log.Warn("request", fields...)
-		default:
-			s.c.Log.Info("request", fields...)
-		}
+		ce.Write(fields...)
 		return nil
 	}
 }

@@ -194,22 +194,24 @@ func (s *Server) ok(c echo.Context, p platform, outcome string) error {
 	return c.JSONBlob(http.StatusOK, p.success)
 }
 
-// readBody reads at most MaxBody bytes; ok false means a reply was sent.
-func (s *Server) readBody(c echo.Context, p platform) ([]byte, error, bool) {
+// readBody reads at most MaxBody bytes. A non-zero status is the refusal to send, with its
+// outcome and message.
+func (s *Server) readBody(c echo.Context) (body []byte, status int, outcome, msg string) {
 	req := c.Request()
+	tooLarge := "body exceeds " + strconv.FormatInt(s.c.MaxBody, 10) + " bytes"
 	if req.ContentLength > s.c.MaxBody {
-		return nil, s.fail(c, p, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body exceeds "+strconv.FormatInt(s.c.MaxBody, 10)+" bytes"), false
+		return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, s.fail(c, p, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body exceeds "+strconv.FormatInt(s.c.MaxBody, 10)+" bytes"), false
+			return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge
 		}
-		return nil, s.fail(c, p, http.StatusBadRequest, OutcomeMalformed, "body could not be read"), false
+		return nil, http.StatusBadRequest, OutcomeMalformed, "body could not be read"
 	}
 	stateOf(c).bytesIn = len(body)
-	return body, nil, true
+	return body, 0, "", ""
 }
 
 func (s *Server) unconfigured(c echo.Context, p platform, variable string) error {
@@ -244,9 +246,9 @@ func (s *Server) dianwoda(c echo.Context) error {
 	if !s.dwd.Configured() {
 		return s.unconfigured(c, p, "DIANWODA_SECRETS")
 	}
-	body, err, ok := s.readBody(c, p)
-	if !ok {
-		return err
+	body, status, outcome, msg := s.readBody(c)
+	if status != 0 {
+		return s.fail(c, p, status, outcome, msg)
 	}
 	q := c.QueryParams()
 	if err := s.dwd.Verify(q, body); err != nil {
@@ -267,9 +269,9 @@ func (s *Server) eleme(c echo.Context) error {
 	if !s.elm.Configured() {
 		return s.unconfigured(c, p, "ELEME_SECRETS")
 	}
-	body, err, ok := s.readBody(c, p)
-	if !ok {
-		return err
+	body, status, outcome, msg := s.readBody(c)
+	if status != 0 {
+		return s.fail(c, p, status, outcome, msg)
 	}
 	if len(trimSpace(body)) == 0 {
 		return s.ok(c, p, OutcomeURLCheck)

@@ -16,7 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -59,7 +59,7 @@ func run(ctx context.Context) error {
 	var o opts
 	flag.IntVar(&o.records, "records", 100_000, "raw records to pre-fill and normalize")
 	flag.IntVar(&o.partitions, "partitions", 12, "partitions of the bench topics")
-	flag.IntVar(&o.batch, "batch", 1000, "BATCH_MAX_RECORDS of the consumer")
+	flag.IntVar(&o.batch, "batch", 2000, "BATCH_MAX_RECORDS of the consumer")
 	flag.BoolVar(&o.keep, "keep", false, "keep the topics and Redis keys afterwards")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed of the generator")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the normalizing phase here")
@@ -70,9 +70,10 @@ func run(ctx context.Context) error {
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	raw, status, dlq := "normbench.raw."+suffix, "normbench.status."+suffix, "normbench.dlq."+suffix
 	prefix := "normbench:" + suffix + ":"
-	if err := kafkaio.EnsureTopics(ctx, brokers,
+	err := kafkaio.EnsureTopics(ctx, brokers,
 		kafkaio.TopicSpec{Name: raw, Partitions: o.partitions}, kafkaio.TopicSpec{Name: status, Partitions: o.partitions},
-		kafkaio.TopicSpec{Name: dlq, Partitions: o.partitions}); err != nil {
+		kafkaio.TopicSpec{Name: dlq, Partitions: o.partitions})
+	if err != nil {
 		return err
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}})
@@ -84,14 +85,18 @@ func run(ctx context.Context) error {
 	// 1. Pre-fill.
 	t0 := time.Now()
 	gen := newGenerator(o.seed)
-	msgs := gen.generate(o.records)
-	if err := produce(ctx, brokers, raw, msgs); err != nil {
+	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: raw, BatchSize: 1000, BatchTimeout: 10 * time.Millisecond})
+	w.BatchBytes = maxBatchBytes
+	// Chunk after chunk, in order: concurrent writes could reorder one order's records across
+	// chunks, which the guard would then (rightly) mark stale.
+	err = gen.generate(o.records, 20_000, func(chunk []kafka.Message) error { return w.WriteMessages(ctx, chunk...) })
+	_ = w.Close()
+	if err != nil {
 		return fmt.Errorf("pre-fill: %.300s", err)
 	}
-	fmt.Printf("pre-filled %d records (%d orders, %.0f bytes/record avg) in %s\n", len(msgs), gen.orders, float64(gen.bytes)/float64(len(msgs)), time.Since(t0).Round(time.Millisecond))
+	fmt.Printf("pre-filled %d records (%d orders, %.0f bytes/record avg) in %s\n", o.records, gen.orders, float64(gen.bytes)/float64(o.records), time.Since(t0).Round(time.Millisecond))
 	fmt.Printf("expected: %d distinct events (%d stale), %d duplicates, %d not-order, %d poison\n", gen.events, gen.stale, gen.dups, gen.skips, gen.poison)
-	msgs = nil
-	runtime.GC()
+	debug.FreeOSMemory() // so that the RSS high-water mark below measures the normalizing phase
 
 	usedBefore, err := usedMemory(ctx, rdb)
 	if err != nil {
@@ -202,21 +207,6 @@ func sumVec(v *prometheus.CounterVec) float64 {
 		s += testutil.ToFloat64(m.(prometheus.Collector))
 	}
 	return s
-}
-
-func produce(ctx context.Context, brokers []string, topic string, msgs []kafka.Message) error {
-	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic, BatchSize: 1000, BatchTimeout: 10 * time.Millisecond})
-	w.BatchBytes = maxBatchBytes
-	defer w.Close()
-	// One chunk after the other: concurrent writes could reorder one order's records across
-	// chunks, which the guard would then (rightly) mark stale.
-	const chunk = 20_000
-	for i := 0; i < len(msgs); i += chunk {
-		if err := w.WriteMessages(ctx, msgs[i:min(i+chunk, len(msgs))]...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
@@ -332,10 +322,12 @@ type cb struct {
 	poison                       bool
 }
 
-func (g *generator) generate(n int) []kafka.Message {
-	out := make([]kafka.Message, 0, n)
+// generate makes n records and hands them to flush in chunks, in order.
+func (g *generator) generate(n, chunk int, flush func([]kafka.Message) error) error {
+	out := make([]kafka.Message, 0, chunk)
+	written := 0
 	base := int64(1_763_800_000_000)
-	for len(out) < n {
+	for written+len(out) < n {
 		// 200 orders in flight at once; their callbacks interleave as they would in production.
 		lanes := make([][]cb, 200)
 		for i := range lanes {
@@ -347,19 +339,29 @@ func (g *generator) generate(n int) []kafka.Message {
 			}
 			g.orders++
 		}
-		for more := true; more && len(out) < n; {
+		for more := true; more && written+len(out) < n; {
 			more = false
 			for i := range lanes {
-				if len(lanes[i]) == 0 || len(out) >= n {
+				if len(lanes[i]) == 0 || written+len(out) >= n {
 					continue
 				}
 				more = true
 				out = append(out, g.record(lanes[i][0]))
 				lanes[i] = lanes[i][1:]
+				if len(out) == chunk {
+					if err := flush(out); err != nil {
+						return err
+					}
+					written += len(out)
+					out = make([]kafka.Message, 0, chunk)
+				}
 			}
 		}
 	}
-	return out
+	if len(out) > 0 {
+		return flush(out)
+	}
+	return nil
 }
 
 func (g *generator) record(c cb) kafka.Message {

@@ -15,7 +15,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -88,6 +87,11 @@ type Config struct {
 // Consumer runs the loop.
 type Consumer struct {
 	c Config
+	// inflight counts, per event_id, the batches of this process that emit it and were not yet
+	// confirmed when the current claim was sent (see claim).
+	mu        sync.Mutex
+	inflight  map[string]int
+	confirmed []string // ids confirmed since the last claim
 }
 
 // New returns a Consumer; it panics on nothing and validates the wiring.
@@ -116,7 +120,7 @@ func New(c Config) (*Consumer, error) {
 	if c.Ready == nil {
 		c.Ready = nopReady{}
 	}
-	return &Consumer{c: c}, nil
+	return &Consumer{c: c, inflight: map[string]int{}}, nil
 }
 
 type nopReady struct{}
@@ -127,16 +131,58 @@ func (nopReady) Set(string, error) {}
 // so a stop at any point replays, never skips; dedup makes a replay harmless. It returns nil on
 // a clean stop (ctx ended).
 //
-// Three goroutines form a pipeline: fetch (kafka-go) → prepare (decode and map a batch, in
-// parallel, CPU only) → process (Redis claim, Kafka writes, confirm, commit; one batch at a
-// time, in order). Mapping batch N+1 overlaps the I/O of batch N; everything that touches Redis
-// or Kafka stays strictly sequential, so per-order order and the guard's decisions hold.
+// The loop is a pipeline of goroutines, each handling one batch at a time, in fetch order:
+// fetch (kafka-go) → prepare (decode and map, parallel, CPU only) → claim (Redis) → emit
+// (Kafka) → finish (Redis confirm, then commit). So the claim of batch N+1, the writes of batch N
+// and the confirm and commit of batch N-1 overlap, while each kind of call stays strictly ordered:
+// guard decisions follow fetch order, writes follow fetch order (per-order order holds), and a
+// batch is committed only after its own writes were acknowledged and its claims confirmed, and
+// after every earlier batch was committed.
 func (cs *Consumer) Run(ctx context.Context) error {
 	c := &cs.c
+	// The in-flight bookkeeping belongs to one run: a batch claimed but never emitted by an
+	// earlier, cancelled run must not make this run drop its replay.
+	cs.mu.Lock()
+	cs.inflight, cs.confirmed = map[string]int{}, nil
+	cs.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	msgs := make(chan kafka.Message, c.MaxBatch)
 	prepared := make(chan *batch, 1)
-	var wg sync.WaitGroup
-	wg.Add(2)
+	claimed := make(chan *batch, 1)
+	emitted := make(chan *batch, 1)
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		runErr  error
+	)
+	stage := func(in <-chan *batch, out chan<- *batch, f func(context.Context, *batch) error) {
+		defer wg.Done()
+		for {
+			var b *batch
+			select {
+			case <-ctx.Done():
+				return
+			case b = <-in:
+			}
+			if err := f(ctx, b); err != nil {
+				if ctx.Err() == nil {
+					errOnce.Do(func() { runErr = err })
+					cancel()
+				}
+				return
+			}
+			if out == nil {
+				continue
+			}
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		cs.fetch(ctx, msgs)
@@ -145,21 +191,11 @@ func (cs *Consumer) Run(ctx context.Context) error {
 		defer wg.Done()
 		cs.batches(ctx, msgs, prepared)
 	}()
-	defer wg.Wait()
-	for {
-		var b *batch
-		select {
-		case <-ctx.Done():
-			return nil
-		case b = <-prepared:
-		}
-		if err := cs.process(ctx, b); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
+	go stage(prepared, claimed, cs.claim)
+	go stage(claimed, emitted, cs.emit)
+	go stage(emitted, nil, cs.finish)
+	wg.Wait()
+	return runErr
 }
 
 // batches cuts the fetched records into batches (whatever is buffered, up to MaxBatch) and
@@ -244,6 +280,12 @@ type batch struct {
 	items   []item
 	evs     []pending
 	started time.Time
+	// Set by claim: what to write, confirm and dead-letter.
+	out      []kafka.Message
+	outEvs   []*pending
+	confirms []orderstate.Event
+	dlq      []kafka.Message
+	dlqItems []*item
 }
 
 // prepare maps every record of msgs, spread over the available cores, and builds each event's
@@ -288,10 +330,12 @@ func (cs *Consumer) prepare(msgs []kafka.Message) *batch {
 	return b
 }
 
-func (cs *Consumer) process(ctx context.Context, b *batch) error {
+// claim is stage 1 of a prepared batch: decide dedup and staleness for the whole batch in one
+// pipelined round trip, and build the outputs in fetch order.
+func (cs *Consumer) claim(ctx context.Context, b *batch) error {
 	c := &cs.c
-	batch, items, evs := b.msgs, b.items, b.evs
-	c.Metrics.BatchSize.Observe(float64(len(batch)))
+	items, evs := b.items, b.evs
+	c.Metrics.BatchSize.Observe(float64(len(b.msgs)))
 	for i := range items {
 		it := &items[i]
 		c.Metrics.Consumed.WithLabelValues(it.platform).Inc()
@@ -299,8 +343,16 @@ func (cs *Consumer) process(ctx context.Context, b *batch) error {
 			c.Metrics.Skipped.WithLabelValues(it.platform, it.res.Skip).Inc()
 		}
 	}
-
-	// 1. Decide dedup and staleness for the whole batch: one pipelined round trip.
+	// Forget the in-flight ids whose confirm completed before this claim is sent: Redis now
+	// answers "duplicate" for them. Ids confirmed later stay in flight until the next batch.
+	cs.mu.Lock()
+	for _, id := range cs.confirmed {
+		if cs.inflight[id]--; cs.inflight[id] <= 0 {
+			delete(cs.inflight, id)
+		}
+	}
+	cs.confirmed = cs.confirmed[:0]
+	cs.mu.Unlock()
 	if len(evs) > 0 {
 		claims := make([]orderstate.Event, len(evs))
 		for i := range evs {
@@ -321,18 +373,15 @@ func (cs *Consumer) process(ctx context.Context, b *batch) error {
 		}
 	}
 
-	// 2. Build the outputs, in fetch order.
-	var (
-		out      []kafka.Message
-		outEvs   []*pending
-		confirms []orderstate.Event
-		dlq      []kafka.Message
-		dlqItems []*item
-	)
 	inBatch := make(map[string]bool, len(evs))
+	cs.mu.Lock()
 	for i := range evs {
 		p := &evs[i]
-		if p.result.Decision == orderstate.Duplicate || inBatch[p.ev.EventID] {
+		// An event that an earlier batch of this process is still writing is a duplicate too,
+		// whatever Redis answered (a replay of the claim, or fresh if Redis lost the key
+		// meanwhile): that batch will emit it, and commits follow batch order. Deciding it again
+		// could give one event_id a second, different record.
+		if p.result.Decision == orderstate.Duplicate || inBatch[p.ev.EventID] || cs.inflight[p.ev.EventID] > 0 {
 			c.Metrics.Deduplicated.WithLabelValues(p.ev.Platform).Inc()
 			continue
 		}
@@ -346,66 +395,82 @@ func (cs *Consumer) process(ctx context.Context, b *batch) error {
 			p.it.err = &normalize.Error{Reason: schemas.DLQReasonValidate, Err: err}
 			continue
 		}
-		out = append(out, msg)
-		outEvs = append(outEvs, p)
-		confirms = append(confirms, p.claim)
+		cs.inflight[p.ev.EventID]++
+		b.out = append(b.out, msg)
+		b.outEvs = append(b.outEvs, p)
+		b.confirms = append(b.confirms, p.claim)
 	}
+	cs.mu.Unlock()
 	for i := range items {
 		it := &items[i]
 		if it.err == nil {
 			continue
 		}
-		dlq = append(dlq, cs.deadLetter(it))
-		dlqItems = append(dlqItems, it)
+		b.dlq = append(b.dlq, cs.deadLetter(it))
+		b.dlqItems = append(b.dlqItems, it)
 	}
+	return nil
+}
 
-	// 3. Write events and dead letters; both must be acknowledged before anything is confirmed
-	// or committed.
-	if err := cs.write(ctx, c.Status, "produce status events", out); err != nil {
+// emit is stage 2: write the events and dead letters; both must be acknowledged before anything
+// is confirmed or committed. Batches are written one after the other, in fetch order.
+func (cs *Consumer) emit(ctx context.Context, b *batch) error {
+	c := &cs.c
+	if err := cs.write(ctx, c.Status, "produce status events", b.out); err != nil {
 		return err
 	}
-	if err := cs.write(ctx, c.DLQ, "produce dead letters", dlq); err != nil {
+	if err := cs.write(ctx, c.DLQ, "produce dead letters", b.dlq); err != nil {
 		return err
 	}
-	for _, p := range outEvs {
+	for _, p := range b.outEvs {
 		c.Metrics.Emitted.WithLabelValues(p.ev.Platform, p.ev.Kind).Inc()
 		if p.ev.Stale {
 			c.Metrics.Guarded.WithLabelValues(p.ev.Platform, p.ev.Kind).Inc()
 		}
 	}
-	for _, it := range dlqItems {
+	for _, it := range b.dlqItems {
 		reason := normalize.ReasonOf(it.err)
 		c.Metrics.DeadLettered.WithLabelValues(it.platform, reason).Inc()
 		c.Log.Warn("record dead-lettered", zap.String("platform", it.platform), zap.String("order_id", it.res.Envelope.OrderID),
 			zap.String("topic", it.msg.Topic), zap.Int("partition", it.msg.Partition), zap.Int64("offset", it.msg.Offset),
 			zap.String("reason", reason), zap.Error(it.err))
 	}
+	return nil
+}
 
-	// 4. Confirm the claims: from now on a repeat is a duplicate.
-	if len(confirms) > 0 {
+// finish is stage 3: confirm the claims (from now on a repeat is a duplicate), then commit the
+// batch's offsets. A failed commit only means a replay, which dedup absorbs.
+func (cs *Consumer) finish(ctx context.Context, b *batch) error {
+	c := &cs.c
+	if len(b.confirms) > 0 {
 		err := cs.retry(ctx, CheckRedis, "confirm", func(ctx context.Context) error {
 			c.Metrics.RedisTrips.Inc()
-			return c.Store.Confirm(ctx, confirms)
+			return c.Store.Confirm(ctx, b.confirms)
 		})
 		if err != nil {
 			return err
 		}
 	}
-
-	// 5. Commit. A failed commit only means a replay, which dedup absorbs.
-	committed, err := cs.commit(ctx, batch)
+	// The claim stage forgets these ids before its next Redis call (see claim), not now: a claim
+	// already on its way may have seen them still unconfirmed.
+	cs.mu.Lock()
+	for _, p := range b.outEvs {
+		cs.confirmed = append(cs.confirmed, p.ev.EventID)
+	}
+	cs.mu.Unlock()
+	committed, err := cs.commit(ctx, b.msgs)
 	if err != nil {
 		return err
 	}
 	if committed {
-		c.Metrics.Committed.Add(float64(len(batch)))
+		c.Metrics.Committed.Add(float64(len(b.msgs)))
 	}
 	elapsed := time.Since(b.started).Seconds()
-	for range batch {
+	for range b.msgs {
 		c.Metrics.Latency.Observe(elapsed)
 	}
 	last := map[int]kafka.Message{}
-	for _, m := range batch {
+	for _, m := range b.msgs {
 		last[m.Partition] = m
 	}
 	for p, m := range last {
@@ -512,10 +577,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // eventMessage builds the Kafka record of a unified event: keyed platform:order_id, JSON value,
 // CloudEvents binary-mode headers, and the raw record's traceparent when it had one.
 func eventMessage(ev schemas.StatusEvent, tp string) (kafka.Message, error) {
-	v, err := json.Marshal(ev)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("marshal event: %w", err)
-	}
+	v := appendEvent(make([]byte, 0, 768), &ev)
 	h := []kafka.Header{
 		{Key: schemas.HeaderCESpecVersion, Value: []byte(schemas.CESpecVersion)},
 		{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)},
@@ -548,7 +610,13 @@ func traceparent(it *item) string {
 func (cs *Consumer) deadLetter(it *item) kafka.Message {
 	m := it.msg
 	h := make([]kafka.Header, 0, len(m.Headers)+7)
-	h = append(h, m.Headers...)
+	for _, sh := range m.Headers {
+		// A record dead-lettered before (and replayed) keeps its headers, but not the old
+		// dead-letter ones: readers take the first header of a name.
+		if !strings.HasPrefix(sh.Key, "dlq_") {
+			h = append(h, sh)
+		}
+	}
 	errText := it.err.Error()
 	if len(errText) > 1024 {
 		errText = errText[:1024]

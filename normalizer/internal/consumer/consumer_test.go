@@ -6,7 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,27 +34,29 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// kafka-go and go-redis keep idle connections and their reapers a moment after Close.
-		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
-		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"),
-		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go/protocol.(*Conn).Read"),
+		// kafka-go and go-redis keep connections, their readers and reapers a moment after Close
+		// (longer on a loaded machine). The consumer's own goroutines are checked directly: Run
+		// returns only after they ended, and every test waits for Run to return.
+		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*conn).run"),
+		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*Reader).run"),
+		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*reader).run"),
+		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*Reader).start.func1"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("time.Sleep"),
 		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
 	)
 }
 
 // env is one test's private topics, group and Redis prefix on the shared Kafka and Redis.
 type env struct {
-	t                    *testing.T
-	brokers              []string
-	raw, status, dlq     string
-	group                string
-	rdb                  redis.UniversalClient
-	store                *orderstate.Store
-	producer             *kafka.Writer
-	partitions           int
-	committedByConsumers atomic.Int64
+	t                *testing.T
+	brokers          []string
+	raw, status, dlq string
+	group            string
+	rdb              redis.UniversalClient
+	store            *orderstate.Store
+	producer         *kafka.Writer
+	partitions       int
 }
 
 func newEnv(t *testing.T, partitions int) *env {
@@ -58,15 +65,38 @@ func newEnv(t *testing.T, partitions int) *env {
 	addr := testenv.Redis(t)
 	e := &env{t: t, brokers: brokers, partitions: partitions,
 		raw: testenv.Name(t, "raw"), status: testenv.Name(t, "status"), dlq: testenv.Name(t, "dlq"), group: testenv.Name(t, "g")}
-	testenv.Topics(t, brokers, partitions, e.raw, e.status, e.dlq)
+	createTopics(t, brokers, partitions, e.raw, e.status, e.dlq)
 	e.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
 	e.store = orderstate.New(e.rdb, testenv.Name(t, "op")+":", time.Hour)
-	e.producer = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: e.raw})
+	e.producer = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: e.raw, WriteTimeout: time.Minute})
 	t.Cleanup(func() {
 		e.producer.Close()
 		e.rdb.Close()
 	})
 	return e
+}
+
+// createTopics is testenv.Topics with retries: the shared broker is sometimes briefly
+// unavailable ("Broker Not Available") while other work loads it.
+func createTopics(t *testing.T, brokers []string, partitions int, names ...string) {
+	t.Helper()
+	specs := make([]kafkaio.TopicSpec, len(names))
+	for i, n := range names {
+		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := kafkaio.EnsureTopics(ctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create topics: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // record is a raw envelope value the ingress would write.
@@ -93,7 +123,9 @@ func eleme(t testing.TB, orderID, requestID string, typ int, state string, atSec
 
 func (e *env) produce(msgs ...kafka.Message) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Generous: the shared broker can be slow under other work, and a retried write could
+	// duplicate records that some tests count exactly.
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	if err := e.producer.WriteMessages(ctx, msgs...); err != nil {
 		e.t.Fatalf("produce: %v", err)
@@ -133,7 +165,7 @@ func (r *fakeReady) get(name string) (current error, everFailed bool) {
 
 type options struct {
 	mapFn  func([]byte) (normalize.Result, error)
-	status func(Writer) Writer
+	status func(w Writer, stop context.CancelFunc) Writer
 	store  func(Store) Store
 	batch  int
 }
@@ -144,9 +176,10 @@ func (e *env) start(o options) *running {
 	reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: e.brokers, GroupID: e.group, Topic: e.raw, MaxWait: 100 * time.Millisecond})
 	statusW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: e.brokers, Topic: e.status})
 	dlqW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: e.brokers, Topic: e.dlq})
+	ctx, cancel := context.WithCancel(context.Background())
 	var status Writer = statusW
 	if o.status != nil {
-		status = o.status(statusW)
+		status = o.status(statusW, cancel)
 	}
 	var store Store = e.store
 	if o.store != nil {
@@ -158,7 +191,6 @@ func (e *env) start(o options) *running {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
 		err := cons.Run(ctx)
@@ -186,7 +218,7 @@ func (r *running) stop(t *testing.T) {
 // waitCommitted waits until the consumer committed n records.
 func (r *running) waitCommitted(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second) // tiny batches on a loaded shared broker are slow
 	for testutil.ToFloat64(r.metrics.Committed) < float64(n) {
 		if time.Now().After(deadline) {
 			t.Fatalf("committed %v of %d records", testutil.ToFloat64(r.metrics.Committed), n)
@@ -196,30 +228,33 @@ func (r *running) waitCommitted(t *testing.T, n int) {
 }
 
 type out struct {
+	raw     []kafka.Header
 	key     string
 	ev      schemas.StatusEvent
 	value   []byte
 	headers map[string]string
 }
 
-// readAll reads every record of topic until none arrives for quiet.
-func (e *env) readAll(topic string, quiet time.Duration) []out {
+// readAll reads topic until it has at least want records (or a minute passed), then goes on
+// until none arrives for quiet, so that extra records would be seen too.
+func (e *env) readAll(topic string, want int, quiet time.Duration) []out {
 	e.t.Helper()
 	r := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: e.brokers, GroupID: testenv.Name(e.t, "reader"), Topic: topic, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	var res []out
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), quiet)
+		wait := quiet
+		if len(res) < want {
+			wait = time.Until(deadline)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		m, err := r.FetchMessage(ctx)
 		cancel()
 		if err != nil {
-			if len(res) > 0 || errors.Is(err, context.DeadlineExceeded) {
-				break
-			}
-			continue
+			break
 		}
-		o := out{key: string(m.Key), value: m.Value, headers: map[string]string{}}
+		o := out{raw: m.Headers, key: string(m.Key), value: m.Value, headers: map[string]string{}}
 		for _, h := range m.Headers {
 			o.headers[h.Key] = string(h.Value)
 		}
@@ -243,7 +278,7 @@ func TestDuplicatesGiveOneEvent(t *testing.T) {
 	r.waitCommitted(t, 4)
 	e.produce(bNewID) // in a later batch: a duplicate of a confirmed event
 	r.waitCommitted(t, 5)
-	got := e.readAll(e.status, 2*time.Second)
+	got := e.readAll(e.status, 2, 2*time.Second)
 	if len(got) != 2 {
 		t.Fatalf("want 2 events, got %d: %+v", len(got), got)
 	}
@@ -276,7 +311,7 @@ func TestTraceparentIsCopied(t *testing.T) {
 	defer r.stop(t)
 	e.produce(m)
 	r.waitCommitted(t, 1)
-	got := e.readAll(e.status, time.Second)
+	got := e.readAll(e.status, 1, time.Second)
 	if len(got) != 1 || got[0].headers["traceparent"] != tp {
 		t.Fatalf("want one event with traceparent %s, got %+v", tp, got)
 	}
@@ -319,7 +354,7 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 	defer r.stop(t)
 	e.produce(all...)
 	r.waitCommitted(t, len(all))
-	got := e.readAll(e.status, 2*time.Second)
+	got := e.readAll(e.status, 13, 2*time.Second)
 	byKey := map[string][]schemas.StatusEvent{}
 	for _, o := range got {
 		byKey[o.key] = append(byKey[o.key], o.ev)
@@ -350,7 +385,8 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
 	e := newEnv(t, 1)
 	good1 := dianwoda(t, "P1", "1", "dispatched", "rider_dispatch", 1000)
-	garbage := kafka.Message{Key: []byte("dianwoda:P2"), Value: []byte("\x00not json"), Headers: []kafka.Header{{Key: "x-origin", Value: []byte("test")}}}
+	garbage := kafka.Message{Key: []byte("dianwoda:P2"), Value: []byte("\x00not json"), Headers: []kafka.Header{
+		{Key: "x-origin", Value: []byte("test")}, {Key: schemas.HeaderDLQReason, Value: []byte("from-an-earlier-dead-lettering")}}}
 	v2 := kafka.Message{Key: []byte("eleme:P3"), Value: []byte(`{"version":2,"platform":"eleme","order_id":"P3","received_at":"2026-11-22T08:00:00.000Z","body":""}`)}
 	invalid := dianwoda(t, "P4", "1", "", "rider_dispatch", 1000) // no order_status
 	panicky := dianwoda(t, "P5", "PANIC", "dispatched", "rider_dispatch", 1000)
@@ -368,7 +404,7 @@ func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
 	e.produce(good1, garbage, v2, invalid, panicky, shop, good2)
 	r.waitCommitted(t, 7)
 
-	events := e.readAll(e.status, 2*time.Second)
+	events := e.readAll(e.status, 2, 2*time.Second)
 	var orders []string
 	for _, o := range events {
 		orders = append(orders, o.ev.OrderID)
@@ -376,7 +412,7 @@ func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
 	if strings.Join(orders, ",") != "P1,P6" {
 		t.Errorf("events for %v, want P1,P6", orders)
 	}
-	dead := e.readAll(e.dlq, 2*time.Second)
+	dead := e.readAll(e.dlq, 4, 2*time.Second)
 	wantReasons := []string{schemas.DLQReasonDecode, schemas.DLQReasonUnsupportedVersion, schemas.DLQReasonValidate, schemas.DLQReasonPanic}
 	if len(dead) != len(wantReasons) {
 		t.Fatalf("%d dead letters, want %d", len(dead), len(wantReasons))
@@ -399,6 +435,15 @@ func TestPoisonGoesToDLQAndTheNextRecordFlows(t *testing.T) {
 	}
 	if dead[0].headers["x-origin"] != "test" {
 		t.Errorf("the source record's headers were not kept")
+	}
+	n := 0
+	for _, h := range dead[0].raw {
+		if h.Key == schemas.HeaderDLQReason {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d dlq_reason headers, want 1 (old dead-letter headers must be dropped)", n)
 	}
 	if n := testutil.ToFloat64(r.metrics.Skipped.WithLabelValues("eleme", normalize.SkipNotOrderEvent)); n != 1 {
 		t.Errorf("skipped %v, want 1 not_order_event", n)
@@ -442,7 +487,7 @@ func TestOutageBacksOffFailsReadinessAndResumes(t *testing.T) {
 	fw.fails.Store(3)
 	r := e.start(options{
 		store:  func(s Store) Store { fs.Store = s; return fs },
-		status: func(w Writer) Writer { fw.Writer = w; return fw },
+		status: func(w Writer, _ context.CancelFunc) Writer { fw.Writer = w; return fw },
 	})
 	defer r.stop(t)
 	e.produce(dianwoda(t, "R1", "1", "dispatched", "rider_dispatch", 1000), dianwoda(t, "R1", "2", "arrived", "rider_arrive", 2000))
@@ -453,7 +498,7 @@ func TestOutageBacksOffFailsReadinessAndResumes(t *testing.T) {
 			t.Errorf("%s readiness: ever failed %v, now %v; want failed then recovered", dep, ever, cur)
 		}
 	}
-	if got := e.readAll(e.status, 2*time.Second); len(got) != 2 {
+	if got := e.readAll(e.status, 2, 2*time.Second); len(got) != 2 {
 		t.Fatalf("%d events after the outage, want 2", len(got))
 	}
 	if n := testutil.ToFloat64(r.metrics.Retries.WithLabelValues(CheckRedis)); n < 3 {
@@ -522,12 +567,9 @@ func TestStopMidBatchAndRestartLosesNothing(t *testing.T) {
 		afterWrite bool
 	}{{1, false}, {1, true}, {2, true}, {3, false}}
 	for _, s := range stops {
-		var sw *stoppingWriter
-		r := e.start(options{batch: 50, status: func(w Writer) Writer {
-			sw = &stoppingWriter{Writer: w, at: s.at, afterWrite: s.afterWrite}
-			return sw
+		r := e.start(options{batch: 50, status: func(w Writer, stop context.CancelFunc) Writer {
+			return &stoppingWriter{Writer: w, at: s.at, afterWrite: s.afterWrite, cancel: stop}
 		}})
-		sw.cancel = r.cancel
 		select {
 		case <-r.done:
 		case <-time.After(60 * time.Second):
@@ -542,7 +584,7 @@ func TestStopMidBatchAndRestartLosesNothing(t *testing.T) {
 	defer r.stop(t)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		got := e.readAll(e.status, 1500*time.Millisecond)
+		got := e.readAll(e.status, len(want), 1500*time.Millisecond)
 		ids := map[string][]byte{}
 		transitions := map[string]map[string]bool{}
 		for _, o := range got {
@@ -578,5 +620,137 @@ func TestStopMidBatchAndRestartLosesNothing(t *testing.T) {
 			sort.Strings(missing)
 			t.Fatalf("%d events never emitted, e.g. %v", len(missing), missing[:min(3, len(missing))])
 		}
+	}
+}
+
+// TestTwoInstancesShareTheWork: two consumers in one group split the partitions; together they
+// emit every transition, per-order order holds (the guard marks nothing stale in an in-order
+// stream), and replays around the rebalance only repeat identical records.
+func TestTwoInstancesShareTheWork(t *testing.T) {
+	e := newEnv(t, 4)
+	a := e.start(options{batch: 20})
+	defer a.stop(t)
+	b := e.start(options{batch: 20})
+	defer b.stop(t)
+	time.Sleep(3 * time.Second) // let the group settle with both members
+	var msgs []kafka.Message
+	want := map[string]bool{}
+	for o := 0; o < 40; o++ {
+		id := fmt.Sprintf("X%02d", o)
+		for i, s := range []struct{ st, code string }{{"dispatched", "rider_dispatch"}, {"arrived", "rider_arrive"}, {"obtained", "rider_obtain"}, {"completed", "customer_sign"}} {
+			m := dianwoda(t, id, fmt.Sprint(i), s.st, s.code, int64(1_000_000+i*1000))
+			msgs = append(msgs, m)
+			res, _ := normalize.Record(m.Value)
+			want[res.Events[0].EventID] = true
+		}
+	}
+	e.produce(msgs...)
+	got := e.readAll(e.status, len(want), 2*time.Second)
+	seen := map[string][]byte{}
+	for _, o := range got {
+		if prev, ok := seen[o.ev.EventID]; ok && !bytes.Equal(prev, o.value) {
+			t.Fatalf("event_id %s emitted as two different records", o.ev.EventID)
+		}
+		seen[o.ev.EventID] = o.value
+		if o.ev.Stale {
+			t.Errorf("%s %s is stale in an in-order stream", o.ev.OrderID, o.ev.Status)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%d distinct events, want %d", len(seen), len(want))
+	}
+	ca, cb := testutil.ToFloat64(a.metrics.Committed), testutil.ToFloat64(b.metrics.Committed)
+	if ca == 0 || cb == 0 {
+		t.Errorf("the partitions were not shared: committed %v and %v", ca, cb)
+	}
+}
+
+// TestRealRedisOutage stops a Redis of the test's own (deploy/local/redis.sh on another port)
+// under a running consumer: nothing is committed or emitted while it is down, readiness says so,
+// and once it is back the loop resumes by itself and loses nothing.
+func TestRealRedisOutage(t *testing.T) {
+	root := os.Getenv("ORDERPIPE_ROOT")
+	if root == "" {
+		testenv.Redis(t) // skips (or fails under CI) with the usual message when there is no test env
+		t.Skip("ORDERPIPE_ROOT is not set: cannot start a Redis of this test's own")
+	}
+	e := newEnv(t, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	dir := t.TempDir()
+	redisCtl := func(action string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(root, "deploy/local/redis.sh"), action)
+		cmd.Env = append(os.Environ(), "REDIS_PORT="+port, "REDIS_RUN_DIR="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("redis.sh %s: %v\n%s", action, err, out)
+		}
+	}
+	redisCtl("start")
+	t.Cleanup(func() { redisCtl("stop") })
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:" + port}, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+	defer rdb.Close()
+	own := orderstate.New(rdb, "op:", time.Hour)
+	r := e.start(options{store: func(Store) Store { return own }})
+	defer r.stop(t)
+
+	e.produce(dianwoda(t, "U1", "1", "dispatched", "rider_dispatch", 1000))
+	r.waitCommitted(t, 1)
+	redisCtl("stop")
+	e.produce(dianwoda(t, "U1", "2", "arrived", "rider_arrive", 2000), dianwoda(t, "U1", "3", "obtained", "rider_obtain", 3000))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if cur, _ := r.ready.get(CheckRedis); cur != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("readiness never reported Redis down")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if c := testutil.ToFloat64(r.metrics.Committed); c != 1 {
+		t.Fatalf("committed %v records while Redis was down, want 1", c)
+	}
+	if got := e.readAll(e.status, 1, time.Second); len(got) != 1 {
+		t.Fatalf("%d events while Redis was down, want 1", len(got))
+	}
+	redisCtl("start")
+	r.waitCommitted(t, 3)
+	if cur, _ := r.ready.get(CheckRedis); cur != nil {
+		t.Errorf("readiness still failing after Redis came back: %v", cur)
+	}
+	if got := e.readAll(e.status, 3, 2*time.Second); len(got) != 3 {
+		t.Fatalf("%d events after Redis came back, want 3", len(got))
+	}
+}
+
+// TestDuplicatesAcrossPipelinedBatches: with tiny batches, a duplicate often arrives in the batch
+// after its original, while the original is still being written or confirmed; it must still be
+// dropped, not emitted a second time.
+func TestDuplicatesAcrossPipelinedBatches(t *testing.T) {
+	e := newEnv(t, 2)
+	var msgs []kafka.Message
+	distinct := 0
+	for o := 0; o < 100; o++ {
+		id := fmt.Sprintf("P%03d", o)
+		for i, s := range []struct{ st, code string }{{"dispatched", "rider_dispatch"}, {"arrived", "rider_arrive"}, {"completed", "customer_sign"}} {
+			m := dianwoda(t, id, fmt.Sprint(i), s.st, s.code, int64(1_000_000+i*1000))
+			msgs = append(msgs, m, m) // the platform retries at once
+			distinct++
+		}
+	}
+	r := e.start(options{batch: 10})
+	defer r.stop(t)
+	e.produce(msgs...)
+	r.waitCommitted(t, len(msgs))
+	emitted := testutil.ToFloat64(r.metrics.Emitted.WithLabelValues("dianwoda", "delivery"))
+	dedup := testutil.ToFloat64(r.metrics.Deduplicated.WithLabelValues("dianwoda"))
+	if int(emitted) != distinct || int(dedup) != len(msgs)-distinct {
+		t.Fatalf("emitted %v, deduplicated %v; want %d and %d", emitted, dedup, distinct, len(msgs)-distinct)
 	}
 }

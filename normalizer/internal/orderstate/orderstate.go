@@ -8,14 +8,14 @@
 //
 // so that the one script touching it runs on one Cluster slot (the braces are the hash tag), and
 // so that the memory an order costs is one key plus a few bytes per distinct transition, however
-// often a platform repeats itself. Fields:
+// often a platform repeats itself. Fields (kept small: listpack entries of a few bytes each):
 //
-//	"g" + kind[0]        guard: "<occurred_at ms>,<terminal 0|1>" of the latest applied event of that kind
-//	"e" + 8 id bytes     dedup: "p<stale>" claimed, not yet known to be emitted;
-//	                            "d<stale>" emitted and acknowledged by Kafka
+//	"g" + kind[0]      guard: occurred_at_ms*2 + terminal(0|1) of the latest applied event of that kind
+//	8 id bytes         dedup: 0|1 claimed (stale 0|1), not yet known to be emitted;
+//	                          2|3 emitted and acknowledged by Kafka (stale 0|1)
 //
 // Claim (a Lua script, atomic per order) records the guard decision with the claim, and Confirm
-// flips "p" to "d" after Kafka acknowledged the event. A claimed but unconfirmed event is NOT a
+// turns 0|1 into 2|3 after Kafka acknowledged the event. A claimed but unconfirmed event is NOT a
 // duplicate: after a crash its replay is emitted again, with the stale flag decided the first
 // time, so one event_id never stands for two different records. The whole hash expires TTL after
 // its last claim (the dedup window).
@@ -77,32 +77,32 @@ type Result struct {
 	Stale bool
 }
 
-// claimScript: KEYS[1] order hash; ARGV: dedup field, guard field, occurred ms, terminal (0|1),
-// ttl ms. Returns "d0|d1" (duplicate), "p0|p1" (claimed earlier, unconfirmed) or "n0|n1" (new).
+// claimScript: KEYS[1] order hash; ARGV: dedup field, guard field, guard value
+// (occurred_ms*2+terminal), ttl ms. Returns the stored state 0..3 of a known event, or 4+stale
+// for a new one. Numbers stay below 2^53, exact in Lua's doubles.
 var claimScript = redis.NewScript(`
 local k = KEYS[1]
 local d = redis.call('HGET', k, ARGV[1])
-if d then return d end
-local at = tonumber(ARGV[3])
-local term = ARGV[4]
-local stale = '0'
+if d then return tonumber(d) end
+local gv = tonumber(ARGV[3])
+local stale = 0
 local g = redis.call('HGET', k, ARGV[2])
 if g then
-  local sep = string.find(g, ',', 1, true)
-  local last = tonumber(string.sub(g, 1, sep - 1))
-  if at < last or (string.sub(g, sep + 1) == '1' and term == '0') then stale = '1' end
+  g = tonumber(g)
+  if math.floor(gv / 2) < math.floor(g / 2) or (g % 2 == 1 and gv % 2 == 0) then stale = 1 end
 end
-if stale == '0' then redis.call('HSET', k, ARGV[2], ARGV[3] .. ',' .. term) end
-redis.call('HSET', k, ARGV[1], 'p' .. stale)
-redis.call('PEXPIRE', k, ARGV[5])
-return 'n' .. stale
+if stale == 0 then redis.call('HSET', k, ARGV[2], ARGV[3]) end
+redis.call('HSET', k, ARGV[1], stale)
+redis.call('PEXPIRE', k, ARGV[4])
+return 4 + stale
 `)
 
-// confirmScript: KEYS[1] order hash; ARGV[1] dedup field. Flips a claim to done; never creates.
+// confirmScript: KEYS[1] order hash; ARGV[1] dedup field. Turns a claim (0|1) into emitted
+// (2|3); never creates a field or a key.
 var confirmScript = redis.NewScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v and string.sub(v, 1, 1) == 'p' then
-  redis.call('HSET', KEYS[1], ARGV[1], 'd' .. string.sub(v, 2))
+if v == '0' or v == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], tonumber(v) + 2)
   return 1
 end
 return 0
@@ -127,14 +127,14 @@ func (s *Store) RoundTrips() int64 { return s.trips.Load() }
 // OrderKey is the Redis key of an order's state.
 func (s *Store) OrderKey(recordKey string) string { return s.prefix + "{" + recordKey + "}" }
 
-// dedupField is "e" plus the first 8 bytes of the event id (a UUID); within one order's few
-// events a 64-bit prefix does not collide.
+// dedupField is the first 8 bytes of the event id (a UUID), binary; within one order's few
+// events a 64-bit prefix does not collide, and 8 bytes never equal a 2-byte guard field.
 func dedupField(eventID string) string {
 	h := strings.ReplaceAll(eventID, "-", "")
 	if len(h) >= 16 {
 		var b [8]byte
 		if _, err := hex.Decode(b[:], []byte(h[:16])); err == nil {
-			return "e" + string(b[:])
+			return string(b[:])
 		}
 	}
 	return "e" + eventID
@@ -156,12 +156,12 @@ func (s *Store) Claim(ctx context.Context, evs []Event) ([]Result, error) {
 	run := func(useSha bool) ([]redis.Cmder, error) {
 		pipe := s.rdb.Pipeline()
 		for _, e := range evs {
-			term := "0"
+			gv := e.OccurredMS * 2
 			if e.Terminal {
-				term = "1"
+				gv++
 			}
 			keys := []string{s.OrderKey(e.Key)}
-			args := []any{dedupField(e.EventID), guardField(e.Kind), strconv.FormatInt(e.OccurredMS, 10), term, s.ttlMS}
+			args := []any{dedupField(e.EventID), guardField(e.Kind), strconv.FormatInt(gv, 10), s.ttlMS}
 			if useSha {
 				claimScript.EvalSha(ctx, pipe, keys, args...)
 			} else {
@@ -180,20 +180,20 @@ func (s *Store) Claim(ctx context.Context, evs []Event) ([]Result, error) {
 	}
 	out := make([]Result, len(evs))
 	for i, c := range cmds {
-		v, err := c.(*redis.Cmd).Text()
-		if err != nil || len(v) != 2 {
-			return nil, fmt.Errorf("redis claim: unexpected reply %q: %v", v, err)
+		v, err := c.(*redis.Cmd).Int64()
+		if err != nil {
+			return nil, fmt.Errorf("redis claim: unexpected reply: %w", err)
 		}
-		r := Result{Stale: v[1] == '1'}
-		switch v[0] {
-		case 'n':
-			r.Decision = Fresh
-		case 'p':
+		r := Result{Stale: v%2 == 1}
+		switch v / 2 {
+		case 0:
 			r.Decision = Replay
-		case 'd':
+		case 1:
 			r.Decision = Duplicate
+		case 2:
+			r.Decision = Fresh
 		default:
-			return nil, fmt.Errorf("redis claim: unexpected reply %q", v)
+			return nil, fmt.Errorf("redis claim: unexpected reply %d", v)
 		}
 		out[i] = r
 	}

@@ -1,4 +1,6 @@
-package callback
+// Package golden compares test output with files under testdata/, rewritten with -update. Only
+// tests import it, so the binary does not link "testing".
+package golden
 
 import (
 	"bytes"
@@ -7,9 +9,8 @@ import (
 	"testing"
 )
 
-// Golden compares got with the file testdata/<name>, or rewrites the file when update is set.
-// It lives here (not in a _test file) so both platforms' tests share it.
-func Golden(t testing.TB, update bool, name string, got []byte) {
+// Check compares got with the file testdata/<name>, or rewrites the file when update is set.
+func Check(t testing.TB, update bool, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if update {
