@@ -7,7 +7,7 @@ GO ?= go
 TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 15m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test test-modules bench lint fmt tidy build clean
+.PHONY: help run test test-modules bench chaos lint fmt tidy build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,8 +34,11 @@ test-modules:
 	  END { if (e) printf "build errors: %d (counted as failed)\n", e; printf "tests: %d passed, %d failed, %d skipped\n", n - s - f, f + e, s }' .run/test-summary.log; \
 	if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
-bench: ## run the benchmarks against a real Kafka and Redis
-	@deploy/local/testenv.sh bash -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run=^$$ -bench=. -benchmem ./...); done'
+bench: ## run the module benchmarks and the system benchmark (e2e/bench/system.sh) against a real Kafka and Redis; writes docs/performance.md
+	@deploy/local/testenv.sh bash -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run=^$$ -bench=. -benchmem ./...); done; e2e/bench/system.sh'
+
+chaos: ## the long fault-injection run (CHAOS_DURATION of load per scenario, default 50s; CHAOS_RATE callbacks/s, default 100); writes the table to docs/reliability.md
+	@TEST_KAFKA_PORT=$${TEST_KAFKA_PORT:-39392} TEST_REDIS_PORT=$${TEST_REDIS_PORT:-36579} deploy/local/testenv.sh bash -c 'cd e2e && CHAOS_DURATION=$${CHAOS_DURATION:-50s} CHAOS_RATE=$${CHAOS_RATE:-100} CHAOS_DOC=$$ORDERPIPE_ROOT/docs/reliability.md E2E_QUIET_LOGS=1 $(GO) test -count=1 -timeout 120m -run "^TestChaos$$" -v . 2>&1 | tee $${TMPDIR:-/tmp}/orderpipe-chaos.log | grep --line-buffered -E "^(=== RUN|--- |ok|FAIL|PASS)|chaos_test.go:[0-9]+: [a-z0-9-]+: sent|\| "; exit $${PIPESTATUS[0]}'
 
 lint: ## gofmt, go vet and staticcheck over every module
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }

@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,9 +64,17 @@ func (tp topics) env() []string {
 type pipeline struct {
 	t                                        *testing.T
 	brokers                                  []string
+	redisAddr                                string
 	topics                                   topics
+	partitions                               int
 	ingressURL, sandboxURL                   string
 	sandbox, ingress, normalizer, dispatcher *stack.Service
+	// extra holds instances added with addNormalizer / addDispatcher (same consumer groups).
+	extra    []*stack.Service
+	common   []string
+	groups   [2]string // normalizer, dispatcher consumer groups
+	logs     string
+	nextName int
 }
 
 const (
@@ -75,76 +83,76 @@ const (
 	testElemeSecret    = "e2e-eleme-secret"
 )
 
+// freeAddr is a free address for a service. Below the ephemeral port range: a service killed and
+// restarted must find its port free, not taken by a client's outgoing connection.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(testenv.FreeLowPorts(t, 1))
+}
+
+// stackOpts vary the pipeline a test starts.
+type stackOpts struct {
+	brokers    []string // default testenv.Kafka
+	redisAddr  string   // default testenv.Redis
+	partitions int      // default 3
+	// dispatcherEnv is added to the dispatcher's environment.
+	dispatcherEnv []string
+	// quiet logs at info level instead of debug (long runs).
+	quiet bool
 }
 
 // startPipeline starts the sandbox and the three services against the real Kafka and Redis, each
 // with this test's own topics, consumer groups and Redis key prefix, and waits until all are ready.
-func startPipeline(t *testing.T) *pipeline {
+func startPipeline(t *testing.T) *pipeline { return startStack(t, stackOpts{}) }
+
+// startStack is startPipeline with options.
+func startStack(t *testing.T, o stackOpts) *pipeline {
 	t.Helper()
-	brokers := testenv.Kafka(t)
-	redisAddr := testenv.Redis(t)
+	brokers, redisAddr := o.brokers, o.redisAddr
+	if brokers == nil {
+		brokers = testenv.Kafka(t)
+	}
+	if redisAddr == "" {
+		redisAddr = testenv.Redis(t)
+	}
+	if o.partitions == 0 {
+		o.partitions = 3
+	}
 	tp := topics{
 		Raw: testenv.Name(t, "raw"), RawDLQ: testenv.Name(t, "rawdlq"), Status: testenv.Name(t, "status"),
 		Delivery: testenv.Name(t, "delivery"), Lifecycle: testenv.Name(t, "lifecycle"), Refund: testenv.Name(t, "refund"),
 		Results: testenv.Name(t, "results"), StatusDLQ: testenv.Name(t, "statusdlq"),
 	}
-	testenv.Topics(t, brokers, 3, tp.all()...)
+	testenv.Topics(t, brokers, o.partitions, tp.all()...)
 	prefix := testenv.Name(t, "redis") + ":"
 	sandboxAddr, ingressAddr := freeAddr(t), freeAddr(t)
-	ops := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	level := "debug"
+	if o.quiet {
+		level = "info"
+	}
 	common := append([]string{
 		"KAFKA_BROKERS=" + strings.Join(brokers, ","), "REDIS_ADDR=" + redisAddr, "REDIS_KEY_PREFIX=" + prefix,
-		"LOG_LEVEL=debug", "TOPIC_AUTO_CREATE=false",
+		"LOG_LEVEL=" + level, "TOPIC_AUTO_CREATE=false",
 	}, tp.env()...)
-	logs := t.TempDir()
-	out := func(name string) *os.File {
-		f, err := os.Create(filepath.Join(logs, name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			f.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(f.Name())
-				t.Logf("--- %s log ---\n%s", name, b)
-			}
-		})
-		return f
-	}
-	p := &pipeline{t: t, brokers: brokers, topics: tp, ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr}
+	p := &pipeline{t: t, brokers: brokers, redisAddr: redisAddr, topics: tp, partitions: o.partitions,
+		ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr, logs: t.TempDir(),
+		groups: [2]string{testenv.Name(t, "normalizer"), testenv.Name(t, "dispatcher")}}
+	p.common = append(common, "DANGDANG_API_URL="+p.sandboxURL+"/openapi/rest", "DANGDANG_BATCH_WINDOW=200ms")
+	p.common = append(p.common, o.dispatcherEnv...)
+	ingressOps := freeAddr(t)
 	p.sandbox = &stack.Service{Name: "ddsandbox", Bin: filepath.Join(binDir, "ddsandbox"),
 		Env:      []string{"SANDBOX_ADDR=" + sandboxAddr, "SANDBOX_SHOPS=2100000000=test_secret"},
-		ReadyURL: p.sandboxURL + "/sandbox/stats", Output: out("ddsandbox")}
+		ReadyURL: p.sandboxURL + "/sandbox/stats", Output: p.out("ddsandbox")}
 	p.ingress = &stack.Service{Name: "ingress", Bin: filepath.Join(binDir, "ingress"),
-		Env: append([]string{"HTTP_ADDR=" + ingressAddr, "OPS_ADDR=" + ops[0],
+		Env: append([]string{"HTTP_ADDR=" + ingressAddr, "OPS_ADDR=" + ingressOps,
 			"DIANWODA_SECRETS=" + testDianwodaSecret, "ELEME_SECRETS=" + testElemeAppID + "=" + testElemeSecret}, common...),
-		ReadyURL: "http://" + ops[0] + "/readyz", Output: out("ingress")}
-	p.normalizer = &stack.Service{Name: "normalizer", Bin: filepath.Join(binDir, "normalizer"),
-		Env:      append([]string{"OPS_ADDR=" + ops[1], "KAFKA_GROUP_ID=" + testenv.Name(t, "normalizer")}, common...),
-		ReadyURL: "http://" + ops[1] + "/readyz", Output: out("normalizer")}
-	p.dispatcher = &stack.Service{Name: "dispatcher", Bin: filepath.Join(binDir, "dispatcher"),
-		Env: append([]string{"OPS_ADDR=" + ops[2], "KAFKA_GROUP_ID=" + testenv.Name(t, "dispatcher"),
-			"DANGDANG_API_URL=" + p.sandboxURL + "/openapi/rest", "DANGDANG_BATCH_WINDOW=200ms"}, common...),
-		ReadyURL: "http://" + ops[2] + "/readyz", Output: out("dispatcher")}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ReadyURL: "http://" + ingressOps + "/readyz", Output: p.out("ingress")}
+	p.normalizer = p.service("normalizer")
+	p.dispatcher = p.service("dispatcher")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	for _, s := range []*stack.Service{p.sandbox, p.ingress, p.normalizer, p.dispatcher} {
-		if err := s.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := s.Stop(20 * time.Second); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		})
+		p.start(s)
 	}
 	for _, s := range []*stack.Service{p.sandbox, p.ingress, p.normalizer, p.dispatcher} {
 		if err := s.WaitReady(ctx); err != nil {
@@ -152,6 +160,65 @@ func startPipeline(t *testing.T) *pipeline {
 		}
 	}
 	return p
+}
+
+// out is the log file of one process; it is printed when the test fails.
+func (p *pipeline) out(name string) *os.File {
+	t := p.t
+	f, err := os.Create(filepath.Join(p.logs, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() && os.Getenv("E2E_QUIET_LOGS") == "" {
+			b, _ := os.ReadFile(f.Name())
+			if len(b) > 64<<10 {
+				b = append([]byte("…\n"), b[len(b)-64<<10:]...)
+			}
+			t.Logf("--- %s log ---\n%s", name, b)
+		}
+	})
+	return f
+}
+
+// service describes one normalizer or dispatcher instance (not started) with its own ops port,
+// in the test's consumer group.
+func (p *pipeline) service(kind string) *stack.Service {
+	ops := freeAddr(p.t)
+	group := p.groups[0]
+	if kind == "dispatcher" {
+		group = p.groups[1]
+	}
+	name := kind
+	if p.nextName > 1 {
+		name = fmt.Sprintf("%s-%d", kind, p.nextName)
+	}
+	p.nextName++
+	return &stack.Service{Name: name, Bin: filepath.Join(binDir, kind),
+		Env:      append([]string{"OPS_ADDR=" + ops, "KAFKA_GROUP_ID=" + group}, p.common...),
+		ReadyURL: "http://" + ops + "/readyz", Output: p.out(name)}
+}
+
+// start starts s and stops it (SIGTERM) when the test ends.
+func (p *pipeline) start(s *stack.Service) {
+	p.t.Helper()
+	if err := s.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() {
+		if err := s.Stop(20 * time.Second); err != nil {
+			p.t.Errorf("stop: %v", err)
+		}
+	})
+}
+
+// addInstance starts another normalizer or dispatcher in the same consumer group.
+func (p *pipeline) addInstance(kind string) *stack.Service {
+	s := p.service(kind)
+	p.start(s)
+	p.extra = append(p.extra, s)
+	return s
 }
 
 // post sends a callback and returns the status code and body of the reply.

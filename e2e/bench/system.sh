@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# System benchmark: the whole pipeline (ingress, normalizer, dispatcher as processes, the
+# Dangdang sandbox) on one broker, beside Kafka's own ProducerPerformance on the SAME broker in
+# the same run. Writes the results into docs/performance.md (between the system-bench markers).
+#
+#   deploy/local/testenv.sh e2e/bench/system.sh     # what `make bench` runs
+#
+# Env: KAFKA_BROKERS, REDIS_ADDR (set by testenv.sh), BENCH_RATES ("250 500 1000 2000"),
+# BENCH_DURATION (20s per rate), RECORD_SIZE (850: the mean raw envelope), PP_RECORDS (200000),
+# BENCH_DOC (docs/performance.md; "-" prints only), OUT (a temp dir: logs and JSON).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+brokers=${KAFKA_BROKERS:?run under deploy/local/testenv.sh}
+: "${REDIS_ADDR:?run under deploy/local/testenv.sh}"
+export ORDERPIPE_ROOT=${ORDERPIPE_ROOT:-$root}
+rates=${BENCH_RATES:-250 500 1000 2000}
+duration=${BENCH_DURATION:-20s}
+record_size=${RECORD_SIZE:-850}
+pp_records=${PP_RECORDS:-200000}
+doc=${BENCH_DOC:-$root/docs/performance.md}
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+
+echo "system bench: pipeline at $rates callbacks/s, $duration each (artifacts in $out)" >&2
+(cd "$root/e2e" && BENCH_SYSTEM=1 BENCH_RATES="$rates" BENCH_DURATION="$duration" BENCH_OUT="$out/system.jsonl" E2E_QUIET_LOGS=1 \
+  go test -count=1 -timeout 60m -run '^TestSystemBench$' -v . >"$out/system.log" 2>&1) || { tail -50 "$out/system.log" >&2; exit 1; }
+
+echo "system bench: Kafka ProducerPerformance on $brokers (${record_size} B records, acks=all)" >&2
+cp=$("$root/deploy/local/kafka.sh" classpath)
+pp_topic=bench.system.pp.$(date +%s)
+java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$pp_topic" \
+  --partitions 12 --replication-factor 1 >/dev/null
+java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
+  org.apache.kafka.tools.ProducerPerformance --topic "$pp_topic" --num-records "$pp_records" \
+  --record-size "$record_size" --throughput -1 --producer-props bootstrap.servers="$brokers" acks=all \
+  >"$out/pp.log" 2>&1 || { cat "$out/pp.log" >&2; exit 1; }
+java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --delete --topic "$pp_topic" >/dev/null 2>&1 || true
+
+python3 - "$out" "$record_size" "$doc" "$duration" <<'PY'
+import json, re, sys, datetime, os
+out, size, doc, duration = sys.argv[1:5]
+rows = [json.loads(l) for l in open(f"{out}/system.jsonl")]
+pp = open(f"{out}/pp.log").read().strip().splitlines()[-1]
+m = re.search(r"([\d.]+) records/sec.*?([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th", pp)
+lines = []
+lines.append(f"Run of {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {duration} per offered rate; every order walks its flow, 30% of Dianwoda orders are Dangdang-routed; no faults.\n")
+lines.append("| offered callbacks/s | acknowledged/s (paced window) | success reply p50 / p99 | lost / duplicated | reply → unified event p50 / p99 / max | reply → Dangdang accepted p50 / p99 (orders, calls) | backlog drained after load |")
+lines.append("|---|---|---|---|---|---|---|")
+for r in rows:
+    lines.append(f"| {r['rate']:.0f} | {r['acked_per_sec']:.0f} | {r['reply_p50_ms']:.1f} / {r['reply_p99_ms']:.1f} ms | {r['lost']} / {r['duplicated']} | {r['event_p50_ms']:.0f} / {r['event_p99_ms']:.0f} / {r['event_max_ms']:.0f} ms | "
+                 f"{r['dd_p50_ms']:.0f} / {r['dd_p99_ms']:.0f} ms ({r['dd_orders']}, {r['dd_calls']}) | {max(0, r['settle_seconds']):.1f} s |")
+if m:
+    lines.append(f"\nKafka's own ProducerPerformance, same broker, same run: **{float(m.group(1)):.0f} records/s** ({size} B records, acks=all, "
+                 f"async pipelined), latency p50 {m.group(4)} ms, p99 {m.group(6)} ms, avg {m.group(2)} ms.")
+else:
+    lines.append(f"\nKafka ProducerPerformance: could not parse `{pp}`")
+text = "\n".join(lines) + "\n"
+print(text)
+if doc != "-":
+    s = open(doc).read()
+    b, e = "<!-- system-bench:begin -->", "<!-- system-bench:end -->"
+    i, j = s.index(b), s.index(e)
+    open(doc, "w").write(s[:i+len(b)] + "\n" + text + s[j:])
+    print(f"written to {doc}", file=sys.stderr)
+PY

@@ -1,0 +1,183 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/orderpipe/pipeline/schemas"
+)
+
+// Topics are the topics the collector reads.
+type Topics struct {
+	Raw, RawDLQ, Status, Results, StatusDLQ string
+}
+
+// StatusRec is one record of the unified status topic as the collector saw it.
+type StatusRec struct {
+	Ev        schemas.StatusEvent
+	Partition int
+	Offset    int64
+	SeenAt    time.Time
+}
+
+// RawRec is one raw (or raw DLQ) record, reduced to what the checks need.
+type RawRec struct {
+	OrderID string
+	Body    []byte
+	Reason  string // dlq_reason header on the DLQ
+}
+
+// ResultRec is one dangdang.results.v1 record, decoded leniently.
+type ResultRec struct {
+	Key     string
+	Outcome string
+	OrderID string
+	Events  []string
+	SeenAt  time.Time
+	Raw     string
+}
+
+// Collector reads every partition of the topics from the start, without a consumer group, for
+// the whole run, and keeps what it saw.
+type Collector struct {
+	mu        sync.Mutex
+	Status    []StatusRec
+	Raw       []RawRec
+	RawDLQ    []RawRec
+	Results   []ResultRec
+	StatusDLQ []string
+	DecodeErr []string
+	last      time.Time
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// StartCollector starts reading; Stop ends it.
+func StartCollector(brokers []string, tp Topics, partitions int) *Collector {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Collector{cancel: cancel, last: time.Now()}
+	for _, t := range []struct {
+		topic  string
+		handle func(kafka.Message, time.Time)
+	}{
+		{tp.Status, c.onStatus}, {tp.Raw, c.onRaw}, {tp.RawDLQ, c.onRawDLQ}, {tp.Results, c.onResult}, {tp.StatusDLQ, c.onStatusDLQ},
+	} {
+		for p := range partitions {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.read(ctx, brokers, t.topic, p, t.handle)
+			}()
+		}
+	}
+	return c
+}
+
+func (c *Collector) read(ctx context.Context, brokers []string, topic string, partition int, handle func(kafka.Message, time.Time)) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 8 << 20,
+		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond,
+		MaxAttempts: 1 << 30})
+	defer r.Close()
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		now := time.Now()
+		c.mu.Lock()
+		handle(m, now)
+		c.last = now
+		c.mu.Unlock()
+	}
+}
+
+func (c *Collector) onStatus(m kafka.Message, now time.Time) {
+	var ev schemas.StatusEvent
+	if err := json.Unmarshal(m.Value, &ev); err != nil {
+		c.DecodeErr = append(c.DecodeErr, "status: "+err.Error())
+		return
+	}
+	c.Status = append(c.Status, StatusRec{Ev: ev, Partition: m.Partition, Offset: m.Offset, SeenAt: now})
+}
+
+func decodeRaw(m kafka.Message) RawRec {
+	var env struct {
+		OrderID string `json:"order_id"`
+		Body    []byte `json:"body"`
+	}
+	_ = json.Unmarshal(m.Value, &env)
+	rr := RawRec{OrderID: env.OrderID, Body: env.Body}
+	for _, h := range m.Headers {
+		if h.Key == schemas.HeaderDLQReason {
+			rr.Reason = string(h.Value)
+		}
+	}
+	if rr.Body == nil {
+		rr.Body = m.Value
+	}
+	return rr
+}
+
+func (c *Collector) onRaw(m kafka.Message, _ time.Time)    { c.Raw = append(c.Raw, decodeRaw(m)) }
+func (c *Collector) onRawDLQ(m kafka.Message, _ time.Time) { c.RawDLQ = append(c.RawDLQ, decodeRaw(m)) }
+
+func (c *Collector) onResult(m kafka.Message, now time.Time) {
+	var v struct {
+		Outcome  string   `json:"outcome"`
+		OrderID  string   `json:"order_id"`
+		EventIDs []string `json:"event_ids"`
+	}
+	_ = json.Unmarshal(m.Value, &v)
+	c.Results = append(c.Results, ResultRec{Key: string(m.Key), Outcome: v.Outcome, OrderID: v.OrderID, Events: v.EventIDs, SeenAt: now, Raw: string(m.Value)})
+}
+
+func (c *Collector) onStatusDLQ(m kafka.Message, _ time.Time) {
+	c.StatusDLQ = append(c.StatusDLQ, string(m.Key)+" "+string(m.Value))
+}
+
+// Quiet is how long the collector has seen no record.
+func (c *Collector) Quiet() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Since(c.last)
+}
+
+// Stop ends the readers.
+func (c *Collector) Stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// with runs f under the collector's lock.
+func (c *Collector) with(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+}
+
+// Reset forgets what was collected so far (after a warm-up).
+func (c *Collector) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Status, c.Raw, c.RawDLQ, c.Results, c.StatusDLQ, c.DecodeErr = nil, nil, nil, nil, nil, nil
+}
+
+// Counts returns how many status and Dangdang result records were seen so far.
+func (c *Collector) Counts() (status, results int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.Status), len(c.Results)
+}

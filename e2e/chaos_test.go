@@ -1,0 +1,330 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderpipe/pipeline/e2e/chaos"
+	"github.com/orderpipe/pipeline/e2e/stack"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+)
+
+// chaosEnv is what a fault sees of its run.
+type chaosEnv struct {
+	t      *testing.T
+	p      *pipeline
+	broker *testenv.Broker      // the test's own broker, for broker scenarios
+	redis  *testenv.RedisServer // the test's own Redis, for Redis scenarios
+	sb     chaos.Sandbox
+	col    *chaos.Collector
+	d      time.Duration // load duration
+	rng    *rand.Rand
+	mu     sync.Mutex
+	log    []string
+}
+
+func (e *chaosEnv) note(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.log = append(e.log, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+}
+
+// sleep waits d or until ctx ends; false if ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+type scenario struct {
+	name               string
+	ownKafka, ownRedis bool
+	fault              func(ctx context.Context, e *chaosEnv)
+	// costs names a check that this scenario is known to cost and reports instead of failing on.
+	costs string
+	// minLoad stretches a short run so that the fault happens several times (a killed consumer
+	// needs a few seconds to get its partitions back before it is worth killing again).
+	minLoad time.Duration
+}
+
+// killLoop kills the service with SIGKILL at random moments and restarts it, until ctx ends.
+// After a restart it waits until the pipeline makes progress again (progress grows: the
+// restarted consumer got its partitions back), so that every kill lands on a working service,
+// possibly between a produce and its offset commit.
+func killLoop(pick func(e *chaosEnv) *stack.Service, progress func(e *chaosEnv) int) func(ctx context.Context, e *chaosEnv) {
+	return func(ctx context.Context, e *chaosEnv) {
+		for {
+			// Several kills per run: every d/12..d/6 (at least 0.5..1 s apart).
+			lo := max(500*time.Millisecond, e.d/12)
+			if !sleep(ctx, lo+time.Duration(e.rng.Int64N(int64(lo)))) {
+				return
+			}
+			s := pick(e)
+			_ = s.Kill()
+			e.note("kill -9 %s", s.Name)
+			time.Sleep(time.Duration(100+e.rng.IntN(400)) * time.Millisecond)
+			if err := s.Start(); err != nil {
+				e.t.Errorf("restart %s: %v", s.Name, err)
+				return
+			}
+			rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err := s.WaitReady(rctx)
+			cancel()
+			if err != nil {
+				e.t.Errorf("%s not ready after restart: %v", s.Name, err)
+				return
+			}
+			if progress == nil {
+				e.note("%s ready again", s.Name)
+				continue
+			}
+			start, n0 := time.Now(), progress(e)
+			for progress(e) == n0 && time.Since(start) < 45*time.Second && sleep(ctx, 50*time.Millisecond) {
+			}
+			e.note("%s ready again, making progress after %s", s.Name, time.Since(start).Round(10*time.Millisecond))
+		}
+	}
+}
+
+func statusProgress(e *chaosEnv) int  { n, _ := e.col.Counts(); return n }
+func resultsProgress(e *chaosEnv) int { _, n := e.col.Counts(); return n }
+
+// sandboxFault arms a sandbox fault for a window in the middle of the run, then clears it; in a
+// long run it does so repeatedly.
+func sandboxFault(kind string, extra map[string]any) func(ctx context.Context, e *chaosEnv) {
+	return func(ctx context.Context, e *chaosEnv) {
+		defer func() { _ = e.sb.ClearFaults(context.Background()) }()
+		window := max(e.d/4, 2*time.Second)
+		for {
+			if !sleep(ctx, window/2) {
+				return
+			}
+			f := map[string]any{"kind": kind}
+			for k, v := range extra {
+				f[k] = v
+			}
+			if err := e.sb.Fault(ctx, f); err != nil {
+				e.t.Errorf("arm %s: %v", kind, err)
+				return
+			}
+			e.note("sandbox %s armed", kind)
+			ok := sleep(ctx, min(window, 20*time.Second))
+			_ = e.sb.ClearFaults(context.Background())
+			e.note("sandbox %s cleared", kind)
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+var scenarios = []scenario{
+	{name: "baseline"},
+	{name: "kill-ingress", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.ingress }, nil)},
+	{name: "kill-normalizer", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.normalizer }, statusProgress), minLoad: 20 * time.Second},
+	{name: "kill-dispatcher", fault: killLoop(func(e *chaosEnv) *stack.Service { return e.p.dispatcher }, resultsProgress), minLoad: 20 * time.Second},
+	{name: "kafka-restart", ownKafka: true, fault: func(ctx context.Context, e *chaosEnv) {
+		for sleep(ctx, max(e.d/4, time.Second)) {
+			e.broker.Stop()
+			e.note("broker stopped")
+			sleep(ctx, 2*time.Second)
+			e.broker.Restart()
+			e.note("broker restarted")
+			if e.d < 30*time.Second {
+				return
+			}
+		}
+	}},
+	{name: "redis-restart", ownRedis: true, costs: "wrong-final", fault: func(ctx context.Context, e *chaosEnv) {
+		for sleep(ctx, max(e.d/4, time.Second)) {
+			e.redis.Stop()
+			e.note("redis stopped")
+			time.Sleep(1500 * time.Millisecond)
+			e.redis.Start()
+			e.note("redis started, empty")
+		}
+	}},
+	{name: "redis-flush", ownRedis: true, costs: "wrong-final", fault: func(ctx context.Context, e *chaosEnv) {
+		for sleep(ctx, max(e.d/3, time.Second)) {
+			e.note("FLUSHALL: %s", e.redis.Command("FLUSHALL"))
+		}
+	}},
+	{name: "dangdang-5xx", fault: sandboxFault("http_5xx", map[string]any{"status": 503})},
+	{name: "dangdang-timeout", fault: sandboxFault("timeout", nil)},
+	{name: "dangdang-rate-limit", fault: sandboxFault("rate_limit", nil)},
+	{name: "dangdang-176", fault: sandboxFault("expired", nil)},
+	{name: "rebalance", fault: func(ctx context.Context, e *chaosEnv) {
+		if !sleep(ctx, e.d/3) {
+			return
+		}
+		n2, d2 := e.p.addInstance("normalizer"), e.p.addInstance("dispatcher")
+		e.note("started %s and %s", n2.Name, d2.Name)
+		if !sleep(ctx, e.d/3) {
+			return
+		}
+		if err := e.p.normalizer.Stop(20 * time.Second); err != nil {
+			e.t.Errorf("stop normalizer: %v", err)
+		}
+		if err := e.p.dispatcher.Stop(20 * time.Second); err != nil {
+			e.t.Errorf("stop dispatcher: %v", err)
+		}
+		e.note("stopped the first normalizer and dispatcher")
+	}},
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
+// TestChaos runs every fault scenario against the three services as processes, with the
+// realistic mix of callbacks, and checks from Kafka and the sandbox that nothing acknowledged
+// was lost or duplicated. `make test` runs it short (CHAOS_DURATION 6s per scenario at
+// CHAOS_RATE 60/s); `make chaos` runs it long and writes the table to docs/reliability.md
+// (CHAOS_DOC).
+func TestChaos(t *testing.T) {
+	d := envDuration("CHAOS_DURATION", 6*time.Second)
+	rate := envFloat("CHAOS_RATE", 60)
+	var reports []*chaos.Report
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			r := runScenario(t, sc, d, rate)
+			if r != nil {
+				reports = append(reports, r)
+			}
+		})
+	}
+	if len(reports) == 0 {
+		return
+	}
+	var b strings.Builder
+	b.WriteString(chaos.TableHeader)
+	for _, r := range reports {
+		b.WriteString(r.Row())
+	}
+	t.Logf("chaos results (%s per scenario at %.0f callbacks/s):\n%s", d, rate, b.String())
+	if doc := os.Getenv("CHAOS_DOC"); doc != "" {
+		if err := spliceTable(doc, d, rate, reports, b.String()); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chaos.Report {
+	d = max(d, sc.minLoad)
+	e := &chaosEnv{t: t, d: d, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
+	o := stackOpts{partitions: 6, quiet: d > 30*time.Second, dispatcherEnv: []string{
+		"DANGDANG_TIMEOUT=1s", "DANGDANG_BACKOFF_MIN=100ms", "DANGDANG_BACKOFF_MAX=2s", "DANGDANG_MAX_ATTEMPTS=200",
+		"DANGDANG_RATE_LIMIT_BACKOFF=1s", "DANGDANG_PAUSE_PROBE=1s",
+	}}
+	if sc.ownKafka {
+		e.broker = testenv.OwnKafka(t)
+		o.brokers = e.broker.Brokers
+	}
+	if sc.ownRedis {
+		e.redis = testenv.OwnRedis(t)
+		o.redisAddr = e.redis.Addr
+	}
+	p := startStack(t, o)
+	e.p, e.sb = p, chaos.Sandbox{URL: p.sandboxURL}
+	col := chaos.StartCollector(p.brokers, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
+		Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
+	defer col.Stop()
+	e.col = col
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	faultCtx, stopFault := context.WithTimeout(ctx, d)
+	defer stopFault()
+	var wg sync.WaitGroup
+	if sc.fault != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc.fault(faultCtx, e)
+		}()
+	}
+	l := chaos.Drive(ctx, chaos.Config{
+		IngressURL: p.ingressURL, Rate: rate, Duration: d, Drain: max(60*time.Second, d), Workers: 16, Mix: chaos.DefaultMix,
+		Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret},
+	})
+	stopFault()
+	wg.Wait()
+	settled, why := chaos.Settle(ctx, l, col, 2*time.Second, max(90*time.Second, d))
+	r := chaos.Check(ctx, sc.name, l, col, e.sb)
+	for _, n := range e.log {
+		t.Log(n)
+	}
+	t.Log(r.String())
+	if !settled {
+		t.Errorf("the pipeline did not settle: %s", why)
+	}
+	if l.Acked.Load() == 0 {
+		t.Errorf("nothing was acknowledged: %v", l.Statuses())
+	}
+	if !r.OK() {
+		if sc.costs == "wrong-final" && r.Lost == 0 && r.Duplicated == 0 && r.WrongFinal > 0 {
+			cp := *r
+			cp.WrongFinal = 0
+			if cp.OK() {
+				t.Logf("%s: %d orders with a wrong final state: the known cost of losing Redis (the order guard forgot)", sc.name, r.WrongFinal)
+				r.Cost = fmt.Sprintf("%d wrong final (guard state lost)", r.WrongFinal)
+				return r
+			}
+		}
+		t.Errorf("%s: checks failed (see the report above)", sc.name)
+	}
+	return r
+}
+
+// spliceTable replaces the text between the chaos-table markers of doc with the table.
+func spliceTable(doc string, d time.Duration, rate float64, reports []*chaos.Report, table string) error {
+	b, err := os.ReadFile(doc)
+	if err != nil {
+		return err
+	}
+	const begin, end = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s: markers %s … %s not found", doc, begin, end)
+	}
+	var total time.Duration
+	for _, r := range reports {
+		total += r.Duration
+	}
+	host, _ := os.Hostname()
+	head := fmt.Sprintf("Run of %s (UTC) on %s: %d scenarios, %s of load each at %.0f new callbacks/s (plus the drain), %s of load in all.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04"), host, len(reports), d, rate, total.Round(time.Second))
+	var details strings.Builder
+	for _, r := range reports {
+		if len(r.Details) > 0 || !r.OK() {
+			fmt.Fprintf(&details, "\n<details><summary>%s: details</summary>\n\n```\n%s\n```\n</details>\n", r.Scenario, r.String())
+		}
+	}
+	s = s[:i+len(begin)] + "\n" + head + table + details.String() + s[j:]
+	return os.WriteFile(doc, []byte(s), 0o644)
+}
