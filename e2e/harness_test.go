@@ -1,11 +1,9 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,19 +217,6 @@ func (p *pipeline) addInstance(kind string) *stack.Service {
 	p.start(s)
 	p.extra = append(p.extra, s)
 	return s
-}
-
-// post sends a callback and returns the status code and body of the reply.
-func post(t *testing.T, url string, body []byte) (int, string) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(buf.String())
 }
 
 // consume reads topic from the beginning until match has accepted want records or the deadline

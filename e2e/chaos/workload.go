@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/e2e/callbacks"
+	"github.com/orderpipe/pipeline/e2e/loadgen"
 )
 
 // Transition is one real platform transition: what the checker expects exactly one distinct
@@ -381,7 +382,7 @@ func (w *worker) newOrder() *liveOrder {
 		if dd {
 			id = fmt.Sprintf("DD%s%07d", w.c.RunID, n)
 		}
-		for i, st := range dianwodaFlow {
+		for i, st := range loadgen.DianwodaFlow {
 			trs = append(trs, &Transition{Platform: "dianwoda", OrderID: id, Kind: "delivery", PlatformStatus: st[1], Code: st[0],
 				OccurredMS: base + int64(i)*1500, DDDelivered: dd && st[1] == "completed"})
 		}
@@ -397,10 +398,10 @@ func (w *worker) newOrder() *liveOrder {
 		id := fmt.Sprintf("3%s%011d", w.c.RunID, n)
 		id = id[:min(len(id), 19)]
 		shop := 968861 + n%50
-		for i, st := range elemeFlow {
-			tr := &Transition{Platform: "eleme", OrderID: id, Kind: st.kind, Type: strconv.Itoa(st.typ), PlatformStatus: st.state,
+		for i, st := range loadgen.ElemeFlow {
+			tr := &Transition{Platform: "eleme", OrderID: id, Kind: st.Kind, Type: strconv.Itoa(st.Type), PlatformStatus: st.State,
 				OccurredMS: base + int64(i)*1500}
-			if st.kind == "order" {
+			if st.Kind == "order" {
 				tr.OccurredMS -= tr.OccurredMS % 1000 // updateTime is in seconds
 			} else {
 				tr.Code = "noSubstate"
@@ -456,28 +457,6 @@ func (w *worker) msgID() string {
 		b[i] = byte(w.rng.UintN(256))
 	}
 	return hex.EncodeToString(b[:])
-}
-
-var dianwodaFlow = [][2]string{
-	{"order_create", "created"},
-	{"rider_dispatch", "dispatched"},
-	{"rider_arrive", "arrived"},
-	{"rider_obtain", "obtained"},
-	{"customer_sign", "completed"},
-}
-
-var elemeFlow = []struct {
-	typ   int
-	state string
-	kind  string
-}{
-	{12, "valid", "order"},
-	{52, "tobeAssignedCourier", "delivery"},
-	{53, "tobeFetched", "delivery"},
-	{54, "arrived", "delivery"},
-	{55, "delivering", "delivery"},
-	{56, "completed", "delivery"},
-	{18, "settled", "order"},
 }
 
 // dianwoda returns the callback maker of a Dianwoda transition under msgID: attempt n is sent

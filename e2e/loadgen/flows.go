@@ -2,14 +2,13 @@ package loadgen
 
 import (
 	"crypto/md5"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"net/url"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/orderpipe/pipeline/e2e/callbacks"
 )
 
 // This file builds realistic, signed callbacks. The signing is written here again, from
@@ -23,8 +22,9 @@ type Callback struct {
 	Body     []byte
 }
 
-// dianwodaSteps is a Dianwoda order's flow: action_code, order_status.
-var dianwodaSteps = [][2]string{
+// DianwodaFlow is a Dianwoda order's flow: action_code, order_status. The chaos workload walks
+// the same flow.
+var DianwodaFlow = [][2]string{
 	{"order_create", "created"},
 	{"rider_dispatch", "dispatched"},
 	{"rider_arrive", "arrived"},
@@ -32,12 +32,16 @@ var dianwodaSteps = [][2]string{
 	{"customer_sign", "completed"},
 }
 
-// elemeSteps is an Eleme order's flow: push type and the message it carries.
-var elemeSteps = []struct {
-	typ   int
-	state string
-	kind  string // "order" or "delivery"
-}{
+// ElemeStep is one push of an Eleme order's flow.
+type ElemeStep struct {
+	Type  int
+	State string
+	Kind  string // "order" or "delivery"
+}
+
+// ElemeFlow is an Eleme order's flow: push type and the message it carries. The chaos workload
+// walks the same flow.
+var ElemeFlow = []ElemeStep{
 	{12, "valid", "order"},
 	{52, "tobeAssignedCourier", "delivery"},
 	{53, "tobeFetched", "delivery"},
@@ -64,9 +68,9 @@ type order struct {
 
 func (o *order) steps() int {
 	if o.platform == "dianwoda" {
-		return len(dianwodaSteps)
+		return len(DianwodaFlow)
 	}
-	return len(elemeSteps)
+	return len(ElemeFlow)
 }
 
 // next builds the callback of the order's current step and advances it.
@@ -74,7 +78,7 @@ func (o *order) next(s Signer, now time.Time) Callback {
 	defer func() { o.step++ }()
 	ms := now.UnixMilli()
 	if o.platform == "dianwoda" {
-		st := dianwodaSteps[o.step]
+		st := DianwodaFlow[o.step]
 		content := map[string]any{
 			"order_original_id":  o.id,
 			"order_status":       st[1],
@@ -92,33 +96,28 @@ func (o *order) next(s Signer, now time.Time) Callback {
 			"pub_time":      ms,
 		})
 		nonce, ts, typ := strconv.Itoa(int(ms%1000000)), strconv.FormatInt(ms, 10), "dianwoda.order.status-update"
-		h := sha1.Sum([]byte("nonce=" + nonce + "&timestamp=" + ts + "&type=" + typ + "&body=" + string(body) + "&secret=" + s.DianwodaSecret))
-		q := "type=" + typ + "&timestamp=" + ts + "&nonce=" + nonce + "&sign=" + hex.EncodeToString(h[:])
+		sign := callbacks.DianwodaSign(s.DianwodaSecret, url.Values{"nonce": {nonce}, "timestamp": {ts}, "type": {typ}}, body)
+		q := "type=" + typ + "&timestamp=" + ts + "&nonce=" + nonce + "&sign=" + sign
 		return Callback{Platform: "dianwoda", Path: "?" + q, Body: body}
 	}
-	st := elemeSteps[o.step]
+	st := ElemeFlow[o.step]
 	var msg map[string]any
-	if st.kind == "order" {
-		msg = map[string]any{"orderId": o.id, "state": st.state, "shopId": o.shop, "updateTime": ms / 1000, "role": 3}
+	if st.Kind == "order" {
+		msg = map[string]any{"orderId": o.id, "state": st.State, "shopId": o.shop, "updateTime": ms / 1000, "role": 3}
 	} else {
-		msg = map[string]any{"orderId": o.id, "state": st.state, "subState": "noSubstate", "shopId": o.shop,
+		msg = map[string]any{"orderId": o.id, "state": st.State, "subState": "noSubstate", "shopId": o.shop,
 			"name": "张三", "phone": "13600000000", "updateAt": ms}
 	}
 	msgText, _ := json.Marshal(msg)
 	fields := map[string]string{
-		"appId": s.ElemeAppID, "requestId": strconv.FormatInt(ms, 10) + o.id[len(o.id)-4:], "type": strconv.Itoa(st.typ),
+		"appId": s.ElemeAppID, "requestId": strconv.FormatInt(ms, 10) + o.id[len(o.id)-4:], "type": strconv.Itoa(st.Type),
 		"message": string(msgText), "shopId": strconv.FormatInt(o.shop, 10), "timestamp": strconv.FormatInt(ms, 10),
 		"userId": "100452735447201579",
 	}
-	pairs := make([]string, 0, len(fields))
-	for k, v := range fields {
-		pairs = append(pairs, k+"="+v)
-	}
-	sort.Strings(pairs)
-	sum := md5.Sum([]byte(strings.Join(pairs, "") + s.ElemeSecret))
+	sig := callbacks.ElemeSign(s.ElemeSecret, fields)
 	// Numbers go out as JSON numbers, as Eleme sends them (the signature uses their digits).
 	body := fmt.Sprintf(`{"appId":%s,"requestId":%q,"type":%d,"message":%s,"shopId":%d,"timestamp":%d,"signature":"%s","userId":100452735447201579}`,
-		s.ElemeAppID, fields["requestId"], st.typ, mustJSON(string(msgText)), o.shop, ms, strings.ToUpper(hex.EncodeToString(sum[:])))
+		s.ElemeAppID, fields["requestId"], st.Type, mustJSON(string(msgText)), o.shop, ms, sig)
 	return Callback{Platform: "eleme", Body: []byte(body)}
 }
 
