@@ -100,7 +100,7 @@ func (h *harness) start() (stop func() error) {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	h.t.Cleanup(func() {
 		if h.t.Failed() {
 			h.t.Logf("dispatcher log:\n%s", logs.String())
@@ -125,23 +125,6 @@ func (h *harness) start() (stop func() error) {
 }
 
 var seq int
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func event(platform, orderID, status string, occurred time.Time) schemas.StatusEvent {
 	seq++

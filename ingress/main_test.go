@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,24 +31,7 @@ type proc struct {
 	httpURL, opsURL string
 	cancel          context.CancelFunc
 	done            chan error
-	logs            *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs            *testenv.Buffer
 }
 
 // start runs the ingress in-process on ports of its own, as main would.
@@ -75,7 +57,7 @@ func start(t *testing.T, env map[string]string) *proc {
 		base[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{httpURL: "http://" + hl.Addr().String(), opsURL: "http://" + ol.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}
+	p := &proc{httpURL: "http://" + hl.Addr().String(), opsURL: "http://" + ol.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &testenv.Buffer{}}
 	go func() {
 		p.done <- runWith(ctx, func(k string) string { return base[k] }, p.logs, listeners{http: hl, ops: ol})
 	}()

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,29 +32,11 @@ const (
 	elmSecret = "eleme-secret-value"
 )
 
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	url     string
 	brokers []string
 	topic   string
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	srv     *Server
 }
@@ -72,7 +53,7 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	reg := prometheus.NewRegistry()
 	pub := publish.New(w, publish.Config{MaxInflight: 64, WriteTimeout: 10 * time.Second}, ops.NewReadiness(), reg)
 	t.Cleanup(func() { _ = pub.Close() })
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	cfg := Config{
 		MaxBody:         1 << 10,
