@@ -11,7 +11,7 @@ require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/orderpipe/pipeline/plumbing v0.0.0-00010101000000-000000000000
-	github.com/orderpipe/pipeline/schemas v0.0.0-00010101000000-000000000000
+	github.com/orderpipe/pipeline/schemas v0.0.0
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 )

@@ -42,3 +42,7 @@ require (
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+require github.com/orderpipe/pipeline/schemas v0.0.0
+
+replace github.com/orderpipe/pipeline/schemas => ../schemas

@@ -17,9 +17,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/orderpipe/pipeline/schemas"
 )
 
 // DefaultBatchTimeout is how long a writer waits to fill a batch. kafka-go's default is 1 s,
@@ -219,11 +222,31 @@ func Header(m kafka.Message, key string) string {
 	return ""
 }
 
-// OriginHeaders returns the dead-letter origin headers for m (topic, partition, offset).
-func OriginHeaders(m kafka.Message, topicKey, partitionKey, offsetKey string) []kafka.Header {
-	return []kafka.Header{
-		{Key: topicKey, Value: []byte(m.Topic)},
-		{Key: partitionKey, Value: []byte(strconv.Itoa(m.Partition))},
-		{Key: offsetKey, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+// maxDLQError bounds the dlq_error header: an error text is for a person, not a dump.
+const maxDLQError = 1024
+
+// DeadLetter returns the dead-letter copy of src: its key, value and headers unchanged, less any
+// dead-letter headers it carried from an earlier trip (readers take the first header of a name),
+// plus the contract's dlq_* headers saying why (reason, a bounded code; detail, the error text),
+// where from (src's topic, partition, offset), which service, and when.
+func DeadLetter(src kafka.Message, service, reason, detail string, at time.Time) kafka.Message {
+	h := make([]kafka.Header, 0, len(src.Headers)+7)
+	for _, sh := range src.Headers {
+		if !strings.HasPrefix(sh.Key, "dlq_") {
+			h = append(h, sh)
+		}
 	}
+	if len(detail) > maxDLQError {
+		detail = detail[:maxDLQError]
+	}
+	h = append(h,
+		kafka.Header{Key: schemas.HeaderDLQReason, Value: []byte(reason)},
+		kafka.Header{Key: schemas.HeaderDLQError, Value: []byte(detail)},
+		kafka.Header{Key: schemas.HeaderDLQService, Value: []byte(service)},
+		kafka.Header{Key: schemas.HeaderDLQTime, Value: []byte(schemas.At(at).String())},
+		kafka.Header{Key: schemas.HeaderDLQTopic, Value: []byte(src.Topic)},
+		kafka.Header{Key: schemas.HeaderDLQPartition, Value: []byte(strconv.Itoa(src.Partition))},
+		kafka.Header{Key: schemas.HeaderDLQOffset, Value: []byte(strconv.FormatInt(src.Offset, 10))},
+	)
+	return kafka.Message{Key: src.Key, Value: src.Value, Headers: h}
 }

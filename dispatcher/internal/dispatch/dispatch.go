@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/produce"
 	"github.com/orderpipe/pipeline/dispatcher/internal/routing"
 	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/ops"
 	"github.com/orderpipe/pipeline/plumbing/tracing"
 	"github.com/orderpipe/pipeline/schemas"
@@ -279,17 +279,9 @@ func (e *event) deadLetter(reason, detail string) {
 	d.m.DLQ.WithLabelValues(reason).Inc()
 	d.log.Warn("event dead-lettered", zap.String("reason", reason), zap.String("topic", e.msg.Topic),
 		zap.Int("partition", e.msg.Partition), zap.Int64("offset", e.msg.Offset), zap.String("error", detail))
-	h := append([]kafka.Header(nil), e.msg.Headers...)
-	h = append(h,
-		kafka.Header{Key: schemas.HeaderDLQReason, Value: []byte(reason)},
-		kafka.Header{Key: schemas.HeaderDLQError, Value: []byte(detail)},
-		kafka.Header{Key: schemas.HeaderDLQTopic, Value: []byte(e.msg.Topic)},
-		kafka.Header{Key: schemas.HeaderDLQPartition, Value: []byte(strconv.Itoa(e.msg.Partition))},
-		kafka.Header{Key: schemas.HeaderDLQOffset, Value: []byte(strconv.FormatInt(e.msg.Offset, 10))},
-		kafka.Header{Key: schemas.HeaderDLQService, Value: []byte(Service)},
-		kafka.Header{Key: schemas.HeaderDLQTime, Value: []byte(schemas.At(time.Now()).String())},
-	)
-	_ = d.prod.Send(d.hard, []kafka.Message{{Topic: d.cfg.DLQTopic, Key: e.msg.Key, Value: e.msg.Value, Headers: h}}, e.partDone)
+	dead := kafkaio.DeadLetter(e.msg, Service, reason, detail, time.Now())
+	dead.Topic = d.cfg.DLQTopic
+	_ = d.prod.Send(d.hard, []kafka.Message{dead}, e.partDone)
 }
 
 // DistriStatus maps a unified delivery status to Dangdang's distriStatus; 0 means not sent.

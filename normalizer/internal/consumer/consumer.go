@@ -608,27 +608,7 @@ func traceparent(it *item) string {
 
 // deadLetter is the source record unchanged (key, value, headers) plus the dead-letter headers.
 func (cs *Consumer) deadLetter(it *item) kafka.Message {
-	m := it.msg
-	h := make([]kafka.Header, 0, len(m.Headers)+7)
-	for _, sh := range m.Headers {
-		// A record dead-lettered before (and replayed) keeps its headers, but not the old
-		// dead-letter ones: readers take the first header of a name.
-		if !strings.HasPrefix(sh.Key, "dlq_") {
-			h = append(h, sh)
-		}
-	}
-	errText := it.err.Error()
-	if len(errText) > 1024 {
-		errText = errText[:1024]
-	}
-	h = append(h,
-		kafka.Header{Key: schemas.HeaderDLQReason, Value: []byte(normalize.ReasonOf(it.err))},
-		kafka.Header{Key: schemas.HeaderDLQError, Value: []byte(errText)},
-		kafka.Header{Key: schemas.HeaderDLQService, Value: []byte(schemas.DLQServiceNormalizer)},
-		kafka.Header{Key: schemas.HeaderDLQTime, Value: []byte(schemas.At(cs.c.Now()).String())},
-	)
-	h = append(h, kafkaio.OriginHeaders(m, schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset)...)
-	return kafka.Message{Key: m.Key, Value: m.Value, Headers: h}
+	return kafkaio.DeadLetter(it.msg, schemas.DLQServiceNormalizer, normalize.ReasonOf(it.err), it.err.Error(), cs.c.Now())
 }
 
 // platformOf returns a bounded platform label: the envelope's, else the key's prefix, when known.
