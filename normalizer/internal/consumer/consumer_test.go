@@ -99,10 +99,14 @@ func createTopics(t *testing.T, brokers []string, partitions int, names ...strin
 	}
 }
 
+// t0 is the origin of the tests' platform times (ms); records are received an hour later, so
+// every test time lies within the plausible window around received_at.
+const t0 = 1_700_000_000_000
+
 // record is a raw envelope value the ingress would write.
 func record(t testing.TB, platform, orderID string, body string) kafka.Message {
 	v, err := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "test", Platform: platform, OrderID: orderID,
-		ReceivedAt: schemas.UnixMilli(1_700_000_000_000), Body: []byte(body)})
+		ReceivedAt: schemas.UnixMilli(t0 + 3_600_000), Body: []byte(body)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +115,12 @@ func record(t testing.TB, platform, orderID string, body string) kafka.Message {
 
 func dianwoda(t testing.TB, orderID, msgID, status, code string, at int64) kafka.Message {
 	body := fmt.Sprintf(`{"content":{"order_original_id":%q,"order_status":%q,"action_code":%q,"rider_code":"1","rider_name":"r","rider_mobile":"13600000000","time_status_update":%d},"deliver_times":1,"msg_id":%q,"pub_time":%d}`,
-		orderID, status, code, at, msgID, at)
+		orderID, status, code, t0+at, msgID, t0+at)
 	return record(t, schemas.PlatformDianwoda, orderID, body)
 }
 
 func eleme(t testing.TB, orderID, requestID string, typ int, state string, atSec int64) kafka.Message {
+	atSec += t0 / 1000
 	msg, _ := json.Marshal(fmt.Sprintf(`{"orderId":"%s","state":"%s","shopId":1,"updateTime":%d,"role":3}`, orderID, state, atSec))
 	body := fmt.Sprintf(`{"appId":1,"requestId":%q,"type":%d,"message":%s,"shopId":1,"timestamp":%d,"signature":"X","userId":2}`, requestID, typ, msg, atSec*1000+5)
 	return record(t, schemas.PlatformEleme, orderID, body)
@@ -270,8 +275,8 @@ func TestDuplicatesGiveOneEvent(t *testing.T) {
 	aRetry := dianwoda(t, "D1", "m1", "dispatched", "rider_dispatch", 1000)
 	aRetry.Headers = []kafka.Header{{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}}
 	aNewID := dianwoda(t, "D1", "m2-resent", "dispatched", "rider_dispatch", 1000)
-	b := eleme(t, "100027500485933656", "r1", 12, "valid", 1482161481)
-	bNewID := eleme(t, "100027500485933656", "r2", 12, "valid", 1482161481)
+	b := eleme(t, "100027500485933656", "r1", 12, "valid", 1)
+	bNewID := eleme(t, "100027500485933656", "r2", 12, "valid", 1)
 	r := e.start(options{})
 	defer r.stop(t)
 	e.produce(a, aRetry, aNewID, b)
@@ -343,7 +348,7 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 		{"kinds are guarded apart", []kafka.Message{
 			eleme(t, "7001", "a", 18, "settled", 100), // order completed (terminal)
 			eleme(t, "7001", "b", 12, "valid", 90),    // order accepted, late: stale
-			record(t, "eleme", "7001", `{"type":55,"requestId":"c","message":"{\"orderId\":\"7001\",\"state\":\"delivering\",\"updateAt\":95000}"}`),
+			record(t, "eleme", "7001", fmt.Sprintf(`{"type":55,"requestId":"c","message":"{\"orderId\":\"7001\",\"state\":\"delivering\",\"updateAt\":%d}"}`, t0+95000)),
 		}, []bool{false, true, false}, schemas.StatusPickedUp},
 	}
 	var all []kafka.Message
