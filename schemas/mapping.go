@@ -203,9 +203,11 @@ func MappingMarkdown() string {
 	var b strings.Builder
 	b.WriteString("# Mapping table\n\n")
 	b.WriteString("Generated from `schemas/mapping.go` and `schemas/status.go` by `go test ./schemas -run TestMappingMarkdown -update`; a test fails when this file and the code disagree. Every row has a golden case in `normalizer/internal/normalize/testdata/`.\n\n")
-	b.WriteString("## Unified statuses\n\n| kind | status | terminal | meaning |\n|---|---|---|---|\n")
+	b.WriteString("## Unified statuses\n\n")
+	b.WriteString("`rank` orders the statuses of a kind along its usual flow. The order guard uses it only to break a tie: when an event's `occurred_at` equals the latest applied one of its kind (Eleme's times are in seconds), an event of a lower rank is stale (a late `placed` after `accepted`, `refund_requested` after `refund_approved`); equal ranks (alternative outcomes of one step) and `unknown` (rank 0) pass. A newer time always wins over rank, so Dianwoda's `rider_switch` (back to `awaiting_rider`) passes by its newer time.\n\n")
+	b.WriteString("| kind | status | terminal | rank | meaning |\n|---|---|---|---|---|\n")
 	for _, s := range Statuses() {
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", s.Kind, s.Status, yesNo(s.Terminal), s.Meaning)
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %d | %s |\n", s.Kind, s.Status, yesNo(s.Terminal), s.Rank, s.Meaning)
 	}
 	b.WriteString("\n## Dianwoda (`" + DianwodaStatusUpdate + "`)\n\n")
 	b.WriteString("The status follows `order_status` alone; `action_code`, `action_sub_code` and `action_detail` are carried in `reason` verbatim, known or not. `platform_status` is `order_status`.\n\n")

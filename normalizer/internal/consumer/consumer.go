@@ -323,7 +323,7 @@ func (cs *Consumer) prepare(msgs []kafka.Message) *batch {
 			}
 			b.evs = append(b.evs, pending{it: it, ev: ev, msg: it.out[j], msgErr: it.outErr[j], claim: orderstate.Event{
 				Key: schemas.Key(ev.Platform, ev.OrderID), EventID: ev.EventID, Kind: ev.Kind,
-				OccurredMS: ev.OccurredAt.UnixMilli(), Terminal: ev.Terminal,
+				OccurredMS: ev.OccurredAt.UnixMilli(), Terminal: ev.Terminal, Rank: schemas.StatusRank(ev.Kind, ev.Status),
 			}})
 		}
 	}

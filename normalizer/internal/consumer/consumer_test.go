@@ -350,6 +350,24 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 			eleme(t, "7001", "b", 12, "valid", 90),    // order accepted, late: stale
 			record(t, "eleme", "7001", fmt.Sprintf(`{"type":55,"requestId":"c","message":"{\"orderId\":\"7001\",\"state\":\"delivering\",\"updateAt\":%d}"}`, t0+95000)),
 		}, []bool{false, true, false}, schemas.StatusPickedUp},
+		// Eleme's times are in seconds: a tie is decided by the status's rank within its kind.
+		{"tie: placed after accepted in the same second", []kafka.Message{
+			eleme(t, "7002", "a", 12, "valid", 100),
+			eleme(t, "7002", "b", 10, "unprocessed", 100),
+		}, []bool{false, true}, schemas.StatusAccepted},
+		{"tie: refund requested after approved in the same second", []kafka.Message{
+			eleme(t, "7003", "a", 33, "successful", 100),
+			eleme(t, "7003", "b", 30, "applied", 100),
+		}, []bool{false, true}, schemas.StatusRefundApproved},
+		{"tie: accepted after placed in the same second passes", []kafka.Message{
+			eleme(t, "7004", "a", 10, "unprocessed", 100),
+			eleme(t, "7004", "b", 12, "valid", 100),
+		}, []bool{false, false}, schemas.StatusAccepted},
+		{"tie: dianwoda dispatched after arrived in the same ms", []kafka.Message{
+			dianwoda(t, "O3", "1", "arrived", "rider_arrive", 10_000),
+			dianwoda(t, "O3", "2", "dispatched", "rider_dispatch", 10_000),
+			dianwoda(t, "O3", "3", "created", "rider_switch", 10_001), // rider_switch passes by its newer time
+		}, []bool{false, true, false}, schemas.StatusAwaitingRider},
 	}
 	var all []kafka.Message
 	for _, tt := range tests {
@@ -359,7 +377,7 @@ func TestOutOfOrderEndsInTheRightState(t *testing.T) {
 	defer r.stop(t)
 	e.produce(all...)
 	r.waitCommitted(t, len(all))
-	got := e.readAll(e.status, 13, 2*time.Second)
+	got := e.readAll(e.status, len(all), 2*time.Second)
 	byKey := map[string][]schemas.StatusEvent{}
 	for _, o := range got {
 		byKey[o.key] = append(byKey[o.key], o.ev)
