@@ -157,7 +157,12 @@ func TestRunNormalizes(t *testing.T) {
 		_, metrics = get("http://" + ops + "/metrics")
 		return strings.Contains(metrics, "normalizer_records_committed_total 1")
 	})
-	for _, name := range []string{"normalizer_records_consumed_total", "normalizer_events_emitted_total", "normalizer_processing_seconds", "normalizer_consumer_lag_records"} {
+	// The group's lag comes from the broker, every 10 s.
+	waitFor(t, "the broker-side lag", 30*time.Second, func() bool {
+		_, metrics = get("http://" + ops + "/metrics")
+		return strings.Contains(metrics, "orderpipe_consumer_group_lag_records{")
+	})
+	for _, name := range []string{"normalizer_records_consumed_total", "normalizer_events_emitted_total", "normalizer_processing_seconds", "orderpipe_consumer_group_lag_records"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}

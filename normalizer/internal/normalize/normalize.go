@@ -60,8 +60,8 @@ type Result struct {
 	// normalizer uses), and its Query only for Dianwoda (whose message type it carries): the
 	// other maps are not decoded, which saves most of the allocations per record.
 	Envelope schemas.RawEnvelope
-	// Events are the unified events of the record, in order (one today).
-	Events []schemas.StatusEvent
+	// Event is the record's unified event, unless Skip is set.
+	Event schemas.StatusEvent
 	// Skip is non-empty (SkipNotOrderEvent) when the record is valid but carries no order event.
 	Skip string
 }
@@ -126,7 +126,7 @@ func Record(value []byte) (Result, error) {
 	if err := plausible(ev.OccurredAt.Time, env.ReceivedAt.Time); err != nil {
 		return r, err
 	}
-	r.Events = []schemas.StatusEvent{ev}
+	r.Event = ev
 	return r, nil
 }
 

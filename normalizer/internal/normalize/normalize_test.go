@@ -63,7 +63,10 @@ func runCase(t testing.TB, path string) caseOutput {
 	case err != nil:
 		out.Error = &caseError{Reason: ReasonOf(err), Message: err.Error()}
 	default:
-		out.Events, out.Skip = res.Events, res.Skip
+		out.Skip = res.Skip
+		if res.Skip == "" {
+			out.Events = []schemas.StatusEvent{res.Event}
+		}
 	}
 	return out
 }
@@ -224,7 +227,7 @@ func TestEventIDCollapsesResends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Events[0].EventID
+		return res.Event.EventID
 	}
 	base := dw("m1", 1, "dispatched", "rider_dispatch", 1795334399000, "2026-11-22T08:00:00.000Z")
 	tests := []struct {
