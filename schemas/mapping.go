@@ -219,7 +219,7 @@ func MappingMarkdown() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | `%s` | %s | %s |\n", r.OrderStatus, r.ActionCode, dash(r.ActionSubCode), r.Kind, r.Status, yesNo(r.Terminal), r.Meaning)
 	}
 	b.WriteString("\n## Eleme (push `type`)\n\n")
-	b.WriteString("`platform_status` is the message's `state` (status change, delivery) or `refundStatus` (cancel/refund); for a type this version does not know that has neither, it is the type number. Shop, authorization and other non-order types (91, 93, 100, 105, 221, 222…) carry no order id: the ingress keys them `eleme:shop:<shopId>` with an empty `order_id`, and the normalizer counts and skips them (`normalizer_skipped_total{reason=\"not_order_event\"}`).\n\n")
+	b.WriteString("`platform_status` is the message's `state` (status change, delivery) or `refundStatus` (cancel/refund); for a type this version does not know that has neither, it is the type number. The order is named `orderId` in status change, cancel/refund and delivery messages and `id` in the full order of types 10/217 (OOrder); the ingress keys by `orderId`, else by `id` for a type listed below. Shop, authorization and other non-order types (91, 93, 100, 105, 221, 222…) carry no order id: the ingress keys them `eleme:shop:<shopId>` with an empty `order_id`, and the normalizer counts and skips them (`normalizer_records_skipped_total{reason=\"not_order_event\"}`); a listed type that names no order is dead-lettered (`validate`), never skipped. Types 10 and 217 are the same transition and share one `event_id`.\n\n")
 	b.WriteString("| type | state (unlisted types) | kind | status | terminal | meaning |\n|---|---|---|---|---|---|\n")
 	for _, r := range MappingRows() {
 		if r.Platform != PlatformEleme {
