@@ -19,8 +19,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -173,7 +171,10 @@ func (nopReady) Set(string, error) {}
 // after every earlier batch was committed.
 func (cs *Consumer) Run(ctx context.Context) error {
 	c := &cs.c
+	// The bookkeeping belongs to one run: a batch claimed but never emitted by an earlier,
+	// cancelled run must not make this run drop its replay, nor count as in flight.
 	cs.inflight = newInflight()
+	cs.progress = newProgress(c.Now, c.StallTimeout, c.Backlog)
 	// work outlives ctx by DrainTimeout at most, so that a stop finishes the batches in flight.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -243,128 +244,6 @@ func (cs *Consumer) report(work context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// batches cuts the fetched records into batches (whatever is buffered, up to MaxBatch) and
-// prepares each, until ctx ends.
-func (cs *Consumer) batches(ctx context.Context, in <-chan kafka.Message, out chan<- *batch) {
-	c := &cs.c
-	for {
-		msgs := make([]kafka.Message, 0, c.MaxBatch)
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-in:
-			msgs = append(msgs, m)
-		}
-	drain:
-		for len(msgs) < c.MaxBatch {
-			select {
-			case m := <-in:
-				msgs = append(msgs, m)
-			default:
-				break drain
-			}
-		}
-		b := cs.prepare(msgs)
-		select {
-		case out <- b:
-			cs.progress.fetched(len(msgs))
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (cs *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) {
-	c := &cs.c
-	b := cs.policy.New()
-	for {
-		m, err := c.Reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			cs.failed(CheckKafka, "fetch", err)
-			if retry.Sleep(ctx, b.Next()) != nil {
-				return
-			}
-			continue
-		}
-		cs.progress.succeeded("fetch")
-		b.Reset()
-		select {
-		case out <- m:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// item is one fetched record on its way through a batch.
-type item struct {
-	msg      kafka.Message
-	platform string
-	res      normalize.Result
-	err      error         // poison: the record goes to the DLQ
-	out      kafka.Message // the event's record, encoded as not stale
-	claim    orderstate.Event
-	result   orderstate.Result
-}
-
-// hasEvent reports whether the record produced an event to claim and emit.
-func (it *item) hasEvent() bool { return it.err == nil && it.res.Skip == "" }
-
-// batch is a prepared batch: records mapped, claims and event records built.
-type batch struct {
-	msgs    []kafka.Message
-	items   []item
-	started time.Time
-	// Set by claim: what to write, confirm and dead-letter.
-	out      []kafka.Message
-	outItems []*item
-	confirms []orderstate.Event
-	dlq      []kafka.Message
-	dlqItems []*item
-}
-
-// prepare maps every record of msgs, spread over the available cores, and builds each event's
-// claim and Kafka record (as not stale; claim re-encodes the rare stale one). An event larger
-// than the status topic takes is poison here, before it is claimed, so that it never moves the
-// order's guard.
-func (cs *Consumer) prepare(msgs []kafka.Message) *batch {
-	b := &batch{msgs: msgs, items: make([]item, len(msgs)), started: time.Now()}
-	workers := min(runtime.GOMAXPROCS(0), 1+len(msgs)/64)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(msgs); i += workers {
-				cs.prepareItem(&b.items[i], msgs[i])
-			}
-		}()
-	}
-	wg.Wait()
-	return b
-}
-
-func (cs *Consumer) prepareItem(it *item, m kafka.Message) {
-	it.msg = m
-	it.res, it.err = cs.safeMap(m.Value)
-	it.platform = platformOf(it.res.Envelope.Platform, m.Key)
-	if !it.hasEvent() {
-		return
-	}
-	ev := &it.res.Event
-	it.out = eventMessage(ev, traceparent(it))
-	if n := recordSize(it.out) + len(staleField); int64(n) > cs.c.MaxEventBytes {
-		it.err = &normalize.Error{Reason: schemas.DLQReasonTooLarge,
-			Err: fmt.Errorf("unified event of %d bytes exceeds the status topic's %d", n, cs.c.MaxEventBytes)}
-		return
-	}
-	it.claim = orderstate.Event{Key: schemas.Key(ev.Platform, ev.OrderID), EventID: ev.EventID, Kind: ev.Kind,
-		OccurredMS: ev.OccurredAt.UnixMilli(), Terminal: ev.Terminal, Rank: schemas.StatusRank(ev.Kind, ev.Status)}
 }
 
 // claim is stage 1 of a prepared batch: decide dedup and staleness for the whole batch in one
@@ -485,100 +364,6 @@ func (cs *Consumer) finish(ctx context.Context, b *batch) error {
 		c.Metrics.Latency.Observe(elapsed)
 	}
 	return nil
-}
-
-func (cs *Consumer) safeMap(v []byte) (res normalize.Result, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &normalize.Error{Reason: schemas.DLQReasonPanic, Err: fmt.Errorf("mapper panicked: %v", r)}
-		}
-	}()
-	return cs.c.Map(v)
-}
-
-// write writes msgs in order until all were acknowledged. After a partial failure
-// (kafka.WriteErrors) it re-sends, in order, every record of a key from that key's first failed
-// record on, including the ones after it that succeeded: re-sending only the failed ones could
-// land an older event of an order after a newer one, and a key is a partition. The duplicates
-// this makes have the same event_id and bytes, as at-least-once allows.
-func (cs *Consumer) write(ctx context.Context, w Writer, what string, msgs []kafka.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	left := msgs
-	return cs.retry(ctx, CheckKafka, what, func(ctx context.Context) error {
-		err := w.WriteMessages(ctx, left...)
-		var we kafka.WriteErrors
-		if errors.As(err, &we) && len(we) == len(left) {
-			left = resendFromFirstFailure(left, we)
-		}
-		return err
-	})
-}
-
-// resendFromFirstFailure returns, in order, the records of msgs whose key had a failure at or
-// before them.
-func resendFromFirstFailure(msgs []kafka.Message, errs kafka.WriteErrors) []kafka.Message {
-	failedKey := map[string]bool{}
-	var rest []kafka.Message
-	for i, m := range msgs {
-		if errs[i] != nil {
-			failedKey[string(m.Key)] = true
-		}
-		if failedKey[string(m.Key)] {
-			rest = append(rest, m)
-		}
-	}
-	return rest
-}
-
-// commit commits the batch's offsets, with at most CommitAttempts attempts: an offset left
-// uncommitted only causes a replay, which dedup absorbs.
-func (cs *Consumer) commit(ctx context.Context, batch []kafka.Message) (bool, error) {
-	c := &cs.c
-	b := cs.policy.New()
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = c.Reader.CommitMessages(ctx, batch...); err == nil {
-			cs.progress.succeeded("commit")
-			cs.c.Ready.Set(CheckLoop, cs.progress.err())
-			return true, nil
-		}
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		cs.failed(CheckKafka, "commit", err)
-		if attempt == c.CommitAttempts {
-			break
-		}
-		if serr := retry.Sleep(ctx, b.Next()); serr != nil {
-			return false, serr
-		}
-	}
-	c.Log.Warn("commit failed, the batch will be replayed and deduplicated", zap.Int("records", len(batch)), zap.Error(err))
-	return false, nil
-}
-
-// retry runs op with the retry policy until it succeeds or ctx ends, reporting each failure.
-func (cs *Consumer) retry(ctx context.Context, dep, action string, op func(context.Context) error) error {
-	err := retry.Do(ctx, cs.policy, op, func(err error, wait time.Duration) {
-		cs.failed(dep, action, err)
-		cs.c.Log.Warn("dependency failed, backing off", zap.String("dependency", dep), zap.String("action", action),
-			zap.Duration("delay", wait), zap.Error(err))
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	cs.progress.succeeded(action)
-	cs.c.Ready.Set(CheckLoop, cs.progress.err())
-	return nil
-}
-
-// failed reports a failed call of the loop: metrics and readiness.
-func (cs *Consumer) failed(dep, action string, err error) {
-	cs.c.Metrics.Retries.WithLabelValues(dep).Inc()
-	cs.progress.failed(action, fmt.Errorf("%s: %w", dep, err))
-	cs.c.Ready.Set(CheckLoop, cs.progress.err())
 }
 
 // traceparent is the raw record's traceparent header, else the one the ingress kept from the
