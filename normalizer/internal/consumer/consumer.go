@@ -233,7 +233,7 @@ func (cs *Consumer) Run(ctx context.Context) error {
 
 // report sets the loop's readiness from its progress, every second or so, until work ends.
 func (cs *Consumer) report(work context.Context) {
-	every := min(time.Second, cs.c.StallTimeout/4)
+	every := max(min(time.Second, cs.c.StallTimeout/4), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
