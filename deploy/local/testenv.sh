@@ -42,12 +42,19 @@ rport=${TEST_REDIS_PORT:-36479}
 run="$root/.run/testenv-$kport"
 started_kafka=0
 started_redis=0
-kafka_job=""
+jobs_pending=()
 
 cleanup() {
-  if [ -n "$kafka_job" ]; then kill "$kafka_job" 2>/dev/null; wait "$kafka_job" 2>/dev/null; fi
-  [ "$started_kafka" = 1 ] && KAFKA_PORT=$kport "$here/kafka.sh" stop
-  [ "$started_redis" = 1 ] && REDIS_PORT=$rport "$here/redis.sh" stop
+  local j
+  for j in "${jobs_pending[@]}"; do kill "$j" 2>/dev/null; wait "$j" 2>/dev/null; done
+  if [ "$started_kafka" = 1 ]; then KAFKA_PORT=$kport "$here/kafka.sh" stop & fi
+  if [ "$started_redis" = 1 ]; then
+    "$here/redis-sentinel.sh" stop $((rport + 2)) &
+    "$here/redis-cluster.sh" stop $((rport + 7)) &
+    "$here/redis.sh" stop "$rport" &
+    "$here/redis.sh" stop $((rport + 1)) &
+  fi
+  wait
   return 0
 }
 trap cleanup EXIT
@@ -57,13 +64,21 @@ rm -rf "$run" && mkdir -p "$run"
 "$here/certs.sh" "$run/certs" || exit 1
 rand() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
+# background starts every part in a job of its own; settle waits for them all.
+background() { "$@" & jobs_pending+=($!); }
+settle() {
+  local j failed=0
+  for j in "${jobs_pending[@]}"; do wait "$j" || failed=1; done
+  jobs_pending=()
+  return $failed
+}
+
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   export TEST_KAFKA_SASL_USERNAME=orderpipe TEST_KAFKA_SASL_PASSWORD
   TEST_KAFKA_SASL_PASSWORD=$(rand)
   started_kafka=1
-  KAFKA_PORT=$kport KAFKA_CERT_DIR="$run/certs" KAFKA_SASL_USERNAME=$TEST_KAFKA_SASL_USERNAME \
-    KAFKA_SASL_PASSWORD=$TEST_KAFKA_SASL_PASSWORD "$here/kafka.sh" start &
-  kafka_job=$!
+  background env KAFKA_PORT="$kport" KAFKA_CERT_DIR="$run/certs" KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
+    KAFKA_SASL_PASSWORD="$TEST_KAFKA_SASL_PASSWORD" "$here/kafka.sh" start
   export KAFKA_BROKERS="127.0.0.1:$kport"
   export TEST_KAFKA_SASL_SSL_BROKERS="127.0.0.1:$((kport + 2))"
   export TEST_KAFKA_MTLS_BROKERS="127.0.0.1:$((kport + 3))"
@@ -71,13 +86,23 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   export TEST_KAFKA_TLS_CERT_FILE="$run/certs/client.crt" TEST_KAFKA_TLS_KEY_FILE="$run/certs/client.key"
 fi
 if [ -z "${REDIS_ADDR:-}" ]; then
-  REDIS_PORT=$rport "$here/redis.sh" start || exit 1
+  export TEST_REDIS_USERNAME=orderpipe TEST_REDIS_PASSWORD
+  TEST_REDIS_PASSWORD=$(rand)
   started_redis=1
+  background "$here/redis-sentinel.sh" start $((rport + 2))
+  background "$here/redis-cluster.sh" start $((rport + 7))
+  background "$here/redis.sh" start "$rport"
+  background env REDIS_NODE_TLS_DIR="$run/certs" REDIS_NODE_USERNAME="$TEST_REDIS_USERNAME" \
+    REDIS_NODE_PASSWORD="$TEST_REDIS_PASSWORD" "$here/redis.sh" start $((rport + 1))
   export REDIS_ADDR="127.0.0.1:$rport"
+  export TEST_REDIS_TLS_ADDR="127.0.0.1:$((rport + 1))"
+  export TEST_REDIS_TLS_CA_FILE="$run/certs/ca.crt"
+  export TEST_REDIS_TLS_CERT_FILE="$run/certs/client.crt" TEST_REDIS_TLS_KEY_FILE="$run/certs/client.key"
+  export TEST_REDIS_SENTINEL_ADDRS="127.0.0.1:$((rport + 4)),127.0.0.1:$((rport + 5)),127.0.0.1:$((rport + 6))"
+  export TEST_REDIS_MASTER_NAME=orderpipe
+  export TEST_REDIS_CLUSTER_ADDRS="127.0.0.1:$((rport + 7)),127.0.0.1:$((rport + 8)),127.0.0.1:$((rport + 9))"
 fi
-if [ -n "$kafka_job" ]; then
-  wait "$kafka_job" || { kafka_job=""; exit 1; }
-  kafka_job=""
-fi
-echo "testenv: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR" >&2
+settle || exit 1
+echo "testenv: KAFKA_BROKERS=$KAFKA_BROKERS (SASL_SSL ${TEST_KAFKA_SASL_SSL_BROKERS:-none}, mTLS ${TEST_KAFKA_MTLS_BROKERS:-none})" \
+  "REDIS_ADDR=$REDIS_ADDR (TLS ${TEST_REDIS_TLS_ADDR:-none}, sentinels ${TEST_REDIS_SENTINEL_ADDRS:-none}, cluster ${TEST_REDIS_CLUSTER_ADDRS:-none})" >&2
 "$@"

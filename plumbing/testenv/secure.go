@@ -77,3 +77,73 @@ func reachable(t testing.TB, what, variable, addr string) {
 	}
 	c.Close()
 }
+
+// RedisTLSEnv is the test Redis that speaks only TLS and lets in only one ACL user (the default
+// user is off, so a client without Username/Password gets NOAUTH). It checks a client
+// certificate signed by CAFile when one is given, and does not require one.
+type RedisTLSEnv struct {
+	Addr     string
+	CAFile   string // PEM, the CA that signed the server's certificate (and CertFile)
+	CertFile string // PEM client certificate (optional for this server)
+	KeyFile  string // PEM client key
+	Username string
+	Password string
+}
+
+// RedisTLS returns the TLS + ACL test Redis, or skips/fails the test like Redis does.
+func RedisTLS(t testing.TB) RedisTLSEnv {
+	t.Helper()
+	e := RedisTLSEnv{
+		Addr:     os.Getenv("TEST_REDIS_TLS_ADDR"),
+		CAFile:   os.Getenv("TEST_REDIS_TLS_CA_FILE"),
+		CertFile: os.Getenv("TEST_REDIS_TLS_CERT_FILE"),
+		KeyFile:  os.Getenv("TEST_REDIS_TLS_KEY_FILE"),
+		Username: os.Getenv("TEST_REDIS_USERNAME"),
+		Password: os.Getenv("TEST_REDIS_PASSWORD"),
+	}
+	require(t, "Redis with TLS and ACL", [][2]string{
+		{"TEST_REDIS_TLS_ADDR", e.Addr},
+		{"TEST_REDIS_TLS_CA_FILE", e.CAFile},
+		{"TEST_REDIS_TLS_CERT_FILE", e.CertFile},
+		{"TEST_REDIS_TLS_KEY_FILE", e.KeyFile},
+		{"TEST_REDIS_USERNAME", e.Username},
+		{"TEST_REDIS_PASSWORD", e.Password},
+	})
+	reachable(t, "Redis with TLS and ACL", "TEST_REDIS_TLS_ADDR", e.Addr)
+	return e
+}
+
+// RedisSentinelEnv is the test Sentinel group: three Sentinels (quorum 2) watching a primary
+// with one replica under MasterName. Plain TCP, no auth.
+type RedisSentinelEnv struct {
+	Addrs      []string // the Sentinels
+	MasterName string
+}
+
+// RedisSentinel returns the test Sentinel group, or skips/fails the test like Redis does.
+func RedisSentinel(t testing.TB) RedisSentinelEnv {
+	t.Helper()
+	e := RedisSentinelEnv{Addrs: list(os.Getenv("TEST_REDIS_SENTINEL_ADDRS")), MasterName: os.Getenv("TEST_REDIS_MASTER_NAME")}
+	require(t, "Redis Sentinel", [][2]string{
+		{"TEST_REDIS_SENTINEL_ADDRS", strings.Join(e.Addrs, ",")},
+		{"TEST_REDIS_MASTER_NAME", e.MasterName},
+	})
+	for _, a := range e.Addrs {
+		reachable(t, "Redis Sentinel", "TEST_REDIS_SENTINEL_ADDRS", a)
+	}
+	return e
+}
+
+// RedisCluster returns the three primaries of the test Redis Cluster (each has a replica), or
+// skips/fails the test like Redis does. Plain TCP, no auth.
+func RedisCluster(t testing.TB) []string {
+	t.Helper()
+	addrs := list(os.Getenv("TEST_REDIS_CLUSTER_ADDRS"))
+	if len(addrs) == 0 {
+		unavailable(t, "Redis Cluster", "TEST_REDIS_CLUSTER_ADDRS")
+	}
+	for _, a := range addrs {
+		reachable(t, "Redis Cluster", "TEST_REDIS_CLUSTER_ADDRS", a)
+	}
+	return addrs
+}
