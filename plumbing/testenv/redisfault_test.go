@@ -48,8 +48,8 @@ func TestRedisSentinelFailoverAfterKill9(t *testing.T) {
 		return nil
 	})
 
-	testenv.RedisNodeDo(t, "kill9", g.Primary)
 	start := time.Now()
+	testenv.RedisNodeDo(t, "kill9", g.Primary)
 	eventually(t, 30*time.Second, "SET after the primary's kill -9", func() error { return c.Set(ctx, "k", "after", 0).Err() })
 	t.Logf("writes resumed %v after kill -9 of the primary", time.Since(start).Round(time.Millisecond))
 	s := redis.NewSentinelClient(&redis.Options{Addr: g.Addrs[0]})
@@ -91,8 +91,8 @@ func TestRedisClusterFailoverAfterKill9(t *testing.T) {
 		}
 	}
 	victim := primaries[0]
-	testenv.RedisNodeDo(t, "kill9", victim)
 	start := time.Now()
+	testenv.RedisNodeDo(t, "kill9", victim)
 	eventually(t, 45*time.Second, "every key writable after the primary's kill -9", func() error {
 		for _, k := range keys {
 			if err := c.Set(ctx, k, "after", 0).Err(); err != nil {
