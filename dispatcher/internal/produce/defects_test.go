@@ -37,18 +37,16 @@ func (w *gateWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) e
 func TestSendFromCompletionWithFullQueueDoesNotDeadlock(t *testing.T) {
 	w := &gateWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	p := New(w, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
+	start(t, p)
 	second := make(chan struct{})
-	p.Send(ctx, msgs("first"), func() {
-		p.Send(ctx, msgs("dead-letter"), func() { close(second) })
+	p.Send(msgs("first"), func(error) {
+		p.Send(msgs("dead-letter"), func(error) { close(second) })
 	})
 	<-w.entered
 	filled := make(chan struct{})
 	go func() {
 		for range 4096 {
-			p.Send(ctx, msgs("fill"), nil)
+			p.Send(msgs("fill"), nil)
 		}
 		close(filled)
 	}()
@@ -96,16 +94,14 @@ func (w *keyedWriter) WriteMessages(ctx context.Context, ms ...kafka.Message) er
 func TestPartialRetryKeepsOrderPerKey(t *testing.T) {
 	w := &keyedWriter{failFirst: map[int]bool{0: true}}
 	p := New(w, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
+	start(t, p)
 	done := make(chan struct{})
 	batch := []kafka.Message{
 		{Topic: "t", Key: []byte("k"), Value: []byte("k-old")},
 		{Topic: "t", Key: []byte("j"), Value: []byte("j-1")},
 		{Topic: "t", Key: []byte("k"), Value: []byte("k-new")},
 	}
-	p.Send(ctx, batch, func() { close(done) })
+	p.Send(batch, func(error) { close(done) })
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -150,15 +146,31 @@ func (w *topicWriter) WriteMessages(ctx context.Context, ms ...kafka.Message) er
 func TestBadTopicDoesNotStopOthers(t *testing.T) {
 	w := &topicWriter{bad: "gone", written: map[string]int{}}
 	p := New(w, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
-	p.Send(ctx, []kafka.Message{{Topic: "gone", Value: []byte("x")}}, nil)
+	p.FailAfter = 100 * time.Millisecond
+	unhealthy := make(chan string, 1)
+	p.Health = func(topic string, err error) {
+		if err != nil {
+			select {
+			case unhealthy <- topic:
+			default:
+			}
+		}
+	}
+	start(t, p)
+	p.Send([]kafka.Message{{Topic: "gone", Value: []byte("x")}}, nil)
 	done := make(chan struct{})
-	p.Send(ctx, []kafka.Message{{Topic: "fine", Value: []byte("y")}}, func() { close(done) })
+	p.Send([]kafka.Message{{Topic: "fine", Value: []byte("y")}}, func(error) { close(done) })
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a write to a good topic never completed while another topic failed")
+	}
+	select {
+	case topic := <-unhealthy:
+		if topic != "gone" {
+			t.Fatalf("unhealthy topic %q, want gone", topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a persistently failing topic was never reported unhealthy")
 	}
 }
