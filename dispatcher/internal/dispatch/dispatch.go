@@ -162,7 +162,11 @@ func (rr *Results) Report(r writeback.Report) {
 // Run consumes until ctx ends, then drains within Grace: pending batches are flushed, outcomes
 // recorded, finished offsets committed. It returns nil on a clean stop.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	stop, abandon := shutdown.New(ctx, d.cfg.Grace)
+	// The parts' soft stop is the end of fetching, so nothing is handed to a part that already
+	// drained; the hard stop comes Grace later.
+	fetching, fetched := context.WithCancel(context.WithoutCancel(ctx))
+	defer fetched()
+	stop, abandon := shutdown.New(fetching, d.cfg.Grace)
 	defer abandon()
 	parts := make(chan struct{}, 3)
 	go func() { _ = d.prod.Run(stop); parts <- struct{}{} }()
@@ -170,6 +174,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() { d.commitLoop(ctx); parts <- struct{}{} }()
 
 	err := d.fetchLoop(ctx)
+	fetched()
 	d.ready.Drain()
 	select {
 	case <-d.tr.Idle():

@@ -22,6 +22,7 @@ import (
 type tracker struct {
 	mu         sync.Mutex
 	parts      map[int]*partition
+	floor      map[int]int64 // per partition, the highest offset this instance committed
 	unsettled  int           // tracked events whose parts have not all completed
 	idle       chan struct{} // closed while unsettled == 0
 	sem        chan struct{} // one token per tracked record
@@ -32,13 +33,12 @@ type tracker struct {
 // partition is one assignment of a partition: a re-assignment (an offset at or below the last
 // one fetched) starts a new one, and the old one's late completions are ignored.
 type partition struct {
-	n         int
-	events    []*Event // fetched, not yet passed by the mark, ascending offsets
-	last      int64    // highest offset fetched
-	mark      int64    // next offset to commit (one past the last finished prefix); -1: none yet
-	committed int64    // highest mark committed in this assignment; -1: none
-	inCommit  bool     // a commit of this partition is in flight
-	asked     int64    // events at or below this offset were already asked to park
+	n        int
+	events   []*Event // fetched, not yet passed by the mark, ascending offsets
+	last     int64    // highest offset fetched
+	mark     int64    // next offset to commit (one past the last finished prefix); -1: none yet
+	inCommit bool     // a commit of this partition is in flight
+	asked    int64    // the next park requests wait until an offset past this one is fetched
 }
 
 // Event is one fetched record until every part (a topic copy, a Dangdang write-back, a DLQ
@@ -56,7 +56,7 @@ type Event struct {
 }
 
 func newTracker(max, maxSpan int) *tracker {
-	t := &tracker{parts: map[int]*partition{}, idle: make(chan struct{}), sem: make(chan struct{}, max), maxSpan: maxSpan}
+	t := &tracker{parts: map[int]*partition{}, floor: map[int]int64{}, idle: make(chan struct{}), sem: make(chan struct{}, max), maxSpan: maxSpan}
 	close(t.idle)
 	return t
 }
@@ -83,7 +83,7 @@ func (t *tracker) Track(m kafka.Message, parts int) *Event {
 		if p != nil {
 			t.drop(p)
 		}
-		p = &partition{n: m.Partition, mark: -1, committed: -1, asked: -1}
+		p = &partition{n: m.Partition, mark: -1, asked: -1}
 		t.parts[m.Partition] = p
 	}
 	e := &Event{Msg: m, t: t, p: p, parts: parts}
@@ -117,17 +117,16 @@ func (t *tracker) drop(p *partition) {
 }
 
 // toPark returns the park requests of the unfinished events in the older half of a partition
-// that holds maxSpan records, each asked once.
+// that holds maxSpan records. While the partition stays over the bound they are asked again
+// every maxSpan/4 records (an order that was in a probe call, or not yet queued, when asked
+// could not be parked then); a request for an order that cannot be parked is a no-op.
 func (t *tracker) toPark(p *partition) []func() {
-	if t.maxSpan <= 0 || len(p.events) < t.maxSpan {
+	if t.maxSpan <= 0 || len(p.events) < t.maxSpan || p.last < p.asked {
 		return nil
 	}
+	p.asked = p.last + int64(max(t.maxSpan/4, 1))
 	var out []func()
 	for _, e := range p.events[:len(p.events)-t.maxSpan/2] {
-		if e.Msg.Offset <= p.asked {
-			continue
-		}
-		p.asked = e.Msg.Offset
 		if !e.settled {
 			out = append(out, e.parkers...)
 		}
@@ -198,14 +197,16 @@ type commit struct {
 	p         *partition
 }
 
-// Commits returns, per partition whose mark moved past what was committed and that has no
-// commit in flight, the mark. Each must be answered with Committed.
+// Commits returns, per partition whose mark moved past the highest offset committed for it (in
+// any assignment: a late commit of an old assignment may have moved it, and a new one must not
+// take it back) and that has no commit in flight, the mark. Each must be answered with Committed.
 func (t *tracker) Commits() []commit {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []commit
 	for _, p := range t.parts {
-		if p.mark > p.committed && !p.inCommit {
+		floor, ok := t.floor[p.n]
+		if p.mark >= 0 && (!ok || p.mark > floor) && !p.inCommit {
 			p.inCommit = true
 			out = append(out, commit{Partition: p.n, Offset: p.mark, p: p})
 		}
@@ -220,8 +221,8 @@ func (t *tracker) Committed(c commit, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.p.inCommit = false
-	if err == nil && c.Offset > c.p.committed {
-		c.p.committed = c.Offset
+	if floor, ok := t.floor[c.Partition]; err == nil && (!ok || c.Offset > floor) {
+		t.floor[c.Partition] = c.Offset
 	}
 }
 

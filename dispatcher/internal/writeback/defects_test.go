@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -174,6 +175,52 @@ func TestReplayAfterCrashRecordsTheAnswer(t *testing.T) {
 		res := f.results()
 		if len(first) != 1 || len(res) != 1 || res[0].Outcome != OutcomeAccepted || res[0].OrderOperCode != first[0].OrderOperCode {
 			t.Fatalf("replayed result %+v, want accepted with Dangdang's original answer %+v", res, first)
+		}
+		stop()
+	})
+}
+
+// Park applies only to a stuck shop: a healthy shop's waiting order (a backlog during catch-up)
+// is left to be sent; a paused shop's order is parked with the replayable DLQ reason.
+func TestParkOnlyWhileShopIsStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Config{Window: time.Minute, PauseProbe: time.Hour})
+		stop := f.run(time.Minute)
+		var mu sync.Mutex
+		var got []Outcome
+		submit := func(id string) {
+			f.done.Add(1)
+			it := Item{Shop: "a", OrderID: id, DistriStatus: dangdang.DistriDelivered, OccurredAt: time.Now(), EventID: "e" + id,
+				Done: func(o Outcome) { mu.Lock(); got = append(got, o); mu.Unlock(); f.done.Done() }}
+			if err := f.sink.Submit(context.Background(), it); err != nil {
+				t.Fatal(err)
+			}
+		}
+		submit("1")
+		synctest.Wait()
+		f.sink.Park("a", "1")
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		f.done.Wait()
+		if len(got) != 1 || got[0].DLQReason != "" || f.rec.outcomes()[OutcomeAccepted] != 1 {
+			t.Fatalf("healthy shop: outcomes %+v %v, want order 1 accepted, not parked", got, f.rec.outcomes())
+		}
+		f.sb.Inject(ddsandbox.Fault{Kind: ddsandbox.FaultExpired})
+		submit("2")
+		time.Sleep(time.Minute + time.Second)
+		synctest.Wait()
+		if testutil.ToFloat64(f.sink.m.Paused.WithLabelValues("a")) != 1 {
+			t.Fatal("shop not paused")
+		}
+		submit("3")
+		synctest.Wait()
+		f.sink.Park("a", "3")
+		synctest.Wait()
+		mu.Lock()
+		last := got[len(got)-1]
+		mu.Unlock()
+		if len(got) != 2 || last.DLQReason != DLQParked {
+			t.Fatalf("paused shop: outcomes %+v, want order 3 parked with %s", got, DLQParked)
 		}
 		stop()
 	})

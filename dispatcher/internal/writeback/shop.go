@@ -242,17 +242,21 @@ func (sh *shop) parkRequested() {
 	}
 }
 
-// park dead-letters a waiting order with the replayable reason dangdang_parked.
+// park dead-letters a waiting order with the replayable reason dangdang_parked, only while the
+// shop is stuck (paused by 176, or backing off after a rate limit): a healthy shop's backlog
+// (catch-up) is held by backpressure instead, never parked.
 func (sh *shop) park(id, why string) {
-	o := sh.q.remove(id)
-	if o == nil {
-		return
-	}
 	switch {
 	case sh.paused:
 		why += " while the shop was paused (176)"
 	case sh.s.now().Before(sh.limitedUntil):
 		why += " while the shop was rate limited"
+	default:
+		return
+	}
+	o := sh.q.remove(id)
+	if o == nil {
+		return
 	}
 	sh.s.m.Parked.WithLabelValues(sh.name).Inc()
 	sh.s.log.Warn("dangdang order parked", zap.String("shop", sh.name), zap.String("order_id", id), zap.String("reason", why))
