@@ -54,7 +54,7 @@ func TestPausedShopUnderSteadyTraffic(t *testing.T) {
 	h := newHarness(t, map[string]string{
 		"DANGDANG_SHOPS": `{"shops":{"demo":{"app_key":"2100000000","app_secret":"test_secret","session":"SESSIONKEY"},` +
 			`"other":{"app_key":"2100000001","app_secret":"other_secret","session":"S2"}}}`,
-		"DANGDANG_PARK_AFTER": (pause / 4).String(),
+		"DANGDANG_PARK_AFTER":  (pause / 4).String(),
 		"DANGDANG_PAUSE_PROBE": "1s",
 		"MAX_PARTITION_SPAN":   strconv.Itoa(span),
 		"LOG_LEVEL":            "warn",

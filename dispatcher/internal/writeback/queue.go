@@ -42,8 +42,6 @@ type queue struct {
 	pend     map[string]*order
 	fifo     []string
 	inflight map[string]bool
-	// pendInflight counts waiting orders whose earlier state is in a call.
-	pendInflight int
 }
 
 func newQueue() queue { return queue{pend: map[string]*order{}, inflight: map[string]bool{}} }
@@ -54,9 +52,6 @@ func (q *queue) add(it Item, now time.Time) {
 		o = &order{id: it.OrderID, since: now}
 		q.pend[it.OrderID] = o
 		q.fifo = append(q.fifo, it.OrderID)
-		if q.inflight[it.OrderID] {
-			q.pendInflight++
-		}
 	}
 	o.items = append(o.items, it)
 	o.refresh()
@@ -106,9 +101,6 @@ func (q *queue) eligible(now time.Time, n int) (ids []string, oldest, retryAt ti
 	return ids, oldest, retryAt
 }
 
-// waiting is how many orders are not in a call.
-func (q *queue) waiting() int { return len(q.pend) - q.pendInflight }
-
 // take removes ids from the queue and marks them in a call.
 func (q *queue) take(ids []string) []*order {
 	out := make([]*order, len(ids))
@@ -127,9 +119,6 @@ func (q *queue) take(ids []string) []*order {
 func (q *queue) returned(os []*order) {
 	for _, o := range os {
 		delete(q.inflight, o.id)
-		if _, waiting := q.pend[o.id]; waiting {
-			q.pendInflight--
-		}
 	}
 }
 
@@ -162,6 +151,6 @@ func (q *queue) drainAll() []*order {
 	for _, id := range q.fifo {
 		out = append(out, q.pend[id])
 	}
-	q.pend, q.fifo, q.pendInflight = map[string]*order{}, nil, 0
+	q.pend, q.fifo = map[string]*order{}, nil
 	return out
 }
