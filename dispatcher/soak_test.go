@@ -114,7 +114,7 @@ func TestPausedShopUnderSteadyTraffic(t *testing.T) {
 	var maxRSS, maxLag float64
 	began := time.Now()
 	lastCommitted := int64(0)
-	stalls := 0
+	stalls, run, longest := 0, 0, 0
 	for time.Since(began) < pause {
 		time.Sleep(time.Second)
 		c := h.committed()
@@ -128,18 +128,24 @@ func TestPausedShopUnderSteadyTraffic(t *testing.T) {
 		maxRSS = max(maxRSS, rssMB())
 		if c == lastCommitted && time.Since(began) > 5*time.Second {
 			stalls++
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
 		}
 		lastCommitted = c
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	t.Logf("paused %s at %d events/s: max committed lag %.0f records, max RSS %.0f MB, heap in use %.0f MB at the end, %d one-second samples without commit progress",
-		pause, rate, maxLag, maxRSS, float64(ms.HeapInuse)/(1<<20), stalls)
+	t.Logf("paused %s at %d events/s: max committed lag %.0f records, max RSS %.0f MB, heap in use %.0f MB at the end, %d one-second samples without commit progress (longest run %d s)",
+		pause, rate, maxLag, maxRSS, float64(ms.HeapInuse)/(1<<20), stalls, longest)
 	if limit := float64(3*span + rate*int(pause/4/time.Second) + rate*5); maxLag > limit {
 		t.Errorf("committed lag reached %.0f records while a shop was paused, want at most %.0f (tracked records bounded)", maxLag, limit)
 	}
-	if stalls > int(pause/time.Second)/4 {
-		t.Errorf("commits did not move in %d of the one-second samples", stalls)
+	// A paused order pins its partition until the span bound parks it (MAX_PARTITION_SPAN records,
+	// about 4.5 s of this partition's traffic), so commits move in steps; they must not stop.
+	if longest > 20 {
+		t.Errorf("commits did not move for %d s while a shop was paused", longest)
 	}
 	if n := len(h.sb.Orders(otherShop.AppKey)); n == 0 {
 		t.Error("the healthy shop got nothing while the other was paused")
