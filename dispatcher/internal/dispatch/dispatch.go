@@ -242,6 +242,7 @@ func (d *Dispatcher) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		d.tr.ParkOverSpan()
 		switch err := d.commit(); {
 		case err == nil:
 			failingSince = time.Time{}

@@ -134,6 +134,28 @@ func (t *tracker) toPark(p *partition) []func() {
 	return out
 }
 
+// ParkOverSpan asks again, for every partition over the bound, the unfinished events of its
+// older half to park: an order whose shop was not stuck yet when the records arrived is parked
+// once it is, even if no record arrives any more. The dispatcher calls it every commit tick.
+func (t *tracker) ParkOverSpan() {
+	t.mu.Lock()
+	var out []func()
+	for _, p := range t.parts {
+		if t.maxSpan <= 0 || len(p.events) < t.maxSpan {
+			continue
+		}
+		for _, e := range p.events[:len(p.events)-t.maxSpan/2] {
+			if !e.settled {
+				out = append(out, e.parkers...)
+			}
+		}
+	}
+	t.mu.Unlock()
+	for _, f := range out {
+		f()
+	}
+}
+
 // OnPark registers how to park one of e's parts (called before that part is started).
 func (e *Event) OnPark(f func()) {
 	e.t.mu.Lock()

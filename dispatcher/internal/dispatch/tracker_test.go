@@ -105,6 +105,11 @@ func TestSpanBoundAsksHeadToPark(t *testing.T) {
 	if parked < 1 || parked > 6 { // 10 records past the bound, asked again every 10/4 records
 		t.Fatalf("head asked to park %d times, want once, then again every few records while over the bound", parked)
 	}
+	before := parked
+	tr.ParkOverSpan() // no record arrives any more: the periodic ask reaches the head again
+	if parked != before+1 {
+		t.Fatalf("periodic ask: head asked %d more times, want 1", parked-before)
+	}
 	head.Done(nil) // parked: its DLQ write is durable
 	if got := marks(tr); got[0] != 20 {
 		t.Fatalf("commits %v, want 20", got)
