@@ -38,12 +38,14 @@ type config struct {
 	BackoffMax       time.Duration
 	RateLimitBackoff time.Duration
 	PauseProbe       time.Duration
+	ParkAfter        time.Duration
 	RetryCodes       []string
 	StateTTL         time.Duration
 
-	Grace          time.Duration
-	MaxInFlight    int
-	CommitInterval time.Duration
+	Grace            time.Duration
+	MaxInFlight      int
+	MaxPartitionSpan int
+	CommitInterval   time.Duration
 
 	Shops map[string]*routing.Shop
 	Table *routing.Table
@@ -78,12 +80,14 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		BackoffMax:       l.Duration("DANGDANG_BACKOFF_MAX", 30*time.Second),
 		RateLimitBackoff: l.Duration("DANGDANG_RATE_LIMIT_BACKOFF", 10*time.Second),
 		PauseProbe:       l.Duration("DANGDANG_PAUSE_PROBE", time.Minute),
+		ParkAfter:        l.Duration("DANGDANG_PARK_AFTER", 15*time.Minute),
 		RetryCodes:       l.List("DANGDANG_RETRY_CODES", "1208"),
 		StateTTL:         l.Duration("DANGDANG_STATE_TTL", 30*24*time.Hour),
 
-		Grace:          l.Duration("SHUTDOWN_GRACE", 10*time.Second),
-		MaxInFlight:    l.Int("MAX_IN_FLIGHT", 50000, 1, 10_000_000),
-		CommitInterval: l.Duration("COMMIT_INTERVAL", time.Second),
+		Grace:            l.Duration("SHUTDOWN_GRACE", 10*time.Second),
+		MaxInFlight:      l.Int("MAX_IN_FLIGHT", 50000, 1, 10_000_000),
+		MaxPartitionSpan: l.Int("MAX_PARTITION_SPAN", 10000, 2, 10_000_000),
+		CommitInterval:   l.Duration("COMMIT_INTERVAL", time.Second),
 	}
 	if c.BackoffMin > c.BackoffMax {
 		l.Fail("DANGDANG_BACKOFF_MIN", "%s is above DANGDANG_BACKOFF_MAX %s", c.BackoffMin, c.BackoffMax)
