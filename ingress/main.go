@@ -101,7 +101,6 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		ElemeSecrets:    cfg.ElemeSecrets,
 		Publisher:       pub,
 		Ready:           ready.Err,
-		Metrics:         opsHandler,
 		Log:             log,
 		Registry:        reg,
 	})

@@ -36,7 +36,6 @@ const (
 	PathEleme    = "/v1/callbacks/eleme"
 	PathHealthz  = "/healthz"
 	PathReadyz   = "/readyz"
-	PathMetrics  = "/metrics"
 )
 
 // Outcomes, the bounded values of the outcome label.
@@ -65,8 +64,8 @@ type Config struct {
 	Publisher       Publisher
 	// Ready answers /readyz on this port (the ops port's readiness).
 	Ready func() error
-	// Metrics is served as /metrics on this port too; nil leaves the route out.
-	Metrics  http.Handler
+	// Metrics are served on the ops port only (OPS_ADDR): they name internal topics, outcomes
+	// and rates, which the public callback port does not show.
 	Log      *zap.Logger
 	Registry prometheus.Registerer
 	// Now and NewID are injectable for tests; defaults time.Now and UUIDv7.
@@ -151,9 +150,6 @@ func (s *Server) Handler() *echo.Echo {
 		}
 		return c.String(http.StatusOK, "ready\n")
 	})
-	if s.c.Metrics != nil {
-		e.GET(PathMetrics, echo.WrapHandler(s.c.Metrics))
-	}
 	return e
 }
 
