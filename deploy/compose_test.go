@@ -150,11 +150,11 @@ func TestComposeBootstrapsEveryTopic(t *testing.T) {
 func TestBootstrapsAllowRawEnvelopes(t *testing.T) {
 	want := strconv.Itoa(schemas.RawMaxMessageBytes)
 	compose := strings.Join(loadCompose(t).Services["topics"].Command, "\n")
-	job, err := os.ReadFile("k8s/base/topics-job.yaml")
+	job, err := os.ReadFile("k8s/base/topics.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, script := range map[string]string{"docker-compose.yml": compose, "topics-job.yaml": string(job)} {
+	for name, script := range map[string]string{"docker-compose.yml": compose, "topics.sh": string(job)} {
 		for _, topic := range []string{schemas.TopicRaw, schemas.TopicRawDLQ} {
 			line := regexp.MustCompile(`(?m)^\s*create ` + regexp.QuoteMeta(topic) + `\s+(.*)$`).FindStringSubmatch(script)
 			if line == nil || !strings.HasSuffix(strings.TrimSpace(line[1]), " "+want) {

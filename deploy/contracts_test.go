@@ -108,7 +108,7 @@ func TestAsyncAPIDescribesSecurityAndTopicConfig(t *testing.T) {
 	if prod["protocol"] != "kafka-secure" || len(asSlice(prod["security"])) == 0 {
 		t.Errorf("servers.production: protocol %v, security %v; want kafka-secure with SASL security", prod["protocol"], prod["security"])
 	}
-	job, err := os.ReadFile("k8s/base/topics-job.yaml")
+	job, err := os.ReadFile("k8s/base/topics.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
