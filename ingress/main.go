@@ -97,6 +97,7 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	opsHandler := ops.Handler(reg, ready)
 	srv := server.New(server.Config{
 		MaxBody:         cfg.MaxBody,
+		MaxBodyMemory:   cfg.MaxBodyMemory,
 		DianwodaSecrets: cfg.DianwodaSecrets,
 		ElemeSecrets:    cfg.ElemeSecrets,
 		Publisher:       pub,
