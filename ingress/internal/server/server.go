@@ -4,7 +4,7 @@
 //
 // A callback is answered "success" only after publish.Publisher returned nil, i.e. Kafka
 // acknowledged the record with acks=all. Every other answer is in the platform's own shape so the
-// platform's retry does the right thing; contract.md lists them and README.md has the table.
+// platform's retry does the right thing; docs/specs/contract.md lists them and README.md has the table.
 package server
 
 import (
