@@ -46,19 +46,22 @@ func (p *holdingPublisher) Publish(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-// TestBodyMemoryBounded: 60 concurrent 1 MiB uploads against a 32 MiB body budget. Bodies are
+// TestBodyMemoryBounded: 40 concurrent 1 MiB uploads against an 8 MiB body budget. Bodies are
 // read only within the budget, however many requests are in flight and whatever the write
 // concurrency bound; beyond it the ingress answers 503 in the platform's shape without reading
 // the body. Heap growth stays near the budget instead of 60 bodies (and their envelopes).
 func TestBodyMemoryBounded(t *testing.T) {
 	const (
 		maxBody = 1 << 20
-		budget  = 32 << 20
-		uploads = 60
+		budget  = 8 << 20
+		uploads = 40
 	)
 	pub := &holdingPublisher{release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(pub.release) }) }
 	srv := New(Config{
 		MaxBody:         maxBody,
+		MaxBodyMemory:   budget,
 		DianwodaSecrets: []string{dwdSecret},
 		Publisher:       pub,
 		Log:             zap.NewNop(),
@@ -66,6 +69,7 @@ func TestBodyMemoryBounded(t *testing.T) {
 	})
 	ts := httptest.NewServer(srv.Handler()) // 127.0.0.1
 	defer ts.Close()
+	defer release() // before ts.Close: held handlers must end, also when the test fails early
 
 	body := `{"content":{"order_original_id":"BIG","order_status":"created","detail":"` + strings.Repeat("x", maxBody-200) + `"},"msg_id":"m"}`
 	q := dwdQuery(body, dwdSecret).Encode()
@@ -97,7 +101,7 @@ func TestBodyMemoryBounded(t *testing.T) {
 	}
 	// Wait until every upload was either refused or is held by the publisher.
 	refused := 0
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(90 * time.Second)
 	for refused+int(pub.held.Load()) < uploads {
 		select {
 		case r := <-replies:
@@ -111,7 +115,7 @@ func TestBodyMemoryBounded(t *testing.T) {
 			}
 			refused++
 		case <-deadline:
-			t.Fatalf("after 20s: %d refused, %d held, of %d", refused, pub.held.Load(), uploads)
+			t.Fatalf("after 90s: %d refused, %d held, of %d", refused, pub.held.Load(), uploads)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -120,7 +124,7 @@ func TestBodyMemoryBounded(t *testing.T) {
 	runtime.ReadMemStats(&during)
 	grown := int64(during.HeapAlloc) - int64(before.HeapAlloc)
 	held := pub.peak.Load()
-	close(pub.release)
+	release()
 	wg.Wait()
 	close(replies)
 	for r := range replies {
