@@ -48,8 +48,8 @@ func (p *holdingPublisher) Publish(ctx context.Context, m kafka.Message) error {
 
 // TestBodyMemoryBounded: 40 concurrent 1 MiB uploads against an 8 MiB body budget. Bodies are
 // read only within the budget, however many requests are in flight and whatever the write
-// concurrency bound; beyond it the ingress answers 503 in the platform's shape without reading
-// the body. Heap growth stays near the budget instead of 60 bodies (and their envelopes).
+// concurrency bound; beyond it the ingress answers 503 in the platform's shape, discarding the
+// body as it arrives: every caller gets a reply, none a reset connection. Heap growth stays near the budget instead of 60 bodies (and their envelopes).
 func TestBodyMemoryBounded(t *testing.T) {
 	const (
 		maxBody = 1 << 20
@@ -140,8 +140,9 @@ func TestBodyMemoryBounded(t *testing.T) {
 	if refused == 0 {
 		t.Error("nothing was refused")
 	}
-	// Each held request keeps ~1.5 times its body (the envelope, with the body in base64).
-	if limit := int64(budget)*2 + 8<<20; grown > limit {
+	// Each held request keeps ~1.5 times its body (the envelope, with the body in base64); 40
+	// held would be ~60 MiB.
+	if limit := int64(budget)*3 + 8<<20; grown > limit {
 		t.Errorf("heap grew %d MiB with uploads in flight, want under %d MiB", grown>>20, limit>>20)
 	}
 }

@@ -63,7 +63,8 @@ type Config struct {
 	MaxBody int64
 	// MaxBodyMemory bounds the bytes of request bodies being read and held (until the reply)
 	// across all requests, before and independently of the bound on Kafka writes in flight:
-	// a request that does not fit is answered 503 in its platform's shape, its body unread.
+	// a request that does not fit is answered 503 in its platform's shape, its body discarded
+	// as it arrives (never buffered).
 	// A held request costs about 1.5 times its body in memory (its envelope). 0: 32 MiB.
 	MaxBodyMemory   int64
 	DianwodaSecrets []string
@@ -221,8 +222,9 @@ func (s *Server) ok(c echo.Context, p platform, outcome string) error {
 
 // bodyBudget reserves the request's body size (its Content-Length, or MaxBody when it is not
 // known) from the body-memory budget before the handler reads anything, and gives it back when
-// the request is answered. When the budget is spent the request is answered 503 at once, its body
-// unread: memory stays bounded however many uploads arrive, before any bound on Kafka writes.
+// the request is answered. When the budget is spent the request is answered 503, its body
+// discarded without being kept: memory stays bounded however many uploads arrive, before any
+// bound on Kafka writes.
 // Bodies over MaxBody are refused (413) without reading, so reserve nothing.
 func (s *Server) bodyBudget(p platform) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -236,6 +238,11 @@ func (s *Server) bodyBudget(p platform) echo.MiddlewareFunc {
 			}
 			if !s.bodies.TryAcquire(n) {
 				stateOf(c).platform = p.name
+				// Discard the body through a small pooled buffer (never held) so the caller,
+				// still sending, gets the reply instead of a reset connection. ReadTimeout and
+				// MaxBody bound how long that takes.
+				req := c.Request()
+				_, _ = io.Copy(io.Discard, http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody))
 				return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBodyMemory, "too busy, retry later")
 			}
 			s.bodyHeld.Add(float64(n))
