@@ -188,3 +188,13 @@ func TestPinnedImage(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeImagesPinned: the third-party images the stack runs are pinned like the Dockerfiles'
+// bases, so `docker compose up` runs what was tried.
+func TestComposeImagesPinned(t *testing.T) {
+	for name, s := range loadCompose(t).Services {
+		if s.Build == nil && !pinnedImage(s.Image) {
+			t.Errorf("service %s: image %s is not pinned (exact x.y.z version or @sha256 digest)", name, s.Image)
+		}
+	}
+}
