@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/orderpipe/pipeline/plumbing v0.0.0-00010101000000-000000000000
 	github.com/orderpipe/pipeline/schemas v0.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -48,7 +49,6 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect

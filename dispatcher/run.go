@@ -62,15 +62,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
 		Help: "Failed Kafka write attempts (retried until they succeed or the service stops)."})
 	reg.MustRegister(writeErrors)
-	prod.OnError = func(error) { writeErrors.Inc() }
+	prod.OnError = func(string, error) { writeErrors.Inc() }
+	prod.Health = func(topic string, err error) { ready.Set("write "+topic, err) }
 
 	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}, Propagator: tr.Propagator}
 	sink := writeback.New(writeback.Config{
 		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
 		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
-		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
+		PauseProbe: cfg.PauseProbe, ParkAfter: cfg.ParkAfter, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
+		Limiter: writeback.NewLocalLimiter(cfg.Shops), // the Redis-shared shoplimit.Limiter drops in here
 	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
-		&dispatch.ResultsRecorder{Topic: cfg.TopicResults, Prod: prod}, writeback.NewMetrics(reg), log)
+		(&dispatch.Results{Topic: cfg.TopicResults, Prod: prod}).Report, writeback.NewMetrics(reg), log)
 	dm := dispatch.NewMetrics(reg)
 
 	shopNames := make([]string, 0, len(cfg.Shops))
@@ -114,10 +116,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 				return nil // stopped while waiting
 			}
 		}
+		// A routed topic that is missing or denied stops the service here, naming it.
+		if err := dispatch.CheckTopics(gctx, probe, topicNames(cfg), ready, log); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
-			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
+			MaxInFlight: cfg.MaxInFlight, MaxPartitionSpan: cfg.MaxPartitionSpan, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
 			reader, cfg.Table, prod, sink, dm, ready, log)
 		if err := d.Run(gctx); err != nil {
 			return fmt.Errorf("dispatch: %w", err)
@@ -128,15 +137,25 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return g.Wait()
 }
 
-func ensureTopics(ctx context.Context, cfg *config, ready *ops.Readiness, log *zap.Logger) error {
-	names := map[string]bool{cfg.TopicStatus: true, cfg.TopicDelivery: true, cfg.TopicLifecycle: true, cfg.TopicRefund: true, cfg.TopicResults: true, cfg.TopicDLQ: true}
+// topicNames is every topic the dispatcher reads or writes, each once.
+func topicNames(cfg *config) []string {
+	names := map[string]bool{cfg.TopicStatus: true, cfg.TopicResults: true, cfg.TopicDLQ: true}
 	for _, r := range cfg.Table.Routes {
 		if r.To.Topic != "" {
 			names[r.To.Topic] = true
 		}
 	}
-	var specs []kafkaio.TopicSpec
+	out := make([]string, 0, len(names))
 	for n := range names {
+		out = append(out, n)
+	}
+	return out
+}
+
+func ensureTopics(ctx context.Context, cfg *config, ready *ops.Readiness, log *zap.Logger) error {
+	names := append(topicNames(cfg), cfg.TopicDelivery, cfg.TopicLifecycle, cfg.TopicRefund)
+	var specs []kafkaio.TopicSpec
+	for _, n := range dedup(names) {
 		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: cfg.Partitions, ReplicationFactor: 1})
 	}
 	backoff := 200 * time.Millisecond
@@ -156,4 +175,16 @@ func ensureTopics(ctx context.Context, cfg *config, ready *ops.Readiness, log *z
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+func dedup(names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }

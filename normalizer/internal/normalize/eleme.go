@@ -81,7 +81,7 @@ func Eleme(env *schemas.RawEnvelope) (schemas.StatusEvent, error) {
 		return schemas.StatusEvent{}, decodeErr("eleme message: %v", err)
 	}
 	info, known := schemas.ElemeType(typ)
-	// Which field names the order (platforms.md §1.4, OOrder in the Eleme SDKs): the status
+	// Which field names the order (docs/specs/platforms.md §1.4, OOrder in the Eleme SDKs): the status
 	// change, cancel/refund and delivery messages carry orderId; the full order of types 10 and
 	// 217 (OOrder) carries id. id is read only for a known order type: in other messages (shop
 	// 91/93, ...) an id is not an order's.
