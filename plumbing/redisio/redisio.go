@@ -191,18 +191,26 @@ func (c Config) NewClient() (redis.UniversalClient, error) {
 			SentinelUsername: c.SentinelUsername, SentinelPassword: c.SentinelPassword.Reveal(),
 			Username: c.Username, Password: pw, DB: c.DB, TLSConfig: tlsCfg,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, PoolSize: c.PoolSize,
+			DialerRetries: dialAttempts,
 		}), nil
 	case ModeCluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.Addrs, Username: c.Username, Password: pw, TLSConfig: tlsCfg,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, PoolSize: c.PoolSize,
+			DialerRetries: dialAttempts,
 		}), nil
 	}
 	return redis.NewClient(&redis.Options{
 		Addr: c.Addrs[0], Username: c.Username, Password: pw, DB: c.DB, TLSConfig: tlsCfg,
 		DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, PoolSize: c.PoolSize,
+		DialerRetries: dialAttempts,
 	}), nil
 }
+
+// dialAttempts is how often go-redis dials one address before a command fails. Its default, 5,
+// hides an unreachable Sentinel group behind seconds of silent retries (past a readiness probe's
+// deadline); the callers' loops retry with the pipeline's own policy instead.
+const dialAttempts = 1
 
 // Log writes the connection's settings at start (never a password) and warns when TLS
 // verification is off.
@@ -287,7 +295,7 @@ func (c Config) suspect(err error) string {
 		return "REDIS_MASTER_NAME"
 	case strings.Contains(msg, "cluster support disabled"):
 		return "REDIS_CLUSTER (the server is not a cluster)"
-	case errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED):
+	case errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded):
 		if c.Mode() == ModeSentinel {
 			return "REDIS_ADDR (sentinels)"
 		}
