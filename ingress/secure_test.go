@@ -69,6 +69,8 @@ func startSecured(t *testing.T, env map[string]string, logs io.Writer) *proc {
 		"HTTP_ADDR": hl.Addr().String(), "OPS_ADDR": ol.Addr().String()})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{httpURL: "http://" + hl.Addr().String(), opsURL: "http://" + ol.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- runWith(ctx, func(k string) string { return env[k] }, logs, listeners{http: hl, ops: ol}) }()
+	go func() {
+		p.done <- runWith(ctx, func(k string) string { return env[k] }, logs, listeners{http: hl, ops: ol})
+	}()
 	return p
 }
