@@ -35,8 +35,11 @@ type scaledObject struct {
 		PollingInterval int `json:"pollingInterval"`
 		CooldownPeriod  int `json:"cooldownPeriod"`
 		Triggers        []struct {
-			Type     string            `json:"type"`
-			Metadata map[string]string `json:"metadata"`
+			Type              string            `json:"type"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *struct {
+				Name string `json:"name"`
+			} `json:"authenticationRef,omitempty"`
 		} `json:"triggers"`
 	} `json:"spec"`
 }
@@ -51,6 +54,7 @@ type manifests struct {
 	configMaps  map[string]corev1.ConfigMap
 	secrets     map[string]corev1.Secret
 	services    []corev1.Service
+	triggerAuth []triggerAuthentication
 }
 
 func build(t *testing.T, dir string) manifests {
@@ -108,6 +112,10 @@ func build(t *testing.T, dir string) manifests {
 		case "Namespace":
 			var n corev1.Namespace
 			strict(&n)
+		case "TriggerAuthentication":
+			var a triggerAuthentication
+			strict(&a)
+			m.triggerAuth = append(m.triggerAuth, a)
 		default:
 			t.Errorf("unexpected object %s", id)
 		}
