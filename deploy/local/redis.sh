@@ -117,7 +117,36 @@ describe() {
 # Linux's ephemeral range, so another process's outgoing connection (or its TIME_WAIT, up to
 # 60 s) can hold the port: a bind that fails with "Address already in use" is tried again for
 # up to 90 s.
-inuse() { local n; n=$(grep -c "Address already in use" "$run/redis.log" 2>/dev/null); echo "${n:-0}"; }
+# free_port waits (up to 90 s) until the node's port (and a cluster node's bus port, PORT+10000)
+# can be bound (as redis binds it, with SO_REUSEADDR): another process's outgoing connection, or
+# its TIME_WAIT, can hold one.
+free_port() {
+  local i
+  for i in $(seq 1 450); do
+    bindable "$port" $((port + 10000)) && return
+    [ "$i" = 1 ] && echo "redis.sh: 127.0.0.1:$port is held by another connection; waiting" >&2
+    sleep 0.2
+  done
+}
+
+# bindable PORT...: whether every port can be bound on 127.0.0.1 now (true when python3 is missing).
+bindable() {
+  command -v python3 >/dev/null || return 0
+  python3 -c '
+import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", int(p)))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+' "$@"
+}
+
+inuse() { local n; n=$(grep -c "Address already in use" "$run/redis.log" 2>/dev/null || true); echo "${n:-0}"; }
 
 launch() {
   local seen sentinel=""
@@ -125,6 +154,7 @@ launch() {
   local deadline=$((SECONDS + 90))
   while :; do
     seen=$(inuse)
+    free_port
     redis-server "$run/redis.conf" $sentinel
     for _ in $(seq 1 100); do
       if [ "$(cli ping 2>/dev/null)" = PONG ]; then
