@@ -16,7 +16,7 @@ import (
 // forbidden are the ways to reach Kafka without the connection settings (TLS, SASL) of a
 // kafkaio.Conn: kafka-go's own constructors, and kafkaio's plaintext helpers that take bare
 // broker addresses (kept for tests against the plaintext test broker).
-var forbidden = map[string]map[string]bool{
+var forbiddenKafka = map[string]map[string]bool{
 	"github.com/segmentio/kafka-go": {
 		"NewReader": true, "NewReaderConfig": true, "Dial": true, "DialContext": true, "DialLeader": true,
 		"DialPartition": true, "NewConn": true, "NewConnWith": true, "NewClient": true,
@@ -45,6 +45,28 @@ var allowedDirs = []string{"plumbing/kafkaio", "plumbing/testenv"}
 // use kafkaio's bare-brokers helpers; everything goes through a kafkaio.Conn, so TLS and SASL
 // cannot be forgotten by one component.
 func TestNothingDialsKafkaAroundConn(t *testing.T) {
+	for _, f := range scanRepo(t, forbiddenKafka, allowedDirs) {
+		t.Errorf("dials Kafka around kafkaio.Conn: %s", f)
+	}
+}
+
+// TestNothingBuildsRedisClientsAroundRedisio: the one Redis constructor is plumbing/redisio, so
+// the mode (single, Sentinel, Cluster), ACL credentials, TLS and timeouts are the same for every
+// service; nothing else calls go-redis's constructors.
+func TestNothingBuildsRedisClientsAroundRedisio(t *testing.T) {
+	redisCtors := map[string]map[string]bool{"github.com/redis/go-redis/v9": {
+		"NewClient": true, "NewUniversalClient": true, "NewFailoverClient": true, "NewFailoverClusterClient": true,
+		"NewClusterClient": true, "NewRing": true, "NewSentinelClient": true,
+	}}
+	for _, f := range scanRepo(t, redisCtors, []string{"plumbing/redisio", "plumbing/testenv"}) {
+		t.Errorf("builds a Redis client around redisio: %s", f)
+	}
+}
+
+// scanRepo returns every use of a forbidden name in the non-test Go files of every module,
+// outside the allowed directories.
+func scanRepo(t *testing.T, forbidden map[string]map[string]bool, allowedDirs []string) []string {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -72,20 +94,18 @@ func TestNothingDialsKafkaAroundConn(t *testing.T) {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
-		found = append(found, scanFile(t, root, path)...)
+		found = append(found, scanFile(t, root, path, forbidden)...)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(found)
-	for _, f := range found {
-		t.Errorf("dials Kafka around kafkaio.Conn: %s", f)
-	}
+	return found
 }
 
 // scanFile reports every selector X.Name in path where X is an import of a forbidden package.
-func scanFile(t *testing.T, root, path string) []string {
+func scanFile(t *testing.T, root, path string, forbidden map[string]map[string]bool) []string {
 	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
@@ -99,8 +119,11 @@ func scanFile(t *testing.T, root, path string) []string {
 			continue
 		}
 		name := p[strings.LastIndex(p, "/")+1:]
-		if p == "github.com/segmentio/kafka-go" {
+		switch p {
+		case "github.com/segmentio/kafka-go":
 			name = "kafka"
+		case "github.com/redis/go-redis/v9":
+			name = "redis"
 		}
 		if im.Name != nil {
 			name = im.Name.Name
