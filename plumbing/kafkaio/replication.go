@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 )
 
 // Replication is how the topics a service creates are replicated. One broker lost must not lose
@@ -101,10 +103,22 @@ func UnderReplicated(brokers int, topics []TopicReplication) []TopicReplication 
 }
 
 // DescribeReplication returns the broker count and, per topic, its replication factor and
-// min.insync.replicas, from the cluster's metadata and DescribeConfigs.
+// min.insync.replicas, from the cluster's metadata and DescribeConfigs. A topic created a moment
+// ago may not be known to every broker yet: that answer is retried until ctx ends.
 func (c Conn) DescribeReplication(ctx context.Context, topics ...string) (brokers int, out []TopicReplication, err error) {
 	client := c.NewClient(10 * time.Second)
 	defer client.Close()
+	err = retry.Do(ctx, retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}, func(ctx context.Context) error {
+		brokers, out, err = describeReplication(ctx, c, client, topics)
+		if errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.LeaderNotAvailable) {
+			return err
+		}
+		return retry.Permanent(err)
+	}, nil)
+	return brokers, out, err
+}
+
+func describeReplication(ctx context.Context, c Conn, client *Client, topics []string) (brokers int, out []TopicReplication, err error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return 0, nil, c.Explain(fmt.Errorf("kafka metadata: %w", err))

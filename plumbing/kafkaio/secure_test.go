@@ -27,7 +27,7 @@ func secureConn(t *testing.T, env map[string]string) kafkaio.Conn {
 }
 
 // TestSecuredRoundTrip: through each secured listener and mechanism, a Conn creates a topic
-// (replicated as the cluster allows: one broker, RF 1, min ISR 1), writes, reads in a group,
+// (replicated as the cluster allows: one broker, RF 1, min ISR 1; three, RF 3, min ISR 2), writes, reads in a group,
 // commits, and reads the group's lag — every kind of client the services build.
 func TestSecuredRoundTrip(t *testing.T) {
 	s := testenv.SecureKafka(t)
@@ -62,8 +62,13 @@ func TestSecuredRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rf != 1 || minISR != 1 || brokers != 1 || len(reps) != 1 || reps[0].Factor != 1 || reps[0].MinInsync != 1 {
-				t.Errorf("one broker: created rf %d min ISR %d; described %d brokers %+v; want all 1", rf, minISR, brokers, reps)
+			// One broker (make test): RF 1, min ISR 1; three (TEST_KAFKA_CLUSTER=1): RF 3, min ISR 2.
+			wantRF, wantISR := kafkaio.Replication{Factor: 3, MinInsync: 2}.For(brokers)
+			if brokers == 1 && (wantRF != 1 || wantISR != 1) {
+				t.Fatalf("For(1) = %d, %d", wantRF, wantISR)
+			}
+			if rf != wantRF || minISR != wantISR || len(reps) != 1 || reps[0].Factor != wantRF || reps[0].MinInsync != wantISR {
+				t.Errorf("%d brokers: created rf %d min ISR %d, described %+v; want %d and %d", brokers, rf, minISR, reps, wantRF, wantISR)
 			}
 			w := c.NewWriter(kafkaio.WriterConfig{Topic: topic})
 			defer w.Close()

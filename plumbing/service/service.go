@@ -84,7 +84,7 @@ func (c Config) PrepareTopics(ctx context.Context, ready Readiness, check string
 			return ctx.Err()
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := c.Kafka.CheckReplication(cctx, log, names...); err != nil && ctx.Err() == nil {
 		log.Warn("check topic replication", zap.Error(err))

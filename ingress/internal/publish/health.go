@@ -53,9 +53,6 @@ func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 				service.LogUnreachable(log, "ensure topic", err, zap.String("topic", c.Topic))
 			}
 		}
-		if !checked && ensured {
-			checked = checkReplication(ctx, c, log)
-		}
 		err := check(ctx, client, c.Topic)
 		if ctx.Err() != nil {
 			return
@@ -69,6 +66,9 @@ func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 			}
 		}
 		last = err
+		if !checked && err == nil {
+			checked = checkReplication(ctx, c, log)
+		}
 		select {
 		case <-ctx.Done():
 			return
