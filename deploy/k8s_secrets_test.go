@@ -7,29 +7,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// triggerAuthentication is KEDA's keda.sh/v1alpha1 TriggerAuthentication, as far as the overlay
-// uses it.
-type triggerAuthentication struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name      string            `json:"name"`
-		Namespace string            `json:"namespace,omitempty"`
-		Labels    map[string]string `json:"labels,omitempty"`
-	} `json:"metadata"`
-	Spec struct {
-		SecretTargetRef []struct {
-			Parameter string `json:"parameter"`
-			Name      string `json:"name"`
-			Key       string `json:"key"`
-		} `json:"secretTargetRef"`
-	} `json:"spec"`
-}
-
 // TestOverlaySecuredConnection: the example overlay connects to SASL_SSL Kafka and to Redis with
 // TLS and an ACL user; every secret reaches the pods as a file from a Secret the overlay
 // generates (a *_FILE variable under a read-only mount of that Secret), never as a value in the
-// ConfigMap; KEDA reads lag with the same credentials.
+// ConfigMap.
 func TestOverlaySecuredConnection(t *testing.T) {
 	m := build(t, "k8s/overlays/example")
 	var cfg corev1.ConfigMap
@@ -48,8 +29,7 @@ func TestOverlaySecuredConnection(t *testing.T) {
 			t.Errorf("ConfigMap holds %s: secrets belong in a Secret, mounted as a file", k)
 		}
 	}
-	// Exact names: kustomize rewrites a generated Secret's hashed name in Pod volumes, but not in
-	// a CRD such as KEDA's TriggerAuthentication.
+	// Exact names: kustomize rewrites a generated Secret's hashed name in the Pod volumes.
 	secretOf := func(name string) *corev1.Secret {
 		if s, ok := m.secrets[name]; ok {
 			return &s
@@ -91,18 +71,5 @@ func TestOverlaySecuredConnection(t *testing.T) {
 	}
 	for _, j := range m.jobs {
 		check("job "+j.Name, j.Spec.Template.Spec)
-	}
-	for _, s := range m.scaled {
-		ref := s.Spec.Triggers[0].AuthenticationRef
-		if ref == nil || len(m.triggerAuth) != 1 || ref.Name != m.triggerAuth[0].Metadata.Name {
-			t.Errorf("ScaledObject %s: trigger without the TriggerAuthentication", s.Metadata.Name)
-		}
-	}
-	for _, a := range m.triggerAuth {
-		for _, r := range a.Spec.SecretTargetRef {
-			if s := secretOf(r.Name); s == nil || s.Data[r.Key] == nil && s.StringData[r.Key] == "" {
-				t.Errorf("TriggerAuthentication %s: %s refers to a missing Secret key %s/%s", a.Metadata.Name, r.Parameter, r.Name, r.Key)
-			}
-		}
 	}
 }

@@ -198,7 +198,7 @@ launch() {
 # process's outgoing connection (or its TIME_WAIT, up to 60 s) can hold one of the broker's
 # ports: a broker that exits because a bind failed is started again for up to 90 s.
 await() {
-  local starts deadline=$((SECONDS + 120)) retry_until=$((SECONDS + 90))
+  local starts deadline=$((SECONDS + 300)) retry_until=$((SECONDS + 90))
   starts=$(cat "$run/starts")
   while [ "$SECONDS" -lt "$deadline" ]; do
     if [ "$(grep -c "Kafka Server started" "$run/broker.log" 2>/dev/null)" -ge "$starts" ] && up; then
@@ -210,7 +210,7 @@ await() {
       echo "kafka.sh: a port of the broker on 127.0.0.1:$port is held by another connection; trying again" >&2
       sleep 1
       launch
-      deadline=$((SECONDS + 120))
+      deadline=$((SECONDS + 300))
       continue
     fi
     sleep 0.25
