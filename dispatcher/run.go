@@ -16,6 +16,7 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
 	"github.com/orderpipe/pipeline/dispatcher/internal/dispatch"
 	"github.com/orderpipe/pipeline/dispatcher/internal/produce"
+	"github.com/orderpipe/pipeline/dispatcher/internal/shoplimit"
 	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/logging"
@@ -70,12 +71,22 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	prod.OnError = func(string, error) { writeErrors.Inc() }
 	prod.Health = func(topic string, err error) { ready.Set("write "+topic, err) }
 
+	// One call rate per shop across every replica (Redis GCRA); each replica falls back to its
+	// own local limiter while Redis does not answer.
+	limits := make(map[string]shoplimit.Limit, len(cfg.Shops))
+	for name, sh := range cfg.Shops {
+		limits[name] = shoplimit.Limit{PerSecond: sh.RatePerSecond, Burst: sh.Burst}
+	}
+	limiter, err := shoplimit.New(shoplimit.Config{Redis: rdb, KeyPrefix: cfg.RedisPrefix, Shops: limits, Log: log, Registry: reg})
+	if err != nil {
+		return fmt.Errorf("shop rate limits: %w", err)
+	}
 	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}, Propagator: tr.Propagator}
 	sink := writeback.New(writeback.Config{
 		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
 		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
 		PauseProbe: cfg.PauseProbe, ParkAfter: cfg.ParkAfter, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
-		Limiter: writeback.NewLocalLimiter(cfg.Shops), // the Redis-shared shoplimit.Limiter drops in here
+		Limiter: limiter,
 	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
 		(&dispatch.Results{Topic: cfg.TopicResults, Prod: prod}).Report, writeback.NewMetrics(reg), log)
 	dm := dispatch.NewMetrics(reg)
