@@ -29,8 +29,9 @@ func kafkaCLI(t *testing.T) string {
 	cp := lines[len(lines)-1]
 	bin := t.TempDir()
 	for name, class := range map[string]string{
-		"kafka-topics.sh":  "org.apache.kafka.tools.TopicCommand",
-		"kafka-configs.sh": "kafka.admin.ConfigCommand",
+		"kafka-topics.sh":              "org.apache.kafka.tools.TopicCommand",
+		"kafka-configs.sh":             "kafka.admin.ConfigCommand",
+		"kafka-broker-api-versions.sh": "org.apache.kafka.tools.BrokerApiVersionsCommand",
 	} {
 		script := "#!/bin/sh\nexec java -Xshare:auto -XX:TieredStopAtLevel=1 -cp '" + cp + "' " + class + ` "$@"` + "\n"
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
@@ -66,7 +67,7 @@ func TestTopicJobScriptIdempotent(t *testing.T) {
 	run := func() (string, error) {
 		cmd := exec.Command("bash", "k8s/base/topics.sh")
 		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+brokers[0], "KAFKA_BIN="+bin, "TOPIC_PREFIX="+prefix,
-			"PARTITIONS=3", "REPLICATION=1", "MIN_ISR=1")
+			"PARTITIONS=3", "REPLICATION=3", "MIN_ISR=2") // capped on one broker: RF 1, min ISR 1
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()

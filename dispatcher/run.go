@@ -6,11 +6,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -18,10 +16,12 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
 	"github.com/orderpipe/pipeline/dispatcher/internal/dispatch"
 	"github.com/orderpipe/pipeline/dispatcher/internal/produce"
+	"github.com/orderpipe/pipeline/dispatcher/internal/shoplimit"
 	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/logging"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/plumbing/tracing"
 )
 
@@ -45,12 +45,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer cancel()
 		_ = tr.Shutdown(sctx)
 	}()
+	log = log.With(zap.String("service", "dispatcher"))
+	cfg.Kafka.Log(log)
+	cfg.Redis.Log(log)
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("kafka", "redis")
 
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(cfg.RedisAddr, ",")})
+	rdb, err := cfg.Redis.NewClient()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
 	defer rdb.Close()
-	writer := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers})
+	writer := cfg.Kafka.NewWriter(kafkaio.WriterConfig{})
 	defer func() {
 		_ = writer.Close()
 		// kafka-go closes only a Transport it made itself; this one is the plumbing's.
@@ -65,12 +71,22 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	prod.OnError = func(string, error) { writeErrors.Inc() }
 	prod.Health = func(topic string, err error) { ready.Set("write "+topic, err) }
 
+	// One call rate per shop across every replica (Redis GCRA); each replica falls back to its
+	// own local limiter while Redis does not answer.
+	limits := make(map[string]shoplimit.Limit, len(cfg.Shops))
+	for name, sh := range cfg.Shops {
+		limits[name] = shoplimit.Limit{PerSecond: sh.RatePerSecond, Burst: sh.Burst}
+	}
+	limiter, err := shoplimit.New(shoplimit.Config{Redis: rdb, KeyPrefix: cfg.RedisPrefix, Shops: limits, Log: log, Registry: reg})
+	if err != nil {
+		return fmt.Errorf("shop rate limits: %w", err)
+	}
 	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}, Propagator: tr.Propagator}
 	sink := writeback.New(writeback.Config{
 		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
 		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
 		PauseProbe: cfg.PauseProbe, ParkAfter: cfg.ParkAfter, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
-		Limiter: writeback.NewLocalLimiter(cfg.Shops), // the Redis-shared shoplimit.Limiter drops in here
+		Limiter: limiter,
 	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
 		(&dispatch.Results{Topic: cfg.TopicResults, Prod: prod}).Report, writeback.NewMetrics(reg), log)
 	dm := dispatch.NewMetrics(reg)
@@ -80,7 +96,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		shopNames = append(shopNames, n)
 	}
 	sort.Strings(shopNames)
-	log.Info("dispatcher starting", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.TopicStatus),
+	log.Info("dispatcher starting", zap.String("topic", cfg.TopicStatus),
 		zap.String("group", cfg.GroupID), zap.Int("routes", len(cfg.Table.Routes)), zap.Strings("shops", shopNames),
 		zap.String("dangdang_url", cfg.APIURL), zap.Duration("window", cfg.Window), zap.Int("batch_size", cfg.BatchSize))
 
@@ -88,42 +104,33 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error { return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
 	lag := kafkaio.NewLag(reg)
 	g.Go(func() error {
-		lag.Watch(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second)
+		lag.Watch(gctx, cfg.Kafka, cfg.GroupID, cfg.TopicStatus, 10*time.Second)
 		return nil
 	})
-	// One admin client for the readiness probe, so probing does not open a connection pool each time.
-	probeTransport := kafkaio.NewTransport()
-	defer probeTransport.CloseIdleConnections()
-	probe := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 3 * time.Second, Transport: probeTransport}
+	// One admin client for the readiness probe, so probing does not log in again each time.
+	probe := cfg.Kafka.NewClient(3 * time.Second)
+	defer probe.Close()
 	g.Go(func() error {
-		for {
-			pctx, cancel := context.WithTimeout(gctx, 3*time.Second)
-			_, err := probe.Metadata(pctx, &kafka.MetadataRequest{Topics: []string{}})
-			ready.Set("kafka", err)
-			ready.Set("redis", rdb.Ping(pctx).Err())
-			cancel()
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-time.After(2 * time.Second):
-			}
-		}
+		service.Watch(gctx, ready, "kafka", 2*time.Second, log, func(ctx context.Context) error { return probe.Ping(ctx) })
+		return nil
+	})
+	g.Go(func() error {
+		service.Watch(gctx, ready, "redis", 2*time.Second, log, func(ctx context.Context) error { return cfg.Redis.Ping(ctx, rdb) })
+		return nil
 	})
 	g.Go(func() error {
 		// Start even while Kafka is down: wait for the topics with backoff, not ready meanwhile.
-		if cfg.AutoCreate {
-			if err := ensureTopics(gctx, cfg, ready, log); err != nil {
-				return nil // stopped while waiting
-			}
+		if err := cfg.PrepareTopics(gctx, ready, "kafka", log, topicSpecs(cfg)...); err != nil {
+			return nil // stopped while waiting
 		}
 		// A routed topic that is missing or denied stops the service here, naming it.
-		if err := dispatch.CheckTopics(gctx, probe, topicNames(cfg), ready, log); err != nil {
+		if err := dispatch.CheckTopics(gctx, probe.Client, topicNames(cfg), ready, log); err != nil {
 			if gctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
+		reader := cfg.Kafka.NewReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
 			MaxInFlight: cfg.MaxInFlight, MaxPartitionSpan: cfg.MaxPartitionSpan, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
@@ -152,29 +159,15 @@ func topicNames(cfg *config) []string {
 	return out
 }
 
-func ensureTopics(ctx context.Context, cfg *config, ready *ops.Readiness, log *zap.Logger) error {
-	names := append(topicNames(cfg), cfg.TopicDelivery, cfg.TopicLifecycle, cfg.TopicRefund)
+// topicSpecs are the topics the dispatcher creates: every topic it reads or writes, and the
+// three kind topics even when no route names them.
+func topicSpecs(cfg *config) []kafkaio.TopicSpec {
 	var specs []kafkaio.TopicSpec
-	for _, n := range dedup(names) {
-		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: cfg.Partitions, ReplicationFactor: 1})
+	for _, n := range dedup(append(topicNames(cfg), cfg.TopicDelivery, cfg.TopicLifecycle, cfg.TopicRefund)) {
+		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: cfg.TopicPartitions})
 	}
-	backoff := 200 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := kafkaio.EnsureTopics(cctx, cfg.Brokers, specs...)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		ready.Set("kafka", err)
-		log.Warn("ensure topics failed, retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+	return specs
 }
 
 func dedup(names []string) []string {

@@ -64,7 +64,7 @@ func TestOversizedCallbackIsDeadLetteredAndTheNextFlows(t *testing.T) {
 	post(callbacks.DianwodaContent{OrderOriginalID: "AFTER1", OrderStatus: "completed", ActionCode: "customer_sign",
 		TimeStatusUpdate: now}, "after")
 
-	dead := consume(t, p.brokers, p.topics.RawDLQ, 1, func(kafka.Message) bool { return true })[0]
+	dead := consume(t, p.kafka, p.topics.RawDLQ, 1, func(kafka.Message) bool { return true })[0]
 	if string(dead.Key) != "dianwoda:BIG1" || kafkaio.Header(dead, schemas.HeaderDLQReason) != schemas.DLQReasonTooLarge {
 		t.Fatalf("dead letter %s with reason %q, want dianwoda:BIG1 too_large", dead.Key, kafkaio.Header(dead, schemas.HeaderDLQReason))
 	}
@@ -72,7 +72,7 @@ func TestOversizedCallbackIsDeadLetteredAndTheNextFlows(t *testing.T) {
 	if err := json.Unmarshal(dead.Value, &env); err != nil || !bytes.Contains(env.Body, []byte(detail)) {
 		t.Fatalf("dead letter is not the raw record whole: %v", err)
 	}
-	ev := decodeEvent(t, consume(t, p.brokers, p.topics.Status, 1, func(m kafka.Message) bool { return string(m.Key) == "dianwoda:AFTER1" })[0])
+	ev := decodeEvent(t, consume(t, p.kafka, p.topics.Status, 1, func(m kafka.Message) bool { return string(m.Key) == "dianwoda:AFTER1" })[0])
 	if ev.Status != schemas.StatusDelivered {
 		t.Fatalf("event after the oversized one: %+v", ev)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -58,7 +60,7 @@ type Collector struct {
 }
 
 // StartCollector starts reading; Stop ends it.
-func StartCollector(brokers []string, tp Topics, partitions int) *Collector {
+func StartCollector(conn kafkaio.Conn, tp Topics, partitions int) *Collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Collector{cancel: cancel, last: time.Now()}
 	for _, t := range []struct {
@@ -71,31 +73,31 @@ func StartCollector(brokers []string, tp Topics, partitions int) *Collector {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				c.read(ctx, brokers, t.topic, p, t.handle)
+				c.read(ctx, conn, t.topic, p, t.handle)
 			}()
 		}
 	}
 	return c
 }
 
-func (c *Collector) read(ctx context.Context, brokers []string, topic string, partition int, handle func(kafka.Message, time.Time)) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 8 << 20,
-		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond,
-		MaxAttempts: 1 << 30})
+func (c *Collector) read(ctx context.Context, conn kafkaio.Conn, topic string, partition int, handle func(kafka.Message, time.Time)) {
+	// No group: one reader per partition from the first offset, retrying through broker restarts.
+	r := conn.NewReader(kafkaio.ReaderConfig{Topic: topic, Partition: partition, MaxBytes: 8 << 20,
+		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, MaxAttempts: 1 << 30})
 	defer r.Close()
+	b := retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}.New()
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return
 			}
-			select {
-			case <-ctx.Done():
+			if retry.Sleep(ctx, b.Next()) != nil {
 				return
-			case <-time.After(200 * time.Millisecond):
 			}
 			continue
 		}
+		b.Reset()
 		now := time.Now()
 		c.mu.Lock()
 		handle(m, now)

@@ -24,8 +24,18 @@ type PartitionOffsets struct {
 // GroupOffsets returns, per partition of topic, the group's committed offset, the end offset
 // and the lag between them, as the broker sees them (as KEDA does): it also sees a consumer that
 // is stuck or gone, which a lag computed by the consumer itself cannot.
+func (c Conn) GroupOffsets(ctx context.Context, group, topic string) (map[int]PartitionOffsets, error) {
+	client := c.NewClient(5 * time.Second)
+	defer client.Close()
+	return groupOffsets(ctx, client, group, topic)
+}
+
+// GroupOffsets is Plaintext(brokers...).GroupOffsets, for tests.
 func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (map[int]PartitionOffsets, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: lagTransport}
+	return Plaintext(brokers...).GroupOffsets(ctx, group, topic)
+}
+
+func groupOffsets(ctx context.Context, client *Client, group, topic string) (map[int]PartitionOffsets, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
@@ -76,8 +86,8 @@ func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (m
 
 // GroupLag returns, per partition of topic, how many records the consumer group has not
 // committed yet (GroupOffsets' Lag).
-func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
-	offs, err := GroupOffsets(ctx, brokers, group, topic)
+func (c Conn) GroupLag(ctx context.Context, group, topic string) (map[int]int64, error) {
+	offs, err := c.GroupOffsets(ctx, group, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +98,10 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[i
 	return lag, nil
 }
 
-var lagTransport = NewTransport()
+// GroupLag is Plaintext(brokers...).GroupLag, for tests.
+func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
+	return Plaintext(brokers...).GroupLag(ctx, group, topic)
+}
 
 // Lag exports a consumer group's position as the broker sees it, per group, topic and
 // partition:
@@ -123,12 +136,15 @@ func NewLag(reg prometheus.Registerer) *Lag {
 	return l
 }
 
-// Watch queries the group's offsets every interval until ctx ends and sets the gauges. A failed
-// query leaves the last values (and the updated time) as they were.
-func (l *Lag) Watch(ctx context.Context, brokers []string, group, topic string, interval time.Duration) {
+// Watch queries the group's offsets through c every interval until ctx ends and sets the
+// gauges. A failed query leaves the last values (and the updated time) as they were. One client
+// (one transport) serves every round, closed when ctx ends.
+func (l *Lag) Watch(ctx context.Context, c Conn, group, topic string, interval time.Duration) {
+	client := c.NewClient(5 * time.Second)
+	defer client.Close()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, interval)
-		offs, err := GroupOffsets(cctx, brokers, group, topic)
+		offs, err := groupOffsets(cctx, client, group, topic)
 		cancel()
 		if err == nil {
 			var total int64

@@ -60,7 +60,7 @@ func TestGroupLag(t *testing.T) {
 	l := kafkaio.NewLag(reg)
 	wctx, wcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { l.Watch(wctx, brokers, group, topic, 100*time.Millisecond); close(done) }()
+	go func() { l.Watch(wctx, kafkaio.Plaintext(brokers...), group, topic, 100*time.Millisecond); close(done) }()
 	for {
 		if n, ok := l.Backlog(); ok {
 			if n != 6 {

@@ -9,15 +9,51 @@
 # changed on an existing topic: adding some would move keys to other partitions and break
 # per-order order; a topic with fewer than PARTITIONS is reported.
 #
-# Needs KAFKA_BROKERS; KAFKA_BIN (default /opt/kafka/bin) holds kafka-topics.sh and
-# kafka-configs.sh; KAFKA_CLIENT_CONFIG, when set, is passed as --command-config (TLS / SASL);
+# Needs KAFKA_BROKERS; KAFKA_BIN (default /opt/kafka/bin) holds kafka-topics.sh,
+# kafka-configs.sh and kafka-broker-api-versions.sh; KAFKA_CLIENT_CONFIG, when set, is passed as
+# --command-config; otherwise KAFKA_TLS*, KAFKA_SASL_* (the services' variables) build one;
 # TOPIC_PREFIX (default empty) is put before every name (tests use it to stay apart).
 set -euo pipefail
 : "${KAFKA_BROKERS:?}" "${PARTITIONS:?}" "${REPLICATION:?}" "${MIN_ISR:?}"
 bin=${KAFKA_BIN:-/opt/kafka/bin}
 TOPIC_PREFIX=${TOPIC_PREFIX:-}
 auth=()
+if [ -z "${KAFKA_CLIENT_CONFIG:-}" ] && { [ "${KAFKA_TLS:-false}" = true ] || [ "${KAFKA_SASL_MECHANISM:-none}" != none ]; }; then
+  # The services' connection variables (KAFKA_TLS*, KAFKA_SASL_*, the password from
+  # KAFKA_SASL_PASSWORD_FILE) as a Kafka client config, so the Job connects as they do.
+  KAFKA_CLIENT_CONFIG=$(mktemp)
+  trap 'rm -f "$KAFKA_CLIENT_CONFIG"' EXIT
+  proto=PLAINTEXT
+  if [ "${KAFKA_TLS:-false}" = true ]; then proto=SSL; fi
+  if [ "${KAFKA_SASL_MECHANISM:-none}" != none ]; then
+    if [ "$proto" = SSL ]; then proto=SASL_SSL; else proto=SASL_PLAINTEXT; fi
+    mech=$(echo "$KAFKA_SASL_MECHANISM" | tr '[:lower:]' '[:upper:]')
+    module=org.apache.kafka.common.security.scram.ScramLoginModule
+    if [ "$mech" = PLAIN ]; then module=org.apache.kafka.common.security.plain.PlainLoginModule; fi
+    password=${KAFKA_SASL_PASSWORD:-}
+    if [ -n "${KAFKA_SASL_PASSWORD_FILE:-}" ]; then password=$(cat "$KAFKA_SASL_PASSWORD_FILE"); fi
+    printf 'sasl.mechanism=%s\nsasl.jaas.config=%s required username="%s" password="%s";\n' \
+      "$mech" "$module" "${KAFKA_SASL_USERNAME:?}" "$password" >>"$KAFKA_CLIENT_CONFIG"
+  fi
+  echo "security.protocol=$proto" >>"$KAFKA_CLIENT_CONFIG"
+  if [ -n "${KAFKA_TLS_CA_FILE:-}" ]; then
+    printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$KAFKA_TLS_CA_FILE" >>"$KAFKA_CLIENT_CONFIG"
+  fi
+  if [ -n "${KAFKA_TLS_CERT_FILE:-}" ]; then
+    # Kafka's PEM keystore wants the key and its certificate chain in one file.
+    ks=$(mktemp); cat "$KAFKA_TLS_KEY_FILE" "$KAFKA_TLS_CERT_FILE" >"$ks"
+    printf 'ssl.keystore.type=PEM\nssl.keystore.location=%s\n' "$ks" >>"$KAFKA_CLIENT_CONFIG"
+  fi
+fi
 if [ -n "${KAFKA_CLIENT_CONFIG:-}" ]; then auth=(--command-config "$KAFKA_CLIENT_CONFIG"); fi
+
+# Replication as the services cap it: REPLICATION at the brokers the cluster reports,
+# MIN_ISR at REPLICATION-1 (at least 1), so one broker may be down without refusing writes.
+brokers=$("$bin/kafka-broker-api-versions.sh" --bootstrap-server "$KAFKA_BROKERS" "${auth[@]}" | grep -c ' (id: ' || true)
+if [ "$brokers" -ge 1 ] && [ "$REPLICATION" -gt "$brokers" ]; then REPLICATION=$brokers; fi
+if [ "$MIN_ISR" -gt $((REPLICATION - 1)) ]; then MIN_ISR=$((REPLICATION - 1)); fi
+if [ "$MIN_ISR" -lt 1 ]; then MIN_ISR=1; fi
+echo "topics: $brokers brokers: replication factor $REPLICATION, min.insync.replicas $MIN_ISR"
 
 # create TOPIC RETENTION_MS [MAX_MESSAGE_BYTES]
 create() {
