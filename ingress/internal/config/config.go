@@ -65,7 +65,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:   l.Duration("INGRESS_SHUTDOWN_TIMEOUT", 20*time.Second),
 	}
 	c.DrainDelay = drainDelay(l, getenv)
-	c.ElemeSecrets = elemeSecrets(l)
+	c.ElemeSecrets = ElemeSecrets(l)
 	if c.HTTPAddr == c.OpsAddr {
 		l.Fail("OPS_ADDR", "must differ from HTTP_ADDR (%s)", c.HTTPAddr)
 	}
@@ -92,9 +92,9 @@ func drainDelay(l *envconfig.Loader, getenv func(string) string) time.Duration {
 	return l.Duration("INGRESS_DRAIN_DELAY", 0)
 }
 
-// elemeSecrets parses "appId=secret,appId=secret2,…". Errors name the item's position, never
-// its value.
-func elemeSecrets(l *envconfig.Loader) map[string][]string {
+// ElemeSecrets parses ELEME_SECRETS, "appId=secret,appId=secret2,…" (the Eleme compensation
+// poller reads the same variable). Errors name the item's position, never its value.
+func ElemeSecrets(l *envconfig.Loader) map[string][]string {
 	out := map[string][]string{}
 	for i, item := range l.List("ELEME_SECRETS", "") {
 		app, secret, ok := strings.Cut(item, "=")
