@@ -84,8 +84,8 @@ func loadConfig(getenv func(string) string) (cfg, error) {
 		// signed before a rotation): API calls sign with it.
 		c.Apps = append(c.Apps, elemeapi.App{AppID: id, AppKey: keys[id], Secret: s[0]})
 	}
-	if c.Interval < time.Second {
-		l.Fail("ELEME_PULL_INTERVAL", "%s is under a second", c.Interval)
+	if c.Interval < 100*time.Millisecond {
+		l.Fail("ELEME_PULL_INTERVAL", "%s is under 100ms", c.Interval)
 	}
 	if c.LeaseTTL < 3*time.Second {
 		l.Fail("ELEME_PULL_LEASE_TTL", "%s is under 3s", c.LeaseTTL)
