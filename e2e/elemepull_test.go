@@ -107,6 +107,24 @@ func (r *elemeRig) hold(t *testing.T, bodies ...[]byte) {
 	r.admin(t, http.MethodPost, "/sandbox/held", map[string]any{"app_id": testElemeAppID, "messages": msgs}, nil)
 }
 
+// holdBody is chaos.Config.ElemeHold: the sandbox keeps one push Eleme could not deliver.
+func (r *elemeRig) holdBody(ctx context.Context, body []byte) error {
+	b, _ := json.Marshal(map[string]any{"app_id": testElemeAppID, "messages": []json.RawMessage{body}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+"/sandbox/held", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("hold: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func (r *elemeRig) held(t *testing.T) int {
 	var h []json.RawMessage
 	r.admin(t, http.MethodGet, "/sandbox/held", nil, &h)
