@@ -411,4 +411,3 @@ func (p *Poller) record(app elemeapi.App, msg elemeapi.Message) (kafka.Message, 
 		{Key: "platform", Value: []byte(schemas.PlatformEleme)},
 	}}, nil
 }
-

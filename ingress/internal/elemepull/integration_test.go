@@ -346,4 +346,3 @@ func (g gatherer) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "view", nil, nil), prometheus.UntypedValue, 0)
 }
-
