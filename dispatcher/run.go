@@ -84,10 +84,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
-	lag := kafkaio.NewLagGauge("dispatcher")
-	reg.MustRegister(lag)
+	lag := kafkaio.NewLag(reg)
 	g.Go(func() error {
-		kafkaio.WatchLag(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second, lag)
+		lag.Watch(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second)
 		return nil
 	})
 	// One admin client for the readiness probe, so probing does not open a connection pool each time.

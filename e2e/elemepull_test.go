@@ -142,19 +142,26 @@ func (r *elemeRig) waitConfirmed(t *testing.T, d time.Duration) {
 	}
 }
 
-// transitions returns n Eleme transitions of distinct orders (type 12, "valid", and a delivery
-// step 55 "delivering"), as signed push bodies.
+// elemeTransitions returns the Eleme transitions of n distinct orders (type 12 "valid", a
+// delivery step 55 "delivering", and the order itself, 217), as push bodies.
 func elemeTransitions(run string, n int) []callbacks.Eleme {
 	var out []callbacks.Eleme
+	base := time.Now().Add(-time.Minute).Unix() // the normalizer refuses implausibly old times
 	for i := range n {
 		order := fmt.Sprintf("51%s%04d", run, i)
 		out = append(out,
 			callbacks.Eleme{AppID: testElemeAppID, RequestID: fmt.Sprintf("a%s%d", run, i), Type: 12, ShopID: "968861", UserID: "62864532",
-				Timestamp: 1764468000123 + int64(i),
-				Message:   fmt.Sprintf(`{"orderId":"%s","state":"valid","shopId":968861,"updateTime":%d,"role":3}`, order, 1764468000+i)},
+				Timestamp: (base+int64(i))*1000 + 123,
+				Message:   fmt.Sprintf(`{"orderId":"%s","state":"valid","shopId":968861,"updateTime":%d,"role":3}`, order, base+int64(i))},
 			callbacks.Eleme{AppID: testElemeAppID, RequestID: fmt.Sprintf("b%s%d", run, i), Type: 55, ShopID: "968861", UserID: "62864532",
-				Timestamp: 1764468100123 + int64(i),
-				Message:   fmt.Sprintf(`{"orderId":"%s","shopId":968861,"state":"delivering","subState":"noSubstate","name":"张三","phone":"13600000000","updateAt":%d}`, order, 1764468100000+int64(i))},
+				Timestamp: (base+30+int64(i))*1000 + 123,
+				Message:   fmt.Sprintf(`{"orderId":"%s","shopId":968861,"state":"delivering","subState":"noSubstate","name":"张三","phone":"13600000000","updateAt":%d}`, order, (base+30)*1000+int64(i))},
+			// The order itself (217, OOrder): named by id, not orderId, and with no time of its
+			// own here, so only the push's timestamp dates it. Its event id must not depend on
+			// that timestamp (issue 12 defects 4 and 5, fixed on the norm branch).
+			callbacks.Eleme{AppID: testElemeAppID, RequestID: fmt.Sprintf("c%s%d", run, i), Type: 217, ShopID: "968861", UserID: "62864532",
+				Timestamp: (base-30+int64(i))*1000 + 123,
+				Message:   fmt.Sprintf(`{"id":"%s","shopId":968861,"status":"unprocessed"}`, order)},
 		)
 	}
 	return out

@@ -56,6 +56,8 @@ type config struct {
 	Partitions      int
 	BatchMax        int
 	LogLevel        string
+	DrainTimeout    time.Duration
+	StallTimeout    time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -75,6 +77,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Partitions:      l.Int("TOPIC_PARTITIONS", 12, 1, 10000),
 		BatchMax:        l.Int("BATCH_MAX_RECORDS", 2000, 1, 100000),
 		LogLevel:        l.Level("LOG_LEVEL", "info"),
+		DrainTimeout:    l.Duration("DRAIN_TIMEOUT", 20*time.Second),
+		StallTimeout:    l.Duration("STALL_TIMEOUT", 2*time.Minute),
 	}
 	if c.TopicRaw == c.TopicStatus || c.TopicRaw == c.TopicRawDLQ || c.TopicStatus == c.TopicRawDLQ {
 		l.Fail("TOPIC_RAW/TOPIC_STATUS/TOPIC_RAW_DLQ", "must be three different topics")
@@ -96,7 +100,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	reg := ops.NewRegistry()
-	ready := ops.NewReadiness(consumer.CheckKafka, consumer.CheckRedis)
+	ready := ops.NewReadiness(consumer.CheckKafka, consumer.CheckRedis, consumer.CheckLoop)
 	metrics := consumer.NewMetrics(reg)
 
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
@@ -116,6 +120,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(reg, ready)) })
 	g.Go(func() error {
 		watchDependencies(ctx, cfg.Brokers, store, ready)
+		return nil
+	})
+	lag := kafkaio.NewLag(reg)
+	g.Go(func() error {
+		lag.Watch(ctx, cfg.Brokers, cfg.GroupID, cfg.TopicRaw, 10*time.Second)
 		return nil
 	})
 	g.Go(func() error {
@@ -139,7 +148,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}()
 		cons, err := consumer.New(consumer.Config{
 			Reader: reader, Status: status, DLQ: dlq, Store: store, Metrics: metrics, Ready: ready,
-			Log: log, MaxBatch: cfg.BatchMax,
+			Log: log, MaxBatch: cfg.BatchMax, DrainTimeout: cfg.DrainTimeout, StallTimeout: cfg.StallTimeout, Backlog: lag.Backlog,
 		})
 		if err != nil {
 			return err

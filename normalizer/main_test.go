@@ -125,7 +125,7 @@ func TestRunNormalizes(t *testing.T) {
 	waitFor(t, "readyz", 30*time.Second, func() bool { c, _ := get("http://" + ops + "/readyz"); return c == 200 })
 
 	body := `{"content":{"order_original_id":"M1","order_status":"completed","action_code":"customer_sign","time_status_update":1429861697905},"deliver_times":1,"msg_id":"x","pub_time":1}`
-	v, _ := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "i", Platform: "dianwoda", OrderID: "M1", ReceivedAt: schemas.UnixMilli(1), Body: []byte(body)})
+	v, _ := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "i", Platform: "dianwoda", OrderID: "M1", ReceivedAt: schemas.UnixMilli(1429861698905), Body: []byte(body)})
 	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: raw})
 	defer w.Close()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
@@ -157,7 +157,12 @@ func TestRunNormalizes(t *testing.T) {
 		_, metrics = get("http://" + ops + "/metrics")
 		return strings.Contains(metrics, "normalizer_records_committed_total 1")
 	})
-	for _, name := range []string{"normalizer_records_consumed_total", "normalizer_events_emitted_total", "normalizer_processing_seconds", "normalizer_consumer_lag_records"} {
+	// The group's lag comes from the broker, every 10 s.
+	waitFor(t, "the broker-side lag", 30*time.Second, func() bool {
+		_, metrics = get("http://" + ops + "/metrics")
+		return strings.Contains(metrics, "orderpipe_consumer_group_lag_records{")
+	})
+	for _, name := range []string{"normalizer_records_consumed_total", "normalizer_events_emitted_total", "normalizer_processing_seconds", "orderpipe_consumer_group_lag_records"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}

@@ -14,6 +14,15 @@ const (
 	DLQReasonUnsupportedPlatform = "unsupported_platform"
 	// DLQReasonPanic: the mapper panicked on this record; it was caught and the loop went on.
 	DLQReasonPanic = "panic"
+	// DLQReasonTooLarge: what the record produced (its unified event, or its own dead-letter
+	// copy) is larger than the output topic takes. When the dead-letter copy itself cannot fit,
+	// its value is a bounded excerpt of the record's value (header dlq_excerpt says how much of
+	// how many bytes); the record stays whole on its origin topic at dlq_partition/dlq_offset.
+	DLQReasonTooLarge = "too_large"
+	// DLQReasonImplausibleTime: the platform's time of the transition lies outside the window
+	// around the record's received_at (normalizer README, "occurred_at"): most likely a value in
+	// the wrong unit, which would otherwise poison the order's guard.
+	DLQReasonImplausibleTime = "implausible_time"
 )
 
 // DLQServiceNormalizer is the dlq_service value of records the normalizer dead-letters.

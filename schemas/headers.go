@@ -24,6 +24,11 @@ const (
 	HeaderDLQOffset    = "dlq_offset"    // origin offset, decimal
 	HeaderDLQService   = "dlq_service"   // the service that dead-lettered it
 	HeaderDLQTime      = "dlq_time"      // when, TimeLayout
+	// HeaderDLQExcerpt is set only on a dead letter too large for its topic (reason too_large):
+	// "<excerpt bytes>/<record bytes>". The value is then the first excerpt bytes of the source
+	// record's value and the source record's own headers are dropped; the whole record stays
+	// on its origin topic (dlq_topic, dlq_partition, dlq_offset).
+	HeaderDLQExcerpt = "dlq_excerpt"
 )
 
 // HeaderTraceparent carries W3C trace context across Kafka hops.

@@ -203,9 +203,11 @@ func MappingMarkdown() string {
 	var b strings.Builder
 	b.WriteString("# Mapping table\n\n")
 	b.WriteString("Generated from `schemas/mapping.go` and `schemas/status.go` by `go test ./schemas -run TestMappingMarkdown -update`; a test fails when this file and the code disagree. Every row has a golden case in `normalizer/internal/normalize/testdata/`.\n\n")
-	b.WriteString("## Unified statuses\n\n| kind | status | terminal | meaning |\n|---|---|---|---|\n")
+	b.WriteString("## Unified statuses\n\n")
+	b.WriteString("`rank` orders the statuses of a kind along its usual flow. The order guard uses it only to break a tie: when an event's `occurred_at` equals the latest applied one of its kind (Eleme's times are in seconds), an event of a lower rank is stale (a late `placed` after `accepted`, `refund_requested` after `refund_approved`); equal ranks (alternative outcomes of one step) and `unknown` (rank 0) pass. A newer time always wins over rank, so Dianwoda's `rider_switch` (back to `awaiting_rider`) passes by its newer time.\n\n")
+	b.WriteString("| kind | status | terminal | rank | meaning |\n|---|---|---|---|---|\n")
 	for _, s := range Statuses() {
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", s.Kind, s.Status, yesNo(s.Terminal), s.Meaning)
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %d | %s |\n", s.Kind, s.Status, yesNo(s.Terminal), s.Rank, s.Meaning)
 	}
 	b.WriteString("\n## Dianwoda (`" + DianwodaStatusUpdate + "`)\n\n")
 	b.WriteString("The status follows `order_status` alone; `action_code`, `action_sub_code` and `action_detail` are carried in `reason` verbatim, known or not. `platform_status` is `order_status`.\n\n")
@@ -217,7 +219,7 @@ func MappingMarkdown() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | `%s` | %s | %s |\n", r.OrderStatus, r.ActionCode, dash(r.ActionSubCode), r.Kind, r.Status, yesNo(r.Terminal), r.Meaning)
 	}
 	b.WriteString("\n## Eleme (push `type`)\n\n")
-	b.WriteString("`platform_status` is the message's `state` (status change, delivery) or `refundStatus` (cancel/refund); for a type this version does not know that has neither, it is the type number. Shop, authorization and other non-order types (91, 93, 100, 105, 221, 222…) carry no order id: the ingress keys them `eleme:shop:<shopId>` with an empty `order_id`, and the normalizer counts and skips them (`normalizer_skipped_total{reason=\"not_order_event\"}`).\n\n")
+	b.WriteString("`platform_status` is the message's `state` (status change, delivery) or `refundStatus` (cancel/refund); for a type this version does not know that has neither, it is the type number. The order is named `orderId` in status change, cancel/refund and delivery messages and `id` in the full order of types 10/217 (OOrder); the ingress keys by `orderId`, else by `id` for a type listed below. Shop, authorization and other non-order types (91, 93, 100, 105, 221, 222…) carry no order id: the ingress keys them `eleme:shop:<shopId>` with an empty `order_id`, and the normalizer counts and skips them (`normalizer_records_skipped_total{reason=\"not_order_event\"}`); a listed type that names no order is dead-lettered (`validate`), never skipped. Types 10 and 217 are the same transition and share one `event_id`.\n\n")
 	b.WriteString("| type | state (unlisted types) | kind | status | terminal | meaning |\n|---|---|---|---|---|---|\n")
 	for _, r := range MappingRows() {
 		if r.Platform != PlatformEleme {

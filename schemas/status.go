@@ -56,46 +56,51 @@ type StatusInfo struct {
 	Status   string
 	Terminal bool
 	Meaning  string
+	// Rank orders the statuses of a kind along its usual flow (0 for unknown). The order guard
+	// uses it only to break a tie of occurred_at: Eleme's times are in seconds, so a late
+	// "placed" and the "accepted" after it can share one; the lower rank is then stale. Equal
+	// ranks (alternative outcomes of one step) and rank 0 never decide a tie.
+	Rank int
 }
 
 // Statuses returns every unified status of every kind, in a stable order. A status not listed
 // here for its kind is invalid; "unknown" is listed for every kind.
 func Statuses() []StatusInfo {
 	return []StatusInfo{
-		{KindDelivery, StatusAwaitingRider, false, "waiting for a carrier or a rider (also after a rider switch)"},
-		{KindDelivery, StatusRiderAssigned, false, "a rider took the order, on the way to the store"},
-		{KindDelivery, StatusRiderAtStore, false, "the rider is at the store"},
-		{KindDelivery, StatusPickedUp, false, "the rider picked the goods up and is delivering"},
-		{KindDelivery, StatusDelivered, true, "delivered"},
-		{KindDelivery, StatusDeliveryFailed, true, "delivery failed (exception)"},
-		{KindDelivery, StatusDeliveryCanceled, true, "delivery cancelled"},
-		{KindDelivery, StatusSelfDelivery, false, "the merchant delivers by itself"},
-		{KindDelivery, StatusNoMoreDelivery, true, "the platform will not deliver any more"},
-		{KindDelivery, StatusDeliveryRefused, false, "the logistics side refused the delivery request"},
-		{KindDelivery, StatusUnknown, false, "a platform value this version does not know (carried verbatim)"},
-		{KindOrder, StatusPlaced, false, "the order is effective, the shop can see it"},
-		{KindOrder, StatusAccepted, false, "the merchant accepted the order"},
-		{KindOrder, StatusCanceled, true, "cancelled before acceptance"},
-		{KindOrder, StatusInvalidated, true, "made invalid after acceptance"},
-		{KindOrder, StatusForceInvalidated, true, "forcibly made invalid (merchant cancel of an accepted order)"},
-		{KindOrder, StatusCompleted, true, "the order is completed"},
-		{KindOrder, StatusUnknown, false, "a platform value this version does not know (carried verbatim)"},
-		{KindRefund, StatusCancelRequested, false, "the user applied to cancel"},
-		{KindRefund, StatusCancelWithdrawn, false, "the user withdrew the cancel application"},
-		{KindRefund, StatusCancelRejected, false, "the merchant rejected the cancel application (arbitration may follow)"},
-		{KindRefund, StatusCancelApproved, true, "the merchant agreed to cancel"},
-		{KindRefund, StatusCancelArbitrating, false, "the user asked for arbitration of the cancel"},
-		{KindRefund, StatusCancelArbitrationApproved, true, "arbitration: the cancel is valid"},
-		{KindRefund, StatusCancelArbitrationRejected, false, "arbitration: the cancel is invalid"},
-		{KindRefund, StatusRefundRequested, false, "the user applied for a refund"},
-		{KindRefund, StatusRefundWithdrawn, false, "the user withdrew the refund application"},
-		{KindRefund, StatusRefundRejected, false, "the merchant rejected the refund (arbitration may follow)"},
-		{KindRefund, StatusRefundApproved, false, "the merchant agreed to refund (another refund may follow)"},
-		{KindRefund, StatusRefundArbitrating, false, "the user asked for arbitration of the refund"},
-		{KindRefund, StatusRefundArbitrationApproved, false, "arbitration: the refund is valid (another refund may follow)"},
-		{KindRefund, StatusRefundArbitrationRejected, false, "arbitration: the refund is invalid"},
-		{KindRefund, StatusPartialCanceled, false, "the merchant cancelled part of the order during fulfilment"},
-		{KindRefund, StatusUnknown, false, "a platform value this version does not know (carried verbatim)"},
+		{KindDelivery, StatusAwaitingRider, false, "waiting for a carrier or a rider (also after a rider switch)", 1},
+		{KindDelivery, StatusRiderAssigned, false, "a rider took the order, on the way to the store", 2},
+		{KindDelivery, StatusRiderAtStore, false, "the rider is at the store", 3},
+		{KindDelivery, StatusPickedUp, false, "the rider picked the goods up and is delivering", 4},
+		{KindDelivery, StatusDelivered, true, "delivered", 5},
+		{KindDelivery, StatusDeliveryFailed, true, "delivery failed (exception)", 5},
+		{KindDelivery, StatusDeliveryCanceled, true, "delivery cancelled", 5},
+		{KindDelivery, StatusSelfDelivery, false, "the merchant delivers by itself", 2},
+		{KindDelivery, StatusNoMoreDelivery, true, "the platform will not deliver any more", 5},
+		{KindDelivery, StatusDeliveryRefused, false, "the logistics side refused the delivery request", 1},
+		{KindDelivery, StatusUnknown, false, "a platform value this version does not know (carried verbatim)", 0},
+		{KindOrder, StatusPlaced, false, "the order is effective, the shop can see it", 1},
+		{KindOrder, StatusAccepted, false, "the merchant accepted the order", 2},
+		{KindOrder, StatusCanceled, true, "cancelled before acceptance", 3},
+		{KindOrder, StatusInvalidated, true, "made invalid after acceptance", 3},
+		{KindOrder, StatusForceInvalidated, true, "forcibly made invalid (merchant cancel of an accepted order)", 3},
+		{KindOrder, StatusCompleted, true, "the order is completed", 3},
+		{KindOrder, StatusUnknown, false, "a platform value this version does not know (carried verbatim)", 0},
+		{KindRefund, StatusCancelRequested, false, "the user applied to cancel", 1},
+		{KindRefund, StatusCancelWithdrawn, false, "the user withdrew the cancel application", 2},
+		{KindRefund, StatusCancelRejected, false, "the merchant rejected the cancel application (arbitration may follow)", 2},
+		{KindRefund, StatusCancelApproved, true, "the merchant agreed to cancel", 5},
+		{KindRefund, StatusCancelArbitrating, false, "the user asked for arbitration of the cancel", 3},
+		{KindRefund, StatusCancelArbitrationApproved, true, "arbitration: the cancel is valid", 5},
+		{KindRefund, StatusCancelArbitrationRejected, false, "arbitration: the cancel is invalid", 4},
+		{KindRefund, StatusRefundRequested, false, "the user applied for a refund", 1},
+		{KindRefund, StatusRefundWithdrawn, false, "the user withdrew the refund application", 2},
+		{KindRefund, StatusRefundRejected, false, "the merchant rejected the refund (arbitration may follow)", 2},
+		{KindRefund, StatusRefundApproved, false, "the merchant agreed to refund (another refund may follow)", 2},
+		{KindRefund, StatusRefundArbitrating, false, "the user asked for arbitration of the refund", 3},
+		{KindRefund, StatusRefundArbitrationApproved, false, "arbitration: the refund is valid (another refund may follow)", 4},
+		{KindRefund, StatusRefundArbitrationRejected, false, "arbitration: the refund is invalid", 4},
+		{KindRefund, StatusPartialCanceled, false, "the merchant cancelled part of the order during fulfilment", 2},
+		{KindRefund, StatusUnknown, false, "a platform value this version does not know (carried verbatim)", 0},
 	}
 }
 
@@ -113,6 +118,12 @@ var statusIndex = func() map[[2]string]StatusInfo {
 	}
 	return m
 }()
+
+// StatusRank returns the rank of status within kind (StatusInfo.Rank), 0 when unknown.
+func StatusRank(kind, status string) int {
+	s, _ := LookupStatus(kind, status)
+	return s.Rank
+}
 
 // IsTerminal reports whether status ends the order's flow for kind.
 func IsTerminal(kind, status string) bool {

@@ -4,17 +4,27 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
-// GroupLag returns, per partition of topic, how many records the consumer group has not committed
-// yet: the partition's end offset minus the group's committed offset (minus the first offset when
-// the group has committed nothing there). It asks the broker, as KEDA does, so it also sees a
-// consumer that is stuck or gone.
-func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
+// PartitionOffsets is what the broker knows of one partition for one consumer group.
+type PartitionOffsets struct {
+	// Committed is the group's committed offset, -1 when it has committed nothing there.
+	Committed int64
+	// End is the partition's end offset (the next offset to be written).
+	End int64
+	// Lag is End minus Committed, or End minus the first offset when nothing is committed.
+	Lag int64
+}
+
+// GroupOffsets returns, per partition of topic, the group's committed offset, the end offset
+// and the lag between them, as the broker sees them (as KEDA does): it also sees a consumer that
+// is stuck or gone, which a lag computed by the consumer itself cannot.
+func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (map[int]PartitionOffsets, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: lagTransport}
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
@@ -50,38 +60,87 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[i
 			last[po.Partition] = po.LastOffset
 		}
 	}
-	lag := map[int]int64{}
+	out := make(map[int]PartitionOffsets, len(parts))
 	for _, p := range parts {
-		lag[p] = last[p] - first[p]
+		out[p] = PartitionOffsets{Committed: -1, End: last[p], Lag: last[p] - first[p]}
 	}
 	for _, po := range committed.Topics[topic] {
 		if po.Error == nil && po.CommittedOffset >= 0 {
-			lag[po.Partition] = max(0, last[po.Partition]-po.CommittedOffset)
+			o := out[po.Partition]
+			o.Committed, o.Lag = po.CommittedOffset, max(0, o.End-po.CommittedOffset)
+			out[po.Partition] = o
 		}
+	}
+	return out, nil
+}
+
+// GroupLag returns, per partition of topic, how many records the consumer group has not
+// committed yet (GroupOffsets' Lag).
+func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
+	offs, err := GroupOffsets(ctx, brokers, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	lag := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		lag[p] = o.Lag
 	}
 	return lag, nil
 }
 
 var lagTransport = NewTransport()
 
-// NewLagGauge returns the gauge WatchLag sets: <service>_consumer_lag_records{partition}.
-func NewLagGauge(service string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: service + "_consumer_lag_records",
-		Help: "Records of the input topic not yet committed by the consumer group, per partition, as the broker sees it.",
-	}, []string{"partition"})
+// Lag exports a consumer group's position as the broker sees it, per group, topic and
+// partition:
+//
+//	orderpipe_consumer_group_lag_records         end offset − committed offset
+//	orderpipe_consumer_group_committed_offset    the committed offset (a stuck consumer: flat while lag > 0)
+//	orderpipe_consumer_group_lag_updated_seconds unix time of the last successful query
+//
+// Every replica of a service exports the same broker-side numbers for its group, so rules and
+// panels take max by (group, topic, partition) first: the group is counted once, whatever the
+// number of replicas (a sum over replicas would count it once per replica).
+type Lag struct {
+	records, committed *prometheus.GaugeVec
+	updated            prometheus.Gauge
+	total              atomic.Int64
+	known              atomic.Bool
 }
 
-// WatchLag sets g from GroupLag every interval until ctx ends. Errors leave the last values.
-func WatchLag(ctx context.Context, brokers []string, group, topic string, interval time.Duration, g *prometheus.GaugeVec) {
+// NewLag returns a Lag with its gauges registered in reg.
+func NewLag(reg prometheus.Registerer) *Lag {
+	l := &Lag{
+		records: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "orderpipe_consumer_group_lag_records",
+			Help: "Records of the input topic not yet committed by the consumer group (end offset minus committed offset), as the broker sees it."},
+			[]string{"group", "topic", "partition"}),
+		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "orderpipe_consumer_group_committed_offset",
+			Help: "The consumer group's committed offset, as the broker sees it (-1 before its first commit)."},
+			[]string{"group", "topic", "partition"}),
+		updated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "orderpipe_consumer_group_lag_updated_seconds",
+			Help: "Unix time of the last successful query of the group's offsets."}),
+	}
+	reg.MustRegister(l.records, l.committed, l.updated)
+	return l
+}
+
+// Watch queries the group's offsets every interval until ctx ends and sets the gauges. A failed
+// query leaves the last values (and the updated time) as they were.
+func (l *Lag) Watch(ctx context.Context, brokers []string, group, topic string, interval time.Duration) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, interval)
-		lag, err := GroupLag(cctx, brokers, group, topic)
+		offs, err := GroupOffsets(cctx, brokers, group, topic)
 		cancel()
 		if err == nil {
-			for p, n := range lag {
-				g.WithLabelValues(strconv.Itoa(p)).Set(float64(n))
+			var total int64
+			for p, o := range offs {
+				ps := strconv.Itoa(p)
+				l.records.WithLabelValues(group, topic, ps).Set(float64(o.Lag))
+				l.committed.WithLabelValues(group, topic, ps).Set(float64(o.Committed))
+				total += o.Lag
 			}
+			l.total.Store(total)
+			l.known.Store(true)
+			l.updated.SetToCurrentTime()
 		}
 		select {
 		case <-ctx.Done():
@@ -89,4 +148,9 @@ func WatchLag(ctx context.Context, brokers []string, group, topic string, interv
 		case <-time.After(interval):
 		}
 	}
+}
+
+// Backlog returns the group's total lag at the last successful query; ok is false before one.
+func (l *Lag) Backlog() (records int64, ok bool) {
+	return l.total.Load(), l.known.Load()
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
@@ -143,17 +144,31 @@ func (v *Verifier) Verify(p Push) error {
 	return nil
 }
 
-// Key returns the record key and order id of a verified push. The orderId sits inside the
-// message JSON, as a string or a number (kept as its digits). Messages without one (shop status
-// 91/93, authorisation 100, …) are keyed "eleme:shop:<shopId>", or "eleme:app:<appId>" when the
-// push names no shop either; their OrderID is "".
+// Key returns the record key and order id of a verified push. The order sits inside the message
+// JSON, as a string or a number (kept as its digits): status change, cancel/refund and delivery
+// messages name it orderId; the full order of types 10 and 217 (OOrder in the Eleme SDKs) names
+// it id, which counts only in a type the mapping knows as an order type (a shop message's id is
+// the shop's). Messages without an order (shop status 91/93, authorisation 100, …) are keyed
+// "eleme:shop:<shopId>", or "eleme:app:<appId>" when the push names no shop either; their
+// OrderID is "". An order type that names no order is keyed the same way and the normalizer
+// dead-letters it.
 func Key(p Push) (callback.Parsed, error) {
 	out := callback.Parsed{Type: p.Type}
 	if msg, err := callback.Object([]byte(p.Message)); err == nil {
-		if raw, ok := msg["orderId"]; ok && string(raw) != "null" {
+		fields := []string{"orderId"}
+		if typ, err := strconv.Atoi(p.Type); err == nil {
+			if _, known := schemas.ElemeType(typ); known {
+				fields = append(fields, "id")
+			}
+		}
+		for _, f := range fields {
+			raw, ok := msg[f]
+			if !ok || string(raw) == "null" {
+				continue
+			}
 			id, ok := callback.Text(raw)
 			if !ok {
-				return out, callback.Malformed("message.orderId is not a string or number")
+				return out, callback.Malformed("message.%s is not a string or number", f)
 			}
 			if id != "" {
 				out.OrderID = id

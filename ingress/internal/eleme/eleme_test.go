@@ -151,3 +151,36 @@ func TestKeyGolden(t *testing.T) {
 	}
 	golden.Check(t, *update, "key.golden", []byte(b.String()))
 }
+
+// An order message that names its order by "id" (OOrder: types 10 and 217) is keyed by that
+// order, not by its shop; "id" names an order only in a known order type (a shop message's id
+// is the shop's).
+func TestKeyOrderCarryingOnlyID(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		wantKey   string
+		wantOrder string
+	}{
+		{"type 10 OOrder", `{"appId":1,"type":10,"message":"{\"id\":\"3000000000000000001\",\"shopId\":7,\"activeAt\":\"2016-12-19T23:30:48\"}","shopId":7,"signature":"X"}`,
+			"eleme:3000000000000000001", "3000000000000000001"},
+		{"type 217, numeric id above 2^53", `{"appId":1,"type":217,"message":"{\"id\":3000000000000000003,\"shopId\":7}","shopId":7,"signature":"X"}`,
+			"eleme:3000000000000000003", "3000000000000000003"},
+		{"orderId wins over id", `{"appId":1,"type":217,"message":"{\"id\":\"9\",\"orderId\":\"3000000000000000004\"}","shopId":7,"signature":"X"}`,
+			"eleme:3000000000000000004", "3000000000000000004"},
+		{"shop message with an id", `{"appId":1,"type":93,"message":"{\"id\":968861,\"name\":\"shop\"}","shopId":968861,"signature":"X"}`,
+			"eleme:shop:968861", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParsePush([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := Key(p)
+			if err != nil || k.Key != tt.wantKey || k.OrderID != tt.wantOrder {
+				t.Fatalf("Key = %+v, %v; want key %s, order %q", k, err, tt.wantKey, tt.wantOrder)
+			}
+		})
+	}
+}

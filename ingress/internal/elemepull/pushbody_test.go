@@ -83,14 +83,15 @@ func TestPushBody(t *testing.T) {
 }
 
 // TestPullGolden writes (with -update) and checks the raw-envelope golden of a pulled message,
-// which the normalizer's contract test maps to the same event as the push golden.
+// which the normalizer's contract test maps to the same event as the push golden (received at
+// the same moment, so the whole event is the same, not only its event_id).
 func TestPullGolden(t *testing.T) {
 	p, err := New(Config{Apps: []elemeapi.App{testApp}, API: nil, Writer: nil})
 	if err == nil || p != nil {
 		t.Fatal("New accepted a config without API and Writer")
 	}
 	pl := &Poller{c: Config{
-		Now:   func() time.Time { return time.Date(2026, 11, 22, 8, 0, 0, 123e6, time.UTC) },
+		Now:   func() time.Time { return time.Date(2016, 12, 19, 15, 31, 23, 123e6, time.UTC) },
 		NewID: func() string { return "01JDQ4Y7RZ3N8X2V5K9M1C6B4B" },
 	}}
 	msg := message(t, `{"msgId":"9000000000000000001","requestId":"10135","type":12,"message":"{\"orderId\":\"100027500485933656\",\"state\":\"settled\",\"shopId\":968861,\"updateTime\":1482161481,\"role\":3}","shopId":968861,"userId":62864532,"timestamp":1482161482053,"orderId":"100027500485933656"}`)

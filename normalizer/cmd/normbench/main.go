@@ -384,7 +384,7 @@ func (g *generator) record(c cb) kafka.Message {
 		v = []byte("\x00garbage that is not an envelope " + strconv.Itoa(g.seq))
 	} else {
 		env := schemas.RawEnvelope{Version: 1, IngressID: "01JDQ4Y7RZ3N8X2V5K9M" + strconv.Itoa(1_000_000+g.seq), Platform: c.platform, OrderID: c.orderID,
-			ReceivedAt: schemas.UnixMilli(1_763_900_000_000 + int64(g.seq)), Body: []byte(c.body),
+			ReceivedAt: schemas.UnixMilli(1_764_000_000_000 + int64(g.seq)), Body: []byte(c.body),
 			Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "Apache-HttpClient/4.5.13 (Java/1.8.0_292)"}}
 		v, _ = json.Marshal(env)
 	}

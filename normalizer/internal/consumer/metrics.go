@@ -5,8 +5,8 @@ import (
 )
 
 // Metrics are the normalizer's Prometheus metrics. Labels are bounded: platform is dianwoda,
-// eleme or unknown; kind and reason come from fixed vocabularies; partition is bounded by the
-// input topic's partition count.
+// eleme or unknown; kind and reason come from fixed vocabularies. The consumer group's lag is
+// exported from the broker's side by kafkaio.Lag (main), not from here.
 type Metrics struct {
 	Consumed     *prometheus.CounterVec
 	Emitted      *prometheus.CounterVec
@@ -18,7 +18,6 @@ type Metrics struct {
 	Committed    prometheus.Counter
 	Latency      prometheus.Histogram
 	BatchSize    prometheus.Histogram
-	Lag          *prometheus.GaugeVec
 	RedisTrips   prometheus.Counter
 }
 
@@ -46,12 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "normalizer_batch_records",
 			Help: "Records per processed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
-		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "normalizer_consumer_lag_records",
-			Help: "Records behind the partition's high-water mark after the last committed batch."}, []string{"partition"}),
 		RedisTrips: prometheus.NewCounter(prometheus.CounterOpts{Name: "normalizer_redis_roundtrips_total",
 			Help: "Redis round trips (one pipeline each) made by the consumer loop."}),
 	}
 	reg.MustRegister(m.Consumed, m.Emitted, m.Deduplicated, m.Guarded, m.DeadLettered, m.Skipped, m.Retries, m.Committed,
-		m.Latency, m.BatchSize, m.Lag, m.RedisTrips)
+		m.Latency, m.BatchSize, m.RedisTrips)
 	return m
 }

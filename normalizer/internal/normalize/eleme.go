@@ -80,18 +80,28 @@ func Eleme(env *schemas.RawEnvelope) (schemas.StatusEvent, error) {
 	if err := decodeJSON(raw, &m); err != nil {
 		return schemas.StatusEvent{}, decodeErr("eleme message: %v", err)
 	}
+	info, known := schemas.ElemeType(typ)
+	// Which field names the order (platforms.md §1.4, OOrder in the Eleme SDKs): the status
+	// change, cancel/refund and delivery messages carry orderId; the full order of types 10 and
+	// 217 (OOrder) carries id. id is read only for a known order type: in other messages (shop
+	// 91/93, ...) an id is not an order's.
 	orderID := string(m.OrderID)
-	if orderID == "" {
+	if orderID == "" && known {
 		orderID = string(m.ID)
 	}
-	if orderID == "" {
+	switch {
+	case env.OrderID == "" && !known:
+		return schemas.StatusEvent{}, errNotOrderEvent // shop, authorization, market...: keyed by shop
+	case orderID == "" && known:
+		return schemas.StatusEvent{}, validateErr("eleme message: type %d is an order message but names no order (orderId or id)", typ)
+	case orderID == "":
 		return schemas.StatusEvent{}, validateErr("eleme message: orderId missing")
-	}
-	if orderID != env.OrderID {
+	case env.OrderID != "" && orderID != env.OrderID:
+		// An empty envelope order_id is an ingress that keyed an id-only order by its shop
+		// (before it read id): the message's own id is the order.
 		return schemas.StatusEvent{}, validateErr("eleme message: orderId %q differs from the envelope's order_id %q", orderID, env.OrderID)
 	}
 
-	info, known := schemas.ElemeType(typ)
 	isDelivery := m.UpdateAt != "" || m.SubState != ""
 	switch {
 	case known:
@@ -103,9 +113,15 @@ func Eleme(env *schemas.RawEnvelope) (schemas.StatusEvent, error) {
 		info = schemas.ElemeTypeInfo{Type: typ, Kind: schemas.KindOrder, Status: schemas.StatusUnknown}
 	}
 
-	occurred, ok := elemeOccurred(&m, b.Timestamp)
-	if !ok {
-		return schemas.StatusEvent{}, validateErr("eleme message: no usable time (updateAt, updateTime, activeAt, createdAt or timestamp)")
+	occurred, own := elemeOccurred(&m)
+	if !own {
+		// No time of its own: the push's timestamp orders it, but it is the push's time, not
+		// the transition's, so it stays out of the event id (a re-push must keep the id).
+		ms, ok := int64Of(b.Timestamp)
+		if !ok || ms <= 0 {
+			return schemas.StatusEvent{}, validateErr("eleme message: no usable time (updateAt, updateTime, activeAt, createdAt or timestamp)")
+		}
+		occurred = ms
 	}
 
 	platformStatus := string(m.State)
@@ -116,8 +132,9 @@ func Eleme(env *schemas.RawEnvelope) (schemas.StatusEvent, error) {
 		platformStatus = string(m.Status)
 	}
 	typStr := strconv.Itoa(typ)
+	idStatus := platformStatus
 	if platformStatus == "" {
-		platformStatus = typStr
+		platformStatus, idStatus = typStr, eventIDType(typ)
 	}
 	ev := schemas.StatusEvent{
 		Platform:       schemas.PlatformEleme,
@@ -154,11 +171,25 @@ func Eleme(env *schemas.RawEnvelope) (schemas.StatusEvent, error) {
 		}
 		ev.Refund = rf
 	}
-	ev.EventID = EventID(ev.Platform, ev.Kind, ev.OrderID, typStr, ev.PlatformStatus, code, "", occurred)
+	idMS := occurred
+	if !own {
+		idMS = 0
+	}
+	ev.EventID = EventID(ev.Platform, ev.Kind, ev.OrderID, eventIDType(typ), idStatus, code, "", idMS)
 	return ev, nil
 }
 
-func elemeOccurred(m *elemeMessage, pushTimestamp text) (int64, bool) {
+// eventIDType is the push type as named in the event id: 217 replaced 10 for the same
+// transition ("placed"), so both are named 10 and a push of each gives one event.
+func eventIDType(typ int) string {
+	if typ == 217 {
+		typ = 10
+	}
+	return strconv.Itoa(typ)
+}
+
+// elemeOccurred is the message's own time of the transition; own is false when it has none.
+func elemeOccurred(m *elemeMessage) (ms int64, own bool) {
 	if ms, ok := int64Of(m.UpdateAt); ok && ms > 0 {
 		return ms, true
 	}
@@ -175,9 +206,6 @@ func elemeOccurred(m *elemeMessage, pushTimestamp text) (int64, bool) {
 		if v, err := time.Parse(time.RFC3339Nano, string(t)); err == nil {
 			return v.UnixMilli(), true
 		}
-	}
-	if ms, ok := int64Of(pushTimestamp); ok && ms > 0 {
-		return ms, true
 	}
 	return 0, false
 }

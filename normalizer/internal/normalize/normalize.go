@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -59,8 +60,8 @@ type Result struct {
 	// normalizer uses), and its Query only for Dianwoda (whose message type it carries): the
 	// other maps are not decoded, which saves most of the allocations per record.
 	Envelope schemas.RawEnvelope
-	// Events are the unified events of the record, in order (one today).
-	Events []schemas.StatusEvent
+	// Event is the record's unified event, unless Skip is set.
+	Event schemas.StatusEvent
 	// Skip is non-empty (SkipNotOrderEvent) when the record is valid but carries no order event.
 	Skip string
 }
@@ -97,12 +98,9 @@ func Record(value []byte) (Result, error) {
 	if env.ReceivedAt.IsZero() {
 		return r, validateErr("raw envelope: received_at missing")
 	}
-	if env.OrderID == "" {
-		switch env.Platform {
-		case schemas.PlatformDianwoda, schemas.PlatformEleme:
-			r.Skip = SkipNotOrderEvent
-			return r, nil
-		}
+	if env.OrderID == "" && env.Platform == schemas.PlatformDianwoda {
+		r.Skip = SkipNotOrderEvent
+		return r, nil
 	}
 	var (
 		ev  schemas.StatusEvent
@@ -112,15 +110,47 @@ func Record(value []byte) (Result, error) {
 	case schemas.PlatformDianwoda:
 		ev, err = Dianwoda(env)
 	case schemas.PlatformEleme:
+		// An Eleme record with an empty order_id is a shop or app message, or an order message
+		// the ingress could not key by its order: Eleme decides by the push type.
 		ev, err = Eleme(env)
 	default:
 		return r, &Error{Reason: schemas.DLQReasonUnsupportedPlatform, Err: fmt.Errorf("platform %q", env.Platform)}
 	}
+	if errors.Is(err, errNotOrderEvent) {
+		r.Skip = SkipNotOrderEvent
+		return r, nil
+	}
 	if err != nil {
 		return r, err
 	}
-	r.Events = []schemas.StatusEvent{ev}
+	if err := plausible(ev.OccurredAt.Time, env.ReceivedAt.Time); err != nil {
+		return r, err
+	}
+	r.Event = ev
 	return r, nil
+}
+
+// errNotOrderEvent is a valid record that carries no order event (Record turns it into Skip).
+var errNotOrderEvent = errors.New("not an order event")
+
+// The window around received_at in which a platform's time of a transition is believed.
+// Platforms retry and the compensation pulls fetch old pushes, so a transition may arrive days
+// late; it never happens in the future beyond clock skew. A time outside the window is a value
+// in the wrong unit (microseconds or seconds in a millisecond field): it is dead-lettered
+// (DLQReasonImplausibleTime), because as the order's guard it would make every later event of
+// the order stale (centuries ahead) and as an event it claims a time nobody can trust. Once
+// the mapper knows the unit, the replay tool re-drives the dead letters.
+const (
+	MaxAhead  = 15 * time.Minute
+	MaxBehind = 30 * 24 * time.Hour
+)
+
+func plausible(occurred, received time.Time) error {
+	if occurred.After(received.Add(MaxAhead)) || occurred.Before(received.Add(-MaxBehind)) {
+		return &Error{Reason: schemas.DLQReasonImplausibleTime, Err: fmt.Errorf("occurred_at %s is outside [received_at - %s, received_at + %s] of received_at %s",
+			occurred.UTC().Format(schemas.TimeLayout), MaxBehind, MaxAhead, received.UTC().Format(schemas.TimeLayout))}
+	}
+	return nil
 }
 
 // lazyEnvelope is schemas.RawEnvelope with the maps left undecoded.

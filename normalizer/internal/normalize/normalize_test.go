@@ -63,7 +63,10 @@ func runCase(t testing.TB, path string) caseOutput {
 	case err != nil:
 		out.Error = &caseError{Reason: ReasonOf(err), Message: err.Error()}
 	default:
-		out.Events, out.Skip = res.Events, res.Skip
+		out.Skip = res.Skip
+		if res.Skip == "" {
+			out.Events = []schemas.StatusEvent{res.Event}
+		}
 	}
 	return out
 }
@@ -224,19 +227,19 @@ func TestEventIDCollapsesResends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Events[0].EventID
+		return res.Event.EventID
 	}
-	base := dw("m1", 1, "dispatched", "rider_dispatch", 1000, "2026-11-22T08:00:00.000Z")
+	base := dw("m1", 1, "dispatched", "rider_dispatch", 1795334399000, "2026-11-22T08:00:00.000Z")
 	tests := []struct {
 		name string
 		give string
 		same bool
 	}{
-		{"platform retry, same msg_id", dw("m1", 2, "dispatched", "rider_dispatch", 1000, "2026-11-22T08:00:05.000Z"), true},
-		{"re-sent under a new msg_id", dw("m2", 1, "dispatched", "rider_dispatch", 1000, "2026-11-22T09:00:00.000Z"), true},
-		{"another status", dw("m1", 1, "arrived", "rider_dispatch", 1000, "2026-11-22T08:00:00.000Z"), false},
-		{"another action code", dw("m1", 1, "dispatched", "rider_switch", 1000, "2026-11-22T08:00:00.000Z"), false},
-		{"another time", dw("m1", 1, "dispatched", "rider_dispatch", 1001, "2026-11-22T08:00:00.000Z"), false},
+		{"platform retry, same msg_id", dw("m1", 2, "dispatched", "rider_dispatch", 1795334399000, "2026-11-22T08:00:05.000Z"), true},
+		{"re-sent under a new msg_id", dw("m2", 1, "dispatched", "rider_dispatch", 1795334399000, "2026-11-22T09:00:00.000Z"), true},
+		{"another status", dw("m1", 1, "arrived", "rider_dispatch", 1795334399000, "2026-11-22T08:00:00.000Z"), false},
+		{"another action code", dw("m1", 1, "dispatched", "rider_switch", 1795334399000, "2026-11-22T08:00:00.000Z"), false},
+		{"another time", dw("m1", 1, "dispatched", "rider_dispatch", 1795334399001, "2026-11-22T08:00:00.000Z"), false},
 	}
 	for _, tt := range tests {
 		if (tt.give == base) != tt.same {

@@ -10,7 +10,10 @@
 // so that the memory an order costs is one key plus a few bytes per distinct transition, however
 // often a platform repeats itself. Fields (kept small: listpack entries of a few bytes each):
 //
-//	"g" + kind[0]      guard: occurred_at_ms*2 + terminal(0|1) of the latest applied event of that kind
+//	"h" + kind[0]      guard: occurred_at_ms*16 + rank*2 + terminal(0|1) of the latest applied event
+//	                   of that kind (rank: schemas.StatusInfo.Rank, below 8; it breaks a tie of
+//	                   occurred_at). "g" + kind[0] (occurred_at_ms*2 + terminal) is the guard of
+//	                   an earlier version: a claim reads it as rank 0 and moves it to "h".
 //	8 id bytes         dedup: 0|1 claimed (stale 0|1), not yet known to be emitted;
 //	                          2|3 emitted and acknowledged by Kafka (stale 0|1)
 //
@@ -67,6 +70,9 @@ type Event struct {
 	Kind       string
 	OccurredMS int64
 	Terminal   bool
+	// Rank is the status's rank within its kind (schemas.StatusRank), 0..7; it decides a tie of
+	// OccurredMS (0 never decides one).
+	Rank int
 }
 
 // Result is the decision for one Event.
@@ -78,8 +84,12 @@ type Result struct {
 }
 
 // claimScript: KEYS[1] order hash; ARGV: dedup field, guard field, guard value
-// (occurred_ms*2+terminal), ttl ms. Returns the stored state 0..3 of a known event, or 4+stale
-// for a new one. Numbers stay below 2^53, exact in Lua's doubles.
+// (occurred_ms*16 + rank*2 + terminal), ttl ms, the earlier version's guard field. Returns the
+// stored state 0..3 of a known event, or 4+stale for a new one. Numbers stay below 2^53, exact
+// in Lua's doubles.
+//
+// Stale: older than the guard; or the same time and a lower rank, both ranked; or not terminal
+// after a terminal one.
 var claimScript = redis.NewScript(`
 local k = KEYS[1]
 local d = redis.call('HGET', k, ARGV[1])
@@ -87,11 +97,27 @@ if d then return tonumber(d) end
 local gv = tonumber(ARGV[3])
 local stale = 0
 local g = redis.call('HGET', k, ARGV[2])
+local migrated = false
+if not g then
+  local old = redis.call('HGET', k, ARGV[5])
+  if old then
+    old = tonumber(old)
+    g = math.floor(old / 2) * 16 + old % 2
+    redis.call('HDEL', k, ARGV[5])
+    migrated = true
+  end
+end
 if g then
   g = tonumber(g)
-  if math.floor(gv / 2) < math.floor(g / 2) or (g % 2 == 1 and gv % 2 == 0) then stale = 1 end
+  local ms, gms = math.floor(gv / 16), math.floor(g / 16)
+  local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
+  if ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0) then stale = 1 end
 end
-if stale == 0 then redis.call('HSET', k, ARGV[2], ARGV[3]) end
+if stale == 0 then
+  redis.call('HSET', k, ARGV[2], ARGV[3])
+elseif migrated then
+  redis.call('HSET', k, ARGV[2], g)
+end
 redis.call('HSET', k, ARGV[1], stale)
 redis.call('PEXPIRE', k, ARGV[4])
 return 4 + stale
@@ -142,9 +168,26 @@ func dedupField(eventID string) string {
 
 func guardField(kind string) string {
 	if kind == "" {
+		return "h?"
+	}
+	return "h" + kind[:1]
+}
+
+// legacyGuardField is guardField of the version before ranks (value occurred_ms*2 + terminal).
+func legacyGuardField(kind string) string {
+	if kind == "" {
 		return "g?"
 	}
 	return "g" + kind[:1]
+}
+
+// guardValue encodes occurred_ms, rank and terminal for claimScript.
+func guardValue(e Event) int64 {
+	gv := e.OccurredMS*16 + int64(min(max(e.Rank, 0), 7))*2
+	if e.Terminal {
+		gv++
+	}
+	return gv
 }
 
 // Claim decides for every event, in order, in one pipelined round trip. Events of one order
@@ -156,12 +199,8 @@ func (s *Store) Claim(ctx context.Context, evs []Event) ([]Result, error) {
 	run := func(useSha bool) ([]redis.Cmder, error) {
 		pipe := s.rdb.Pipeline()
 		for _, e := range evs {
-			gv := e.OccurredMS * 2
-			if e.Terminal {
-				gv++
-			}
 			keys := []string{s.OrderKey(e.Key)}
-			args := []any{dedupField(e.EventID), guardField(e.Kind), strconv.FormatInt(gv, 10), s.ttlMS}
+			args := []any{dedupField(e.EventID), guardField(e.Kind), strconv.FormatInt(guardValue(e), 10), s.ttlMS, legacyGuardField(e.Kind)}
 			if useSha {
 				claimScript.EvalSha(ctx, pipe, keys, args...)
 			} else {

@@ -28,6 +28,8 @@ func ev(id, kind string, at int64, terminal bool) Event {
 	return Event{Key: "dianwoda:A1", EventID: id, Kind: kind, OccurredMS: at, Terminal: terminal}
 }
 
+func ranked(e Event, rank int) Event { e.Rank = rank; return e }
+
 const (
 	id1 = "10000000-0000-5000-8000-000000000001"
 	id2 = "20000000-0000-5000-8000-000000000002"
@@ -79,6 +81,21 @@ func TestClaimSequences(t *testing.T) {
 			{ev(id1, "delivery", 30, true), true, Result{Fresh, false}},
 			{ev(id2, "order", 10, false), true, Result{Fresh, false}},
 			{ev(id3, "refund", 5, false), true, Result{Fresh, false}},
+		}},
+		{"tie: a lower rank is stale, an equal or higher one passes", []step{
+			{ranked(ev(id1, "order", 20, false), 2), true, Result{Fresh, false}},
+			{ranked(ev(id2, "order", 20, false), 1), true, Result{Fresh, true}},
+			{ranked(ev(id3, "order", 20, false), 2), true, Result{Fresh, false}},
+			{ranked(ev(id4, "order", 20, true), 3), true, Result{Fresh, false}},
+		}},
+		{"tie: rank 0 (unknown) never decides", []step{
+			{ranked(ev(id1, "refund", 20, false), 2), true, Result{Fresh, false}},
+			{ranked(ev(id2, "refund", 20, false), 0), true, Result{Fresh, false}},
+			{ranked(ev(id3, "refund", 20, false), 1), true, Result{Fresh, false}},
+		}},
+		{"a newer time wins over rank (rider_switch)", []step{
+			{ranked(ev(id1, "delivery", 20, false), 3), true, Result{Fresh, false}},
+			{ranked(ev(id2, "delivery", 21, false), 1), true, Result{Fresh, false}},
 		}},
 		{"replay keeps the stale flag decided first, though the guard moved", []step{
 			{ev(id1, "delivery", 30, false), true, Result{Fresh, false}},
@@ -154,5 +171,29 @@ func TestKeyHasHashTagAndTTL(t *testing.T) {
 	}
 	if n, _ := rdb.Exists(ctx, s.OrderKey(other.Key)).Result(); n != 0 {
 		t.Fatal("confirm created a key")
+	}
+}
+
+// A guard written by the version before ranks ("g" + kind, occurred_ms*2 + terminal) is read as
+// rank 0 and moved to the new field, so orders in flight during a deploy keep their guard.
+func TestLegacyGuardIsMigrated(t *testing.T) {
+	s, rdb := newStore(t)
+	ctx := context.Background()
+	key := s.OrderKey("dianwoda:A1")
+	if err := rdb.HSet(ctx, key, "gd", 30*2+1).Err(); err != nil { // terminal at 30
+		t.Fatal(err)
+	}
+	got, err := s.Claim(ctx, []Event{ranked(ev(id1, "delivery", 40, false), 2), ranked(ev(id2, "delivery", 20, true), 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Result{Fresh, true}); got[0] != want || got[1] != want {
+		t.Fatalf("claims after a legacy terminal guard at 30: %+v, want both stale", got)
+	}
+	if n, _ := rdb.HExists(ctx, key, "gd").Result(); n {
+		t.Error("legacy guard field left behind")
+	}
+	if v, _ := rdb.HGet(ctx, key, "hd").Int64(); v != 30*16+1 {
+		t.Errorf("migrated guard %d, want %d", v, 30*16+1)
 	}
 }
