@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -285,14 +287,19 @@ func TestOnePollerPerApp(t *testing.T) {
 }
 
 // TestExceedLimitBacksOff: while Eleme answers EXCEED_LIMIT, the poller waits at least
-// RateLimitWait between calls: no tight loop, and readiness turns false after FailAfter rounds.
+// RateLimitWait between calls: no tight loop; and Run leaves no goroutine behind.
 func TestExceedLimitBacksOff(t *testing.T) {
 	r := newRig(t, testenv.Kafka(t))
 	if err := r.sb.Inject(elemesandbox.Fault{Kind: elemesandbox.FaultExceedLimit}); err != nil {
 		t.Fatal(err)
 	}
-	start(t, r.poller(r.writer(), "a", prometheus.NewRegistry()))
+	r.api.HTTP = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	w := r.writer()
+	leaks := goleak.IgnoreCurrent()
+	stop := start(t, r.poller(w, "a", prometheus.NewRegistry()))
 	time.Sleep(2500 * time.Millisecond)
+	stop()
+	goleak.VerifyNone(t, leaks) // every per-app loop and lease renewer ended with Run
 	calls := r.sb.Stats().CallsByOutcome[elemeapi.CodeExceedLimit]
 	// Interval 200 ms and backoff up to 500 ms would make ~5+ calls; RateLimitWait 1 s allows 3.
 	if calls < 1 || calls > 3 {
