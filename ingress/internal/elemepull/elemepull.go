@@ -226,6 +226,13 @@ func (p *Poller) lead(ctx context.Context, app elemeapi.App, lease *Lease, log *
 	b := p.c.Backoff.New()
 	failures := 0
 	for leadCtx.Err() == nil {
+		// The fencing check: the lease still holds this holding's token (a holder paused past
+		// its TTL finds it taken and stops before pulling). Renew errors other than a lost
+		// lease are the renewer's business.
+		if err := lease.Renew(leadCtx); errors.Is(err, ErrLost) {
+			log.Warn("lease lost before a round", zap.Int64("fencing_token", lease.Token()))
+			return
+		}
 		err := p.round(leadCtx, app, log)
 		if leadCtx.Err() != nil && err != nil {
 			return // stopping or lease lost mid-round: whatever was not confirmed stays held
@@ -283,6 +290,9 @@ func (p *Poller) round(ctx context.Context, app elemeapi.App, log *zap.Logger) e
 	m := p.c.Metrics
 	for page := 0; page < p.c.MaxPages; page++ {
 		msgs, err := p.c.API.GetPushFailMsg(ctx, app, p.c.PageSize)
+		if err != nil && ctx.Err() != nil {
+			return err // stopping, or the lease was lost: not a failure of Eleme
+		}
 		if err != nil {
 			m.apiFailures.WithLabelValues(app.AppID, "getPushFailMsg", elemeapi.Label(err)).Inc()
 			m.rounds.WithLabelValues(app.AppID, "api_error").Inc()
@@ -312,6 +322,9 @@ func (p *Poller) round(ctx context.Context, app elemeapi.App, log *zap.Logger) e
 			}
 			m.pulled.WithLabelValues(app.AppID).Add(float64(len(recs)))
 			if err := p.c.API.ConfirmPullMsg(ctx, app, ids); err != nil {
+				if ctx.Err() != nil {
+					return err // unconfirmed: pulled again by whoever polls next
+				}
 				m.apiFailures.WithLabelValues(app.AppID, "confirmPullMsg", elemeapi.Label(err)).Inc()
 				m.rounds.WithLabelValues(app.AppID, "confirm_error").Inc()
 				return fmt.Errorf("confirm pull msg: %w", err)
@@ -319,13 +332,23 @@ func (p *Poller) round(ctx context.Context, app elemeapi.App, log *zap.Logger) e
 			m.confirmed.WithLabelValues(app.AppID).Add(float64(len(ids)))
 			log.Info("pulled and confirmed", zap.Int("messages", len(ids)))
 		}
-		if len(msgs) < p.c.PageSize || len(recs) == 0 {
+		if len(recs) < len(msgs) {
+			// The readable ones are written and confirmed; the round still fails, so that
+			// readiness and ElemePullStale say an operator must look (a page of unreadable
+			// messages would otherwise hide the ones behind it for good, silently).
+			m.rounds.WithLabelValues(app.AppID, "unreadable").Inc()
+			return fmt.Errorf("%w: %d of %d", ErrUnreadable, len(msgs)-len(recs), len(msgs))
+		}
+		if len(msgs) < p.c.PageSize {
 			break
 		}
 	}
 	m.rounds.WithLabelValues(app.AppID, "ok").Inc()
 	return nil
 }
+
+// ErrUnreadable fails a round that pulled messages it could not rebuild into push bodies.
+var ErrUnreadable = errors.New("pulled messages left unconfirmed, unreadable")
 
 // pushFields are the members of a push body (platforms.md §1.1), in the order of Eleme's
 // examples; signature is appended last.

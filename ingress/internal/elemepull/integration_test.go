@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -352,4 +353,48 @@ func (g gatherer) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "view", nil, nil), prometheus.UntypedValue, 0)
+}
+
+type readiness struct {
+	mu sync.Mutex
+	m  map[string]error
+}
+
+func (r *readiness) Set(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]error{}
+	}
+	r.m[name] = err
+}
+
+func (r *readiness) get(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[name]
+}
+
+// TestUnreadableLeftHeldAndNotReady: a pulled message that cannot be rebuilt into a push body
+// (no type) is never confirmed nor dropped; the readable ones beside it are written and
+// confirmed; the app turns not ready, so the stall is seen.
+func TestUnreadableLeftHeldAndNotReady(t *testing.T) {
+	r := newRig(t, testenv.Kafka(t))
+	good := pushes(2, "6")
+	bad := json.RawMessage(`{"requestId":"bad1","message":"{\"orderId\":\"1\"}","shopId":1,"userId":1,"timestamp":1}`)
+	if _, err := r.sb.Hold(testApp.AppID, good[0], bad, good[1]); err != nil {
+		t.Fatal(err)
+	}
+	ready := &readiness{}
+	p := r.poller(r.writer(), "a", prometheus.NewRegistry())
+	p.c.Ready = ready
+	start(t, p)
+	waitFor(t, 20*time.Second, "the app not ready", func() bool { return ready.get(CheckApp(testApp.AppID)) != nil })
+	held := r.sb.HeldMessages("")
+	if len(held) != 1 || !strings.Contains(string(held[0].Message), "bad1") {
+		t.Fatalf("held %+v, want only the unreadable message", held)
+	}
+	if seen := checkRecords(t, readAll(t, r.brokers, r.topic, 2)); len(seen) != 2 {
+		t.Errorf("written %v, want the two readable messages", seen)
+	}
 }

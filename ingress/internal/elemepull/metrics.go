@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		unreadable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "elemepull_unreadable_messages_total",
 			Help: "Pulled messages that could not be rebuilt into a push body; left unconfirmed at Eleme, by app."}, []string{"app"}),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "elemepull_rounds_total",
-			Help: "Poll rounds, by app and outcome (ok, api_error, kafka_error, confirm_error)."}, []string{"app", "outcome"}),
+			Help: "Poll rounds, by app and outcome (ok, api_error, kafka_error, confirm_error, unreadable)."}, []string{"app", "outcome"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elemepull_last_success_timestamp_seconds",
 			Help: "Unix time of the app's last successful round (every held message written and confirmed); 0 before the first."}, []string{"app"}),
 		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elemepull_leader",
