@@ -129,6 +129,15 @@ func TestAlertRules(t *testing.T) {
 			want: []string{"group=normalizer,partition=3"},
 		},
 		{
+			name:  "frozen lag figures are reported",
+			alert: "OrderpipeConsumerLagUnknown", at: 20 * time.Minute, keep: []string{"job"},
+			series: `
+  orderpipe_consumer_group_lag_updated_seconds{job="normalizer",instance="a"} 0 60 120 180 240 300 300x14
+  orderpipe_consumer_group_lag_updated_seconds{job="dispatcher",instance="b"} 0+60x20
+`,
+			want: []string{"job=normalizer"},
+		},
+		{
 			name:  "a crash loop pages",
 			alert: "OrderpipeCrashLooping", at: 20 * time.Minute, keep: []string{"job", "instance"},
 			series: `

@@ -148,7 +148,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}()
 		cons, err := consumer.New(consumer.Config{
 			Reader: reader, Status: status, DLQ: dlq, Store: store, Metrics: metrics, Ready: ready,
-			Log: log, MaxBatch: cfg.BatchMax, DrainTimeout: cfg.DrainTimeout, StallTimeout: cfg.StallTimeout, Backlog: lag.Backlog,
+			Log: log, MaxBatch: cfg.BatchMax, DrainTimeout: cfg.DrainTimeout, StallTimeout: cfg.StallTimeout,
 		})
 		if err != nil {
 			return err

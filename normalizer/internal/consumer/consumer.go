@@ -90,12 +90,12 @@ type Config struct {
 	// DrainTimeout bounds how long a stop waits for the batches in flight to be written,
 	// confirmed and committed; default 20 s (keep it below the pod's termination grace).
 	DrainTimeout time.Duration
-	// StallTimeout: the loop is not ready when it has work and has not finished a batch for this
-	// long; default 2 min.
+	// StallTimeout: the loop is not ready when it has records in flight and has not finished a
+	// batch for this long; default 2 min. (A member that fetches nothing while its partitions
+	// lag is seen from the broker's side: the OrderpipeConsumerStuck alert. The group's lag is
+	// not this member's work, so it does not count here: an idle member of a group catching up
+	// elsewhere is healthy.)
 	StallTimeout time.Duration
-	// Backlog, when set, reports the group's lag as the broker sees it, so that a loop that
-	// fetches nothing while the group lags counts as having work.
-	Backlog func() (int64, bool)
 	// Now is the clock for dlq_time and progress; default time.Now.
 	Now func() time.Time
 }
@@ -141,7 +141,7 @@ func New(c Config) (*Consumer, error) {
 		c.Ready = nopReady{}
 	}
 	cs := &Consumer{c: c, policy: retry.Policy{Min: c.BackoffMin, Max: c.BackoffMax}}
-	cs.progress = newProgress(c.Now, c.StallTimeout, c.Backlog)
+	cs.progress = newProgress(c.Now, c.StallTimeout)
 	return cs, nil
 }
 
@@ -174,7 +174,7 @@ func (cs *Consumer) Run(ctx context.Context) error {
 	// The bookkeeping belongs to one run: a batch claimed but never emitted by an earlier,
 	// cancelled run must not make this run drop its replay, nor count as in flight.
 	cs.inflight = newInflight()
-	cs.progress = newProgress(c.Now, c.StallTimeout, c.Backlog)
+	cs.progress = newProgress(c.Now, c.StallTimeout)
 	// work outlives ctx by DrainTimeout at most, so that a stop finishes the batches in flight.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -233,7 +233,7 @@ func (cs *Consumer) Run(ctx context.Context) error {
 
 // report sets the loop's readiness from its progress, every second or so, until work ends.
 func (cs *Consumer) report(work context.Context) {
-	every := min(time.Second, cs.c.StallTimeout/4)
+	every := max(min(time.Second, cs.c.StallTimeout/4), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -246,3 +246,38 @@ func newTestConsumer(t *testing.T) *Consumer {
 	}
 	return cs
 }
+
+// blockingWriter never acknowledges: a broker that hangs.
+type blockingWriter struct {
+	Writer
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingWriter) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+	b.once.Do(func() { close(b.entered) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// The drain is bounded: a write that never completes does not hold the stop beyond DrainTimeout,
+// and what it held is left uncommitted for a replay.
+func TestDrainIsBounded(t *testing.T) {
+	e := newEnv(t, 1)
+	e.produce(dianwoda(t, "DB1", "1", "dispatched", "rider_dispatch", 1000))
+	bw := &blockingWriter{entered: make(chan struct{})}
+	r := e.start(options{drain: 500 * time.Millisecond, status: func(w Writer, _ context.CancelFunc) Writer { bw.Writer = w; return bw }})
+	select {
+	case <-bw.entered:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no write started")
+	}
+	start := time.Now()
+	r.stop(t)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stop took %s with a 500 ms drain timeout", d)
+	}
+	if n := testutil.ToFloat64(r.metrics.Committed); n != 0 {
+		t.Errorf("committed %v records whose event was never acknowledged", n)
+	}
+}

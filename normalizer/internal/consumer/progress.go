@@ -12,28 +12,26 @@ import (
 // the dependency pings (a ping that succeeds must not hide a loop that does not move):
 //
 //   - a Kafka or Redis call of the loop that failed and was not yet retried successfully;
-//   - a stall: the loop has work (records fetched and not committed, or a group lag reported by
-//     the broker) and has not finished a batch for stallAfter, whatever the cause (a call that
-//     hangs without failing, a rebalance that never ends, a bug).
+//   - a stall: the loop has work (records fetched and not yet finished) and has not finished a
+//     batch for stallAfter, whatever the cause (a call that hangs without failing, a bug).
 type progress struct {
 	mu         sync.Mutex
 	now        func() time.Time
 	stallAfter time.Duration
-	backlog    func() (int64, bool) // the group's lag as the broker sees it; nil when unknown
-	pending    int                  // records fetched and not yet finished
-	since      time.Time            // the last progress, or when the loop last had no work
-	failures   map[string]error     // per action, the last failure not yet followed by a success
+	pending    int              // records fetched and not yet finished
+	since      time.Time        // the last progress, or when the loop last had no work
+	failures   map[string]error // per action, the last failure not yet followed by a success
 }
 
-func newProgress(now func() time.Time, stallAfter time.Duration, backlog func() (int64, bool)) *progress {
-	return &progress{now: now, stallAfter: stallAfter, backlog: backlog, since: now(), failures: map[string]error{}}
+func newProgress(now func() time.Time, stallAfter time.Duration) *progress {
+	return &progress{now: now, stallAfter: stallAfter, since: now(), failures: map[string]error{}}
 }
 
 // fetched counts n records taken into the loop.
 func (p *progress) fetched(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pending == 0 && !p.lagging() {
+	if p.pending == 0 {
 		p.since = p.now() // work starts now: an idle loop is not a stalled one
 	}
 	p.pending += n
@@ -61,15 +59,6 @@ func (p *progress) succeeded(action string) {
 	delete(p.failures, action)
 }
 
-// lagging reports a broker-side lag; p.mu is held.
-func (p *progress) lagging() bool {
-	if p.backlog == nil {
-		return false
-	}
-	n, ok := p.backlog()
-	return ok && n > 0
-}
-
 // err is nil while the loop is healthy.
 func (p *progress) err() error {
 	p.mu.Lock()
@@ -84,7 +73,7 @@ func (p *progress) err() error {
 		errs = append(errs, fmt.Errorf("%s: %w", a, p.failures[a]))
 	}
 	now := p.now()
-	if p.pending == 0 && !p.lagging() {
+	if p.pending == 0 {
 		p.since = now
 	} else if idle := now.Sub(p.since); idle >= p.stallAfter {
 		errs = append(errs, fmt.Errorf("no progress for %s with %d records in flight", idle.Round(time.Millisecond), p.pending))

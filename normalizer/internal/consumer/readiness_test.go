@@ -124,7 +124,7 @@ func TestHungLoopIsNotReady(t *testing.T) {
 // An idle loop is not a stalled one.
 func TestIdleLoopStaysReady(t *testing.T) {
 	now := time.Unix(0, 0)
-	p := newProgress(func() time.Time { return now }, time.Second, nil)
+	p := newProgress(func() time.Time { return now }, time.Second)
 	now = now.Add(time.Hour)
 	if err := p.err(); err != nil {
 		t.Fatalf("idle for an hour: %v", err)
@@ -141,16 +141,5 @@ func TestIdleLoopStaysReady(t *testing.T) {
 	p.finished(3)
 	if err := p.err(); err != nil {
 		t.Fatalf("after the batch finished: %v", err)
-	}
-	// A group lag the broker reports is work too, even with nothing fetched.
-	lag := int64(5)
-	p = newProgress(func() time.Time { return now }, time.Second, func() (int64, bool) { return lag, true })
-	now = now.Add(2 * time.Second)
-	if p.err() == nil {
-		t.Fatal("group lag 5 and nothing fetched for 2 s: want not ready")
-	}
-	lag = 0
-	if err := p.err(); err != nil {
-		t.Fatalf("lag 0: %v", err)
 	}
 }

@@ -1,0 +1,86 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Every stage sees the batches in source order, each batch passes the stages in order, and
+// closing the source drains what was handed in.
+func TestRunStagesOrderAndDrain(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	rec := func(name string) stage {
+		return func(_ context.Context, b *batch) error {
+			time.Sleep(time.Millisecond) // let the stages overlap
+			mu.Lock()
+			log = append(log, name+string(rune('0'+len(b.msgs))))
+			mu.Unlock()
+			return nil
+		}
+	}
+	src := make(chan *batch, 5)
+	for i := 1; i <= 5; i++ {
+		src <- &batch{msgs: make([]kafka.Message, i)}
+	}
+	close(src)
+	work, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := runStages(work, cancel, src, rec("a"), rec("b"), rec("c")); err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int{}
+	for i, e := range log {
+		pos[e] = i
+	}
+	if len(log) != 15 {
+		t.Fatalf("%d stage calls, want 15: %v", len(log), log)
+	}
+	for i := 1; i <= 5; i++ {
+		n := string(rune('0' + i))
+		if pos["a"+n] > pos["b"+n] || pos["b"+n] > pos["c"+n] {
+			t.Errorf("batch %s did not pass a, b, c in order: %v", n, log)
+		}
+		if i > 1 {
+			p := string(rune('0' + i - 1))
+			for _, s := range []string{"a", "b", "c"} {
+				if pos[s+p] > pos[s+n] {
+					t.Errorf("stage %s saw batch %s before %s: %v", s, n, p, log)
+				}
+			}
+		}
+	}
+}
+
+// A stage error cancels the work, is returned, and the batches behind it never reach the later
+// stages (they are not committed: replayed after a restart); nothing blocks.
+func TestRunStagesErrorStops(t *testing.T) {
+	boom := errors.New("boom")
+	var after []int
+	src := make(chan *batch, 4)
+	for i := 1; i <= 4; i++ {
+		src <- &batch{msgs: make([]kafka.Message, i)}
+	}
+	close(src)
+	work, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := runStages(work, cancel, src,
+		func(_ context.Context, b *batch) error {
+			if len(b.msgs) == 2 {
+				return boom
+			}
+			return nil
+		},
+		func(_ context.Context, b *batch) error { after = append(after, len(b.msgs)); return nil })
+	if !errors.Is(err, boom) || work.Err() == nil {
+		t.Fatalf("err %v, work %v: want boom and the work cancelled", err, work.Err())
+	}
+	if len(after) != 1 || after[0] != 1 {
+		t.Fatalf("batches past the failure: %v, want only the one before it", after)
+	}
+}
