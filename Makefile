@@ -13,7 +13,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
 
 run: ## start the whole pipeline here (embedded Kafka and Redis unless KAFKA_BROKERS / REDIS_ADDR are set)
-	@mkdir -p bin && $(GO) build -o bin/ ./ingress ./normalizer ./dispatcher ./dispatcher/cmd/ddsandbox ./e2e/cmd/devstack
+	@mkdir -p bin && $(GO) build -o bin/ ./ingress ./normalizer ./dispatcher ./dispatcher/cmd/ddsandbox ./ingress/cmd/elemepull ./ingress/cmd/elemesandbox ./e2e/cmd/devstack
 	@bin/devstack -bin bin
 
 test: ## start a real Kafka and Redis, then run every module's tests against them

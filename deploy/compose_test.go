@@ -35,7 +35,7 @@ func loadCompose(t *testing.T) *types.Project {
 
 func TestComposeRunsTheWholeStack(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"kafka", "redis", "topics", "ddsandbox", "ingress", "normalizer", "dispatcher"}
+	want := []string{"kafka", "redis", "topics", "ddsandbox", "elemesandbox", "ingress", "normalizer", "dispatcher", "elemepull"}
 	for _, name := range want {
 		if _, ok := p.Services[name]; !ok {
 			t.Errorf("service %q missing", name)
@@ -53,7 +53,7 @@ func TestComposeRunsTheWholeStack(t *testing.T) {
 // has a healthcheck, and starts only after the topics were bootstrapped.
 func TestComposeServicesBuildFromRepo(t *testing.T) {
 	p := loadCompose(t)
-	for _, name := range []string{"ddsandbox", "ingress", "normalizer", "dispatcher"} {
+	for _, name := range []string{"ddsandbox", "elemesandbox", "ingress", "normalizer", "dispatcher", "elemepull"} {
 		t.Run(name, func(t *testing.T) {
 			s := p.Services[name]
 			if s.Build == nil {
@@ -75,7 +75,7 @@ func TestComposeServicesBuildFromRepo(t *testing.T) {
 			if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 {
 				t.Error("no healthcheck")
 			}
-			if name == "ddsandbox" {
+			if name == "ddsandbox" || name == "elemesandbox" {
 				return
 			}
 			if d, ok := s.DependsOn["topics"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {

@@ -124,7 +124,7 @@ func TestKustomizeBaseAndOverlay(t *testing.T) {
 	for _, dir := range []string{"k8s/base", "k8s/overlays/example"} {
 		t.Run(dir, func(t *testing.T) {
 			m := build(t, dir)
-			for _, name := range []string{"ingress", "normalizer", "dispatcher"} {
+			for _, name := range []string{"ingress", "normalizer", "dispatcher", "elemepull"} {
 				d, ok := m.deployments[name]
 				if !ok {
 					t.Errorf("deployment %s missing", name)
@@ -136,6 +136,11 @@ func TestKustomizeBaseAndOverlay(t *testing.T) {
 				}) {
 					t.Errorf("deployment %s has no PodDisruptionBudget", name)
 				}
+			}
+			// The Eleme poller is one replica and never autoscaled: its Redis lease lets one
+			// instance poll each app, so more pods would only stand by.
+			if d := m.deployments["elemepull"]; d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+				t.Errorf("elemepull replicas = %v, want 1", d.Spec.Replicas)
 			}
 			if len(m.hpas) != 1 || m.hpas[0].Spec.ScaleTargetRef.Name != "ingress" {
 				t.Errorf("want one HPA, for the ingress; got %+v", m.hpas)

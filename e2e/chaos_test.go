@@ -52,6 +52,9 @@ type scenario struct {
 	fault              func(ctx context.Context, e *chaosEnv)
 	// costs names a check that this scenario is known to cost and reports instead of failing on.
 	costs string
+	// elemePull starts the Eleme OpenAPI sandbox and the compensation poller: Eleme callbacks
+	// that cannot reach the ingress are held by the sandbox and pulled.
+	elemePull bool
 	// minLoad stretches a short run so that the fault happens several times (a killed consumer
 	// needs a few seconds to get its partitions back before it is worth killing again).
 	minLoad time.Duration
@@ -163,6 +166,31 @@ var scenarios = []scenario{
 	{name: "dangdang-timeout", fault: sandboxFault("timeout", nil)},
 	{name: "dangdang-rate-limit", fault: sandboxFault("rate_limit", nil)},
 	{name: "dangdang-176", fault: sandboxFault("expired", nil)},
+	// The ingress is down for a while; Eleme keeps the pushes it could not deliver (the sandbox
+	// holds them) and elemepull brings them in. Every transition must still be on the status
+	// topic exactly once; Dianwoda's callbacks wait for the ingress, retried as before.
+	{name: "eleme-pull", elemePull: true, fault: func(ctx context.Context, e *chaosEnv) {
+		for sleep(ctx, max(e.d/4, time.Second)) {
+			if err := e.p.ingress.Stop(20 * time.Second); err != nil {
+				e.t.Errorf("stop ingress: %v", err)
+				return
+			}
+			e.note("ingress stopped")
+			sleep(ctx, min(max(e.d/3, 2*time.Second), 20*time.Second))
+			if err := e.p.ingress.Start(); err != nil {
+				e.t.Errorf("start ingress: %v", err)
+				return
+			}
+			rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err := e.p.ingress.WaitReady(rctx)
+			cancel()
+			if err != nil {
+				e.t.Errorf("ingress not ready again: %v", err)
+				return
+			}
+			e.note("ingress started again")
+		}
+	}},
 	{name: "rebalance", fault: func(ctx context.Context, e *chaosEnv) {
 		if !sleep(ctx, e.d/3) {
 			return
@@ -267,10 +295,19 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 			sc.fault(faultCtx, e)
 		}()
 	}
-	l := chaos.Drive(ctx, chaos.Config{
+	cfg := chaos.Config{
 		IngressURL: p.ingressURL, Rate: rate, Duration: d, Drain: max(60*time.Second, d), Workers: 16, Mix: chaos.DefaultMix,
 		Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret},
-	})
+	}
+	if sc.elemePull {
+		r := startElemeSandbox(t, p)
+		r.startPoller(t, r.poller("", "ELEME_PULL_INTERVAL=1s"))
+		cfg.ElemeHold = r.holdBody
+	}
+	l := chaos.Drive(ctx, cfg)
+	if sc.elemePull {
+		e.note("%d Eleme callbacks held by the platform and pulled", l.HeldByPlatform.Load())
+	}
 	stopFault()
 	wg.Wait()
 	settled, why := chaos.Settle(ctx, l, col, 2*time.Second, max(90*time.Second, d))

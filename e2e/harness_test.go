@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir, "../ingress", "../normalizer", "../dispatcher", "../dispatcher/cmd/ddsandbox")
+	cmd := exec.Command("go", "build", "-o", dir, "../ingress", "../normalizer", "../dispatcher", "../dispatcher/cmd/ddsandbox",
+		"../ingress/cmd/elemepull", "../ingress/cmd/elemesandbox")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build services:", err)

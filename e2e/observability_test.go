@@ -12,15 +12,18 @@ import (
 )
 
 // metricRef matches the pipeline's own metric names in PromQL text.
-var metricRef = regexp.MustCompile(`\b(?:ingress|normalizer|dispatcher|orderpipe)_[a-z0-9_]+\b`)
+var metricRef = regexp.MustCompile(`\b(?:ingress|normalizer|dispatcher|elemepull|orderpipe)_[a-z0-9_]+\b`)
 
 // TestDashboardAndAlertsUseRegisteredMetrics holds the Grafana dashboard and the Prometheus alert
-// rules to the metrics the three running services register (GET /metrics/catalog, which lists
+// rules to the metrics the running services (and the Eleme poller) register (GET /metrics/catalog, which lists
 // labelled metrics before they have series). A renamed metric fails here, not on an SRE's screen.
 func TestDashboardAndAlertsUseRegisteredMetrics(t *testing.T) {
 	p := startPipeline(t)
+	r := startElemeSandbox(t, p)
+	poller := r.poller("")
+	r.startPoller(t, poller)
 	registered := map[string]bool{}
-	for _, url := range []string{p.ingress.ReadyURL, p.normalizer.ReadyURL, p.dispatcher.ReadyURL} {
+	for _, url := range []string{p.ingress.ReadyURL, p.normalizer.ReadyURL, p.dispatcher.ReadyURL, poller.ReadyURL} {
 		resp, err := http.Get(strings.TrimSuffix(url, "/readyz") + "/metrics/catalog")
 		if err != nil {
 			t.Fatal(err)

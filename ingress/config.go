@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderpipe/pipeline/ingress/internal/eleme"
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/schemas"
@@ -61,7 +62,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout:   l.Duration("INGRESS_SHUTDOWN_TIMEOUT", 20*time.Second),
 	}
 	c.DrainDelay = drainDelay(l, getenv)
-	c.ElemeSecrets = elemeSecrets(l)
+	c.ElemeSecrets = eleme.LoadSecrets(l)
 	if c.HTTPAddr == c.OpsAddr {
 		l.Fail("OPS_ADDR", "must differ from HTTP_ADDR (%s)", c.HTTPAddr)
 	}
@@ -89,20 +90,4 @@ func drainDelay(l *envconfig.Loader, getenv func(string) string) time.Duration {
 		return 0
 	}
 	return l.Duration("INGRESS_DRAIN_DELAY", 0)
-}
-
-// elemeSecrets parses "appId=secret,appId=secret2,…". Errors name the item's position, never
-// its value.
-func elemeSecrets(l *envconfig.Loader) map[string][]string {
-	out := map[string][]string{}
-	for i, item := range l.SecretList("ELEME_SECRETS") {
-		app, secret, ok := strings.Cut(item, "=")
-		app, secret = strings.TrimSpace(app), strings.TrimSpace(secret)
-		if !ok || app == "" || secret == "" {
-			l.Fail("ELEME_SECRETS", "item %d is not appId=secret", i+1)
-			continue
-		}
-		out[app] = append(out[app], secret)
-	}
-	return out
 }

@@ -23,4 +23,16 @@ type RawEnvelope struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Body is the request body byte for byte (base64 in JSON, so no byte can change).
 	Body []byte `json:"body"`
+	// Source says how the callback reached the pipeline: SourcePush (the platform called the
+	// ingress; also what an empty value means, so records written before this field existed read
+	// as pushes) or SourcePull (the Eleme compensation poller fetched a push the platform failed
+	// to deliver, with eleme.msgNew.getPushFailMsg). A pulled record has the same key and the same
+	// Body shape as the push of that message, so it maps to the same event_id.
+	Source string `json:"source,omitempty"`
 }
+
+// RawEnvelope.Source values.
+const (
+	SourcePush = "push"
+	SourcePull = "pull"
+)

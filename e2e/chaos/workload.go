@@ -91,6 +91,12 @@ type Config struct {
 	Seed    uint64
 	// RunID makes order ids unique to the run (digits only; default from the clock).
 	RunID string
+	// ElemeHold, when set, is Eleme keeping a push it could not deliver: after ElemeHoldAfter
+	// (default 3) attempts of an Eleme callback that got no answer at all (the ingress is down),
+	// the workload hands the body to it and stops retrying. The transition then counts as
+	// acknowledged by the platform: the compensation poller must bring it to the pipeline.
+	ElemeHold      func(ctx context.Context, body []byte) error
+	ElemeHoldAfter int
 }
 
 // entry is one callback to send until acknowledged.
@@ -120,6 +126,7 @@ type Ledger struct {
 	Forged, ForgedAccepted atomic.Int64
 	Malformed, MalformedOK atomic.Int64
 	NetErrors, Refused     atomic.Int64 // network errors; non-2xx replies to genuine callbacks (then retried)
+	HeldByPlatform         atomic.Int64 // Eleme callbacks handed to Config.ElemeHold (delivered by pull)
 	GaveUp                 atomic.Int64 // genuine callbacks never acknowledged within Drain
 	Unexpected4xx          atomic.Int64 // 4xx replies to genuine callbacks: a bug
 	ByStatus               sync.Map     // int → *atomic.Int64
@@ -180,6 +187,9 @@ func Drive(ctx context.Context, c Config) *Ledger {
 	}
 	if c.RunID == "" {
 		c.RunID = strconv.FormatInt(time.Now().UnixNano()/1e6%1e7, 10)
+	}
+	if c.ElemeHoldAfter <= 0 {
+		c.ElemeHoldAfter = 3
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
@@ -334,6 +344,18 @@ func (w *worker) send(e entry) bool {
 			}
 			w.l.mu.Unlock()
 			return true
+		}
+		if status == 0 && e.tr != nil && e.tr.Platform == "eleme" && w.c.ElemeHold != nil && attempt >= max(w.c.ElemeHoldAfter, 1) {
+			if err := w.c.ElemeHold(w.drain, body); err == nil {
+				w.l.HeldByPlatform.Add(1)
+				w.l.mu.Lock()
+				if ts := w.l.Trans[e.tr.Key()]; ts.AckedAt.IsZero() {
+					ts.AckedAt = time.Now()
+				}
+				w.l.Trans[e.tr.Key()].Acks++
+				w.l.mu.Unlock()
+				return true
+			}
 		}
 		if status >= 400 && status < 500 {
 			w.l.Unexpected4xx.Add(1)

@@ -81,6 +81,7 @@ func (s *Service) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case err := <-done:
+			done <- err // Stop and Kill wait for it too
 			return fmt.Errorf("%s exited before it was ready: %v", s.Name, err)
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready (%s): %w", s.Name, last, ctx.Err())

@@ -24,12 +24,14 @@ const (
 	embeddedRedis = "127.0.0.1:16379"
 	ingressAddr   = "127.0.0.1:8080"
 	sandboxAddr   = "127.0.0.1:8090"
+	elemeSBAddr   = "127.0.0.1:8091"
 
 	// Demo credentials. The Dangdang shop is the made-up one of docs/specs/platforms.md §3.2, which the
 	// dispatcher's default routing table names "demo".
 	demoDianwodaSecret = "demo-dianwoda-secret"
 	demoElemeAppID     = "62933118"
 	demoElemeSecret    = "demo-eleme-secret"
+	demoElemeAppKey    = "demo-app-key"
 	demoDangdangKey    = "2100000000"
 	demoDangdangSecret = "test_secret"
 	demoDangdangSess   = "SESSIONKEY"
@@ -37,7 +39,7 @@ const (
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
-	bin := fs.String("bin", "bin", "directory holding the ingress, normalizer, dispatcher and ddsandbox binaries")
+	bin := fs.String("bin", "bin", "directory holding the ingress, normalizer, dispatcher, elemepull, ddsandbox and elemesandbox binaries")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +81,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		{Name: "dispatcher", Bin: filepath.Join(*bin, "dispatcher"),
 			Env:      append([]string{"OPS_ADDR=127.0.0.1:8083", "DANGDANG_API_URL=http://" + sandboxAddr + "/openapi/rest"}, common...),
 			ReadyURL: "http://127.0.0.1:8083/readyz"},
+		{Name: "elemesandbox", Bin: filepath.Join(*bin, "elemesandbox"),
+			Env:      []string{"SANDBOX_ADDR=" + elemeSBAddr, "ELEME_SANDBOX_APPS=" + demoElemeAppID + "=" + demoElemeAppKey + ":" + demoElemeSecret},
+			ReadyURL: "http://" + elemeSBAddr + "/sandbox/stats"},
+		{Name: "elemepull", Bin: filepath.Join(*bin, "elemepull"),
+			Env: append([]string{"OPS_ADDR=127.0.0.1:8084", "ELEME_API_URL=http://" + elemeSBAddr, "ELEME_PULL_INTERVAL=5s",
+				"ELEME_SECRETS=" + demoElemeAppID + "=" + demoElemeSecret, "ELEME_APP_KEYS=" + demoElemeAppID + "=" + demoElemeAppKey}, common...),
+			ReadyURL: "http://127.0.0.1:8084/readyz"},
 	}
 	for _, s := range services {
 		f, err := os.Create(filepath.Join(logDir, s.Name+".log"))
@@ -120,8 +129,9 @@ func banner(w io.Writer) {
 	printf(w, `
 The pipeline is up.
   callbacks   POST http://%[1]s/v1/callbacks/dianwoda   POST http://%[1]s/v1/callbacks/eleme
-  ops         ingress http://127.0.0.1:8081  normalizer http://127.0.0.1:8082  dispatcher http://127.0.0.1:8083  (/healthz /readyz /metrics)
+  ops         ingress http://127.0.0.1:8081  normalizer http://127.0.0.1:8082  dispatcher http://127.0.0.1:8083  elemepull http://127.0.0.1:8084  (/healthz /readyz /metrics)
   Dangdang    sandbox http://%[2]s/openapi/rest (state: http://%[2]s/sandbox/orders, calls: /sandbox/calls)
+  Eleme       OpenAPI sandbox http://%[10]s/api/v1 (held: http://%[10]s/sandbox/held, confirms: /sandbox/confirms), polled every 5 s by elemepull
   logs        .run/devstack/*.log
 
 A signed Dianwoda callback (order DD1719544796 delivered; routed to Dangdang shop "demo"):
@@ -131,6 +141,11 @@ curl -sS '%[3]s' -H 'Content-Type: application/json' --data-binary '%[4]s'
 A signed Eleme callback (type 56, delivered):
 
 curl -sS 'http://%[1]s/v1/callbacks/eleme' -H 'Content-Type: application/json' --data-binary '%[5]s'
+
+The same push as one Eleme failed to deliver: the sandbox holds it, elemepull pulls it within 5 s,
+writes it to %[7]s (source "pull") and confirms it; it yields the same event (dedup):
+
+curl -sS http://%[10]s/sandbox/held -d '{"app_id":"%[11]s","messages":[%[5]s]}'
 
 See the unified events (Ctrl-C to stop):
 
@@ -142,7 +157,7 @@ curl -sS http://%[2]s/sandbox/orders/2100000000/1719544796
 
 Ctrl-C here stops everything.
 `, ingressAddr, sandboxAddr, dwdURL, shellQuote(dwd.Body), shellQuote(ele.Body(demoElemeSecret)),
-		schemas.TopicStatus, schemas.TopicRaw, schemas.TopicDelivery, schemas.TopicDangdangResult)
+		schemas.TopicStatus, schemas.TopicRaw, schemas.TopicDelivery, schemas.TopicDangdangResult, elemeSBAddr, demoElemeAppID)
 }
 
 // shellQuote makes b safe inside single quotes.

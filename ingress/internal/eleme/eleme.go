@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -183,4 +184,22 @@ func Key(p Push) (callback.Parsed, error) {
 	}
 	out.Key = schemas.Key(schemas.PlatformEleme, "app:"+p.AppID)
 	return out, nil
+}
+
+// LoadSecrets parses ELEME_SECRETS, "appId=secret,appId=secret2,…" (also ELEME_SECRETS_FILE):
+// appId → its secrets, the first the current one. The ingress verifies pushes with any of them;
+// the compensation poller signs its API calls with the first. Errors name the item's position,
+// never its value.
+func LoadSecrets(l *envconfig.Loader) map[string][]string {
+	out := map[string][]string{}
+	for i, item := range l.SecretList("ELEME_SECRETS") {
+		app, secret, ok := strings.Cut(item, "=")
+		app, secret = strings.TrimSpace(app), strings.TrimSpace(secret)
+		if !ok || app == "" || secret == "" {
+			l.Fail("ELEME_SECRETS", "item %d is not appId=secret", i+1)
+			continue
+		}
+		out[app] = append(out[app], secret)
+	}
+	return out
 }

@@ -152,6 +152,9 @@ func TestRawGoldensNormalizeToEventGoldens(t *testing.T) {
 		{raw: "raw-envelope.dianwoda.json", event: "status-event.delivery-stale.json", stale: true},
 		{raw: "raw-envelope.eleme-delivery.json", event: "status-event.delivery-eleme.json"},
 		{raw: "raw-envelope.eleme-order.json", event: "status-event.order.json"},
+		// The same transition pulled by the Eleme compensation poller (re-signed body, source
+		// "pull"): the same event, event_id included.
+		{raw: "raw-envelope.eleme-pull.json", event: "status-event.order.json"},
 		{raw: "raw-envelope.eleme-refund.json", event: "status-event.refund.json"},
 		{raw: "raw-envelope.eleme-unknown-type.json", event: "status-event.order-unknown.json"},
 		{raw: "raw-envelope.eleme-shop.json", skip: normalize.SkipNotOrderEvent},
