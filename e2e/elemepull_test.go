@@ -241,7 +241,7 @@ func checkOnce(t *testing.T, byID map[string]int, want int) {
 }
 
 func countRaw(t *testing.T, p *pipeline, want int) []kafka.Message {
-	return consume(t, p.brokers, p.topics.Raw, want, func(m kafka.Message) bool {
+	return consume(t, kafkaio.Plaintext(p.brokers...), p.topics.Raw, want, func(m kafka.Message) bool {
 		var env schemas.RawEnvelope
 		return json.Unmarshal(m.Value, &env) == nil && env.Source == schemas.SourcePull
 	})
