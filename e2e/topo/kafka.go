@@ -1,0 +1,439 @@
+// Package topo starts, as local processes of one test's own, the production topology the
+// reliability proof runs on (a three-node Kafka cluster, a Redis Sentinel group, a Redis Cluster)
+// and injects faults into it: kill -9, graceful stop, SIGSTOP/SIGCONT of one node. Every fault
+// touches only the test's own servers, never the shared ones of `make test`.
+package topo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+)
+
+// KafkaVersion is the Kafka release of deploy/local/kafka.sh (its jars are cached in .cache).
+const KafkaVersion = "4.1.1"
+
+// ReplicaLagTime is the cluster's replica.lag.time.max.ms: a follower that has not caught up for
+// this long leaves the ISR. Small, so that a frozen broker leaves it within a short test.
+const ReplicaLagTime = 6 * time.Second
+
+// KafkaCluster is three KRaft nodes, each broker and controller (a controller quorum of three),
+// on 127.0.0.1: RF 3 and min.insync.replicas=2 by default, unclean leader election off.
+type KafkaCluster struct {
+	t       testing.TB
+	root    string
+	dir     string
+	Brokers []string
+	nodes   []*kafkaNode
+}
+
+type kafkaNode struct {
+	id, port, cport int
+	dir             string
+	mu              sync.Mutex
+	cmd             *exec.Cmd
+	done            chan struct{}
+	starts          int
+}
+
+// StartKafkaCluster formats and starts the three nodes and waits until the cluster creates a
+// topic with RF 3. It needs ORDERPIPE_ROOT (set by deploy/local/testenv.sh) and the cached jars;
+// without them the test skips, or fails under CI=true.
+func StartKafkaCluster(t testing.TB) *KafkaCluster {
+	t.Helper()
+	root := os.Getenv("ORDERPIPE_ROOT")
+	libs := filepath.Join(root, ".cache", "kafka", KafkaVersion, "libs")
+	if _, err := os.Stat(filepath.Join(libs, ".complete")); root == "" || err != nil {
+		msg := "a Kafka cluster of the test's own needs ORDERPIPE_ROOT and the Kafka jars (deploy/local/kafka.sh fetch); run under deploy/local/testenv.sh"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t0 := time.Now()
+	c := &KafkaCluster{t: t, root: root, dir: t.TempDir()}
+	base := testenv.FreeLowPorts(t, 6)
+	var voters []string
+	for i := range 3 {
+		n := &kafkaNode{id: i + 1, port: base + i, cport: base + 3 + i, dir: filepath.Join(c.dir, "node"+strconv.Itoa(i+1))}
+		c.nodes = append(c.nodes, n)
+		c.Brokers = append(c.Brokers, "127.0.0.1:"+strconv.Itoa(n.port))
+		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", n.id, n.cport))
+	}
+	clusterID := "orderpipeTopoTest0000A" // 22 characters of base64: a valid cluster id
+	for _, n := range c.nodes {
+		if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		props := fmt.Sprintf(`process.roles=broker,controller
+node.id=%d
+controller.quorum.voters=%s
+listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d
+advertised.listeners=PLAINTEXT://127.0.0.1:%d
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=%s
+num.partitions=6
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+delete.topic.enable=true
+replica.lag.time.max.ms=%d
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=4000
+controlled.shutdown.enable=true
+log.flush.interval.messages=9223372036854775807
+`, n.id, strings.Join(voters, ","), n.port, n.cport, n.port, filepath.Join(n.dir, "data"), ReplicaLagTime.Milliseconds())
+		if err := os.WriteFile(filepath.Join(n.dir, "server.properties"), []byte(props), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Formatting is a JVM start per node: the three run at once.
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.nodes))
+	for i, n := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := c.java("kafka.tools.StorageTool", "format", "-t", clusterID, "-c", filepath.Join(n.dir, "server.properties")).CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("format node %d: %v\n%s", n.id, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stopAll)
+	if err := os.WriteFile(filepath.Join(c.dir, "log4j2.properties"), []byte(log4j), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	formatted := time.Now()
+	for _, n := range c.nodes {
+		c.launch(n)
+	}
+	for i := range c.nodes {
+		c.WaitUp(i + 1)
+	}
+	t.Logf("kafka cluster: formatted in %s, nodes up after %s more", formatted.Sub(t0).Round(time.Millisecond), time.Since(formatted).Round(time.Millisecond))
+	// The cluster is usable when a topic with RF 3 can be created (all three registered).
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		err := kafkaio.EnsureTopics(ctx, c.Brokers, kafkaio.TopicSpec{Name: "topo.ready", Partitions: 1, ReplicationFactor: 3})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("kafka cluster not usable: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return c
+}
+
+func (c *KafkaCluster) java(args ...string) *exec.Cmd {
+	libs := filepath.Join(c.root, ".cache", "kafka", KafkaVersion, "libs")
+	return exec.Command("java", append([]string{"-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(c.root, "deploy", "local", "kafka", "log4j2.properties"),
+		"-cp", libs + "/*"}, args...)...)
+}
+
+func (c *KafkaCluster) node(id int) *kafkaNode {
+	if id < 1 || id > len(c.nodes) {
+		c.t.Fatalf("no kafka node %d", id)
+	}
+	return c.nodes[id-1]
+}
+
+func (c *KafkaCluster) launch(n *kafkaNode) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		c.t.Fatalf("kafka node %d already runs", n.id)
+	}
+	log, err := os.OpenFile(filepath.Join(n.dir, "broker.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	libs := filepath.Join(c.root, ".cache", "kafka", KafkaVersion, "libs")
+	cmd := exec.Command("java", "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile="+filepath.Join(c.dir, "log4j2.properties"),
+		"-Dkafka.logs.dir="+n.dir, "-cp", libs+"/*", "kafka.Kafka", filepath.Join(n.dir, "server.properties"))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		c.t.Fatalf("start kafka node %d: %v", n.id, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	n.cmd, n.done = cmd, done
+	n.starts++
+}
+
+var started = regexp.MustCompile(`Kafka Server started|\[KafkaRaftServer nodeId=\d+\] Kafka Server started`)
+
+// WaitUp waits until node id logged its start (once per launch) and answers metadata.
+func (c *KafkaCluster) WaitUp(id int) {
+	c.t.Helper()
+	n := c.node(id)
+	deadline := time.Now().Add(120 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(filepath.Join(n.dir, "broker.log"))
+		n.mu.Lock()
+		want, done := n.starts, n.done
+		n.mu.Unlock()
+		if len(started.FindAllIndex(b, -1)) >= want {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err := kafkaio.Ping(ctx, []string{"127.0.0.1:" + strconv.Itoa(n.port)})
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+		select {
+		case <-done:
+			c.t.Fatalf("kafka node %d exited at start:\n%s", id, tail(b, 3000))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(n.dir, "broker.log"))
+	c.t.Fatalf("kafka node %d did not start:\n%s", id, tail(b, 3000))
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func (c *KafkaCluster) signal(id int, sig syscall.Signal, wait time.Duration) error {
+	n := c.node(id)
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
+		n.cmd = nil
+	}
+	n.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("kafka node %d is not running", id)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal kafka node %d: %w", id, err)
+	}
+	if wait == 0 {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("kafka node %d did not stop within %s and was killed", id, wait)
+	}
+}
+
+// Kill9 kills node id with SIGKILL (its data stays for Restart).
+func (c *KafkaCluster) Kill9(id int) error { return c.signal(id, syscall.SIGKILL, 30*time.Second) }
+
+// Stop stops node id gracefully (SIGTERM: controlled shutdown moves its leaderships first).
+func (c *KafkaCluster) Stop(id int) error { return c.signal(id, syscall.SIGTERM, 60*time.Second) }
+
+// Freeze sends SIGSTOP to node id; Thaw sends SIGCONT.
+func (c *KafkaCluster) Freeze(id int) error { return c.signal(id, syscall.SIGSTOP, 0) }
+
+// Thaw resumes a frozen node.
+func (c *KafkaCluster) Thaw(id int) error { return c.signal(id, syscall.SIGCONT, 0) }
+
+// Restart starts the stopped node id again on its data and waits until it answers.
+func (c *KafkaCluster) Restart(id int) {
+	c.t.Helper()
+	c.launch(c.node(id))
+	c.WaitUp(id)
+}
+
+// Pids returns the process ids of the running nodes.
+func (c *KafkaCluster) Pids() map[string]int {
+	out := map[string]int{}
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		if n.cmd != nil {
+			out["kafka-"+strconv.Itoa(n.id)] = n.cmd.Process.Pid
+		}
+		n.mu.Unlock()
+	}
+	return out
+}
+
+func (c *KafkaCluster) stopAll() {
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		cmd, done := n.cmd, n.done
+		n.cmd = nil
+		n.mu.Unlock()
+		if cmd == nil {
+			continue
+		}
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// LeaderCounts returns, per node id, how many partitions of topics it leads.
+func (c *KafkaCluster) LeaderCounts(ctx context.Context, topics []string) (map[int]int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 5 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	out := map[int]int{}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			out[p.Leader.ID]++
+		}
+	}
+	return out, nil
+}
+
+// MostLeader is the node leading the most partitions of topics.
+func (c *KafkaCluster) MostLeader(ctx context.Context, topics []string) (int, map[int]int, error) {
+	counts, err := c.LeaderCounts(ctx, topics)
+	if err != nil {
+		return 0, nil, err
+	}
+	best := 0
+	for id, n := range counts {
+		if best == 0 || n > counts[best] || (n == counts[best] && id < best) {
+			best = id
+		}
+	}
+	if best == 0 {
+		return 0, counts, errors.New("no leaders")
+	}
+	return best, counts, nil
+}
+
+// log4j is the nodes' logging: warnings, the start-up line, and the Raft quorum's state
+// transitions (which node is the active controller, from its "transition to Leader" line).
+const log4j = `status = error
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = STDOUT
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+logger.kafka.name = kafka.server.KafkaBroker
+logger.kafka.level = INFO
+logger.quorum.name = org.apache.kafka.raft.QuorumState
+logger.quorum.level = INFO
+`
+
+var (
+	becameLeader = regexp.MustCompile(`\[RaftManager id=(\d+)\] Completed transition to Leader\(.*?[ (]epoch=(\d+)`)
+	follows      = regexp.MustCompile(`Completed transition to FollowerState\(.*?[ (]epoch=(\d+), leader=(\d+)`)
+)
+
+// ActiveController is the leader of the controller quorum in the highest Raft epoch any node
+// logged (a node's own "transition to Leader", or a follower's "leader=N"). Asking the quorum
+// with kafka-metadata-quorum would take a JVM start (over 10 s on this machine).
+func (c *KafkaCluster) ActiveController() (int, error) {
+	best, bestEpoch := 0, -1
+	for _, n := range c.nodes {
+		b, err := os.ReadFile(filepath.Join(n.dir, "broker.log"))
+		if err != nil {
+			continue
+		}
+		for _, m := range becameLeader.FindAllSubmatch(b, -1) {
+			id, _ := strconv.Atoi(string(m[1]))
+			if epoch, _ := strconv.Atoi(string(m[2])); epoch > bestEpoch {
+				best, bestEpoch = id, epoch
+			}
+		}
+		for _, m := range follows.FindAllSubmatch(b, -1) {
+			id, _ := strconv.Atoi(string(m[2]))
+			if epoch, _ := strconv.Atoi(string(m[1])); epoch > bestEpoch {
+				best, bestEpoch = id, epoch
+			}
+		}
+	}
+	if best == 0 {
+		return 0, errors.New("no node logged a quorum leader")
+	}
+	return best, nil
+}
+
+// alive lists the brokers of the running nodes.
+func (c *KafkaCluster) alive() []string {
+	var out []string
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		if n.cmd != nil {
+			out = append(out, "127.0.0.1:"+strconv.Itoa(n.port))
+		}
+		n.mu.Unlock()
+	}
+	if len(out) == 0 {
+		return c.Brokers
+	}
+	return out
+}
+
+// InSync returns, per partition of topic, the number of in-sync replicas.
+func (c *KafkaCluster) InSync(ctx context.Context, topic string) (map[int]int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 5 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	out := map[int]int{}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			out[p.ID] = len(p.Isr)
+		}
+	}
+	return out, nil
+}
+
+// DeleteTopic deletes topic.
+func (c *KafkaCluster) DeleteTopic(ctx context.Context, topic string) error {
+	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 10 * time.Second}
+	res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	if e := res.Errors[topic]; e != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, e)
+	}
+	return nil
+}
