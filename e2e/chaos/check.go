@@ -104,9 +104,9 @@ type Report struct {
 	// scenario; 0 = not measured).
 	Recovery time.Duration
 	// MaxRSS is the largest resident set of each service during the scenario, in bytes.
-	MaxRSS map[string]int64
-	Phantoms    int // events of no transition the workload sent
-	Leaks       int // forged or malformed callbacks that left a trace (or were accepted)
+	MaxRSS   map[string]int64
+	Phantoms int // events of no transition the workload sent
+	Leaks    int // forged or malformed callbacks that left a trace (or were accepted)
 	// Dangdang.
 	DDOrders, DDMissing, DDCalls, DDCallsOver100, DDTwiceInCall, DDResent int
 	// DLQ: poison acknowledged, poison found in the raw DLQ, other records in the DLQs.

@@ -56,9 +56,9 @@ type Collector struct {
 	DecodeErr []string
 	// Routed holds the records of each routed topic, as Status does.
 	Routed map[string][]StatusRec
-	last      time.Time
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	last   time.Time
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // StartCollector starts reading; Stop ends it.

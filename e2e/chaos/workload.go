@@ -85,8 +85,8 @@ type Config struct {
 	// connection (down), sends the same request to the next one at once, as a load balancer
 	// would.
 	IngressURLs []string
-	Signer     Signer
-	Mix        Mix
+	Signer      Signer
+	Mix         Mix
 	// Rate is new callbacks per second over all workers (retries are not paced).
 	Rate float64
 	// Duration is how long new orders are started; then the live orders finish their flows.
