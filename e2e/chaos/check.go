@@ -93,20 +93,8 @@ type Report struct {
 	// Redis flush forgot that it was emitted). Not a duplicate transition, but not hidden either.
 	Redelivered int
 	WrongFinal  int // orders whose latest non-stale event of a kind is not the flow's last transition
-	// OrderViolations counts, on the status topic and on every routed topic the collector read,
-	// the non-stale events that come after a non-stale event of the same order and kind that
-	// happened later (see OrderViolations); RoutedViolations is the routed topics' share.
-	OrderViolations, RoutedViolations int
-	// RoutedMissing counts status events that never reached a routed topic they are routed to
-	// (set by CheckRouted).
-	RoutedMissing int
-	// Recovery is the time from the fault to both consumer groups' lag back to zero (set by the
-	// scenario; 0 = not measured).
-	Recovery time.Duration
-	// MaxRSS is the largest resident set of each service during the scenario, in bytes.
-	MaxRSS   map[string]int64
-	Phantoms int // events of no transition the workload sent
-	Leaks    int // forged or malformed callbacks that left a trace (or were accepted)
+	Phantoms    int // events of no transition the workload sent
+	Leaks       int // forged or malformed callbacks that left a trace (or were accepted)
 	// Dangdang.
 	DDOrders, DDMissing, DDCalls, DDCallsOver100, DDTwiceInCall, DDResent int
 	// DLQ: poison acknowledged, poison found in the raw DLQ, other records in the DLQs.
@@ -120,6 +108,19 @@ type Report struct {
 	// Cost names a check the scenario is known to cost (reported, not failed), e.g. the wrong
 	// final states a Redis flush causes; set by the scenario.
 	Cost string
+
+	// OrderViolations counts, on the status topic and on every routed topic the collector read,
+	// the non-stale events that come after a non-stale event of the same order and kind that
+	// happened later (see OrderViolations); RoutedViolations is the routed topics' share.
+	OrderViolations, RoutedViolations int
+	// RoutedMissing counts status events that never reached a routed topic they are routed to
+	// (set by CheckRouted).
+	RoutedMissing int
+	// Recovery is the time from the fault to both consumer groups' lag back to zero (set by the
+	// scenario; 0 = not measured).
+	Recovery time.Duration
+	// MaxRSS is the largest resident set of each service during the scenario, in bytes.
+	MaxRSS map[string]int64
 }
 
 // OK reports whether nothing was lost or duplicated and every check held.

@@ -54,11 +54,12 @@ type Collector struct {
 	Results   []ResultRec
 	StatusDLQ []string
 	DecodeErr []string
+	last      time.Time
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+
 	// Routed holds the records of each routed topic, as Status does.
 	Routed map[string][]StatusRec
-	last   time.Time
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // StartCollector starts reading; Stop ends it.

@@ -80,13 +80,8 @@ var DefaultMix = Mix{DDShare: 0.3, Duplicate: 0.08, Retry: 0.05, NewID: 0.05, Ou
 // Config configures Drive.
 type Config struct {
 	IngressURL string
-	// IngressURLs, when set, replaces IngressURL: several ingress instances behind a load
-	// balancer. Each sender spreads its requests over them round robin and, when one refuses the
-	// connection (down), sends the same request to the next one at once, as a load balancer
-	// would.
-	IngressURLs []string
-	Signer      Signer
-	Mix         Mix
+	Signer     Signer
+	Mix        Mix
 	// Rate is new callbacks per second over all workers (retries are not paced).
 	Rate float64
 	// Duration is how long new orders are started; then the live orders finish their flows.
@@ -98,6 +93,12 @@ type Config struct {
 	Seed    uint64
 	// RunID makes order ids unique to the run (digits only; default from the clock).
 	RunID string
+
+	// IngressURLs, when set, replaces IngressURL: several ingress instances behind a load
+	// balancer. Each sender spreads its requests over them round robin and, when one refuses the
+	// connection (down), sends the same request to the next one at once, as a load balancer
+	// would.
+	IngressURLs []string
 }
 
 // entry is one callback to send until acknowledged.
