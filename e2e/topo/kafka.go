@@ -6,6 +6,8 @@ package topo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +51,7 @@ type kafkaNode struct {
 	cmd             *exec.Cmd
 	done            chan struct{}
 	starts          int
+	frozen          bool
 }
 
 // StartKafkaCluster formats and starts the three nodes and waits until the cluster creates a
@@ -112,22 +115,17 @@ log.flush.interval.messages=9223372036854775807
 			t.Fatal(err)
 		}
 	}
-	// Formatting is a JVM start per node: the three run at once.
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.nodes))
-	for i, n := range c.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := c.java("kafka.tools.StorageTool", "format", "-t", clusterID, "-c", filepath.Join(n.dir, "server.properties")).CombinedOutput()
-			if err != nil {
-				errs[i] = fmt.Errorf("format node %d: %v\n%s", n.id, err, out)
-			}
-		}()
+	// Formatting is a JVM start (10–20 s on this machine): node 1 is formatted, the others get
+	// a copy of its storage with their own node.id and directory.id.
+	first := c.nodes[0]
+	out, err := c.java("kafka.tools.StorageTool", "format", "-t", clusterID, "-c", filepath.Join(first.dir, "server.properties")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("format node 1: %v\n%s", err, out)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
+	for _, n := range c.nodes[1:] {
+		if err := copyStorage(filepath.Join(first.dir, "data"), filepath.Join(n.dir, "data"), n.id); err != nil {
+			t.Fatalf("storage of node %d: %v", n.id, err)
+		}
 	}
 	t.Cleanup(c.stopAll)
 	if err := os.WriteFile(filepath.Join(c.dir, "log4j2.properties"), []byte(log4j), 0o644); err != nil {
@@ -155,6 +153,40 @@ log.flush.interval.messages=9223372036854775807
 		time.Sleep(300 * time.Millisecond)
 	}
 	return c
+}
+
+// copyStorage copies a freshly formatted log dir (meta.properties, bootstrap.checkpoint) from
+// src to dst, giving it node id and a directory.id of its own.
+func copyStorage(src, dst string, id int) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if d.Name() == "meta.properties" {
+			var dirID [16]byte
+			_, _ = rand.Read(dirID[:])
+			lines := strings.Split(string(b), "\n")
+			for i, l := range lines {
+				switch {
+				case strings.HasPrefix(l, "node.id="):
+					lines[i] = "node.id=" + strconv.Itoa(id)
+				case strings.HasPrefix(l, "directory.id="):
+					lines[i] = "directory.id=" + base64.RawURLEncoding.EncodeToString(dirID[:])
+				}
+			}
+			b = []byte(strings.Join(lines, "\n"))
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
 }
 
 func (c *KafkaCluster) java(args ...string) *exec.Cmd {
@@ -241,6 +273,7 @@ func (c *KafkaCluster) signal(id int, sig syscall.Signal, wait time.Duration) er
 	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
 		n.cmd = nil
 	}
+	n.frozen = sig == syscall.SIGSTOP
 	n.mu.Unlock()
 	if cmd == nil {
 		return fmt.Errorf("kafka node %d is not running", id)
@@ -393,12 +426,12 @@ func (c *KafkaCluster) ActiveController() (int, error) {
 	return best, nil
 }
 
-// alive lists the brokers of the running nodes.
+// alive lists the brokers of the running nodes that are not frozen.
 func (c *KafkaCluster) alive() []string {
 	var out []string
 	for _, n := range c.nodes {
 		n.mu.Lock()
-		if n.cmd != nil {
+		if n.cmd != nil && !n.frozen {
 			out = append(out, "127.0.0.1:"+strconv.Itoa(n.port))
 		}
 		n.mu.Unlock()
@@ -407,6 +440,26 @@ func (c *KafkaCluster) alive() []string {
 		return c.Brokers
 	}
 	return out
+}
+
+// Partitions describes the partitions of topic as "p<id>:leader<id>/isr<ids>".
+func (c *KafkaCluster) Partitions(ctx context.Context, topic string) (string, error) {
+	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 5 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return "", fmt.Errorf("metadata: %w", err)
+	}
+	var parts []string
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			var isr []string
+			for _, b := range p.Isr {
+				isr = append(isr, strconv.Itoa(b.ID))
+			}
+			parts = append(parts, fmt.Sprintf("p%d:leader%d/isr%s", p.ID, p.Leader.ID, strings.Join(isr, ",")))
+		}
+	}
+	return strings.Join(parts, " "), nil
 }
 
 // InSync returns, per partition of topic, the number of in-sync replicas.
