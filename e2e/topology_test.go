@@ -346,9 +346,11 @@ func waitInSync(e *topoEnv, limit time.Duration) {
 }
 
 // rollConsumers replaces every normalizer and dispatcher instance one at a time: the replacement
-// starts and is ready before the old one gets SIGTERM.
+// starts, is ready and has joined the consumer group (the coordinator counts it and the group is
+// stable again) before the old one gets SIGTERM.
 func rollConsumers(ctx context.Context, e *topoEnv) {
-	for _, kind := range []string{"normalizer", "dispatcher"} {
+	for i, kind := range []string{"normalizer", "dispatcher"} {
+		group := e.p.groups[i]
 		for _, old := range e.p.running(kind) {
 			if ctx.Err() != nil {
 				return
@@ -365,10 +367,25 @@ func rollConsumers(ctx context.Context, e *topoEnv) {
 				e.t.Errorf("%s: %v", s.Name, err)
 				return
 			}
+			want := len(e.p.running(kind))
+			joined := time.Now()
+			members, state := 0, ""
+			for time.Since(joined) < 30*time.Second {
+				gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				members, state, err = topo.GroupMembers(gctx, e.kc.Brokers, group)
+				cancel()
+				if err == nil && members >= want && state == "Stable" {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if members < want || state != "Stable" {
+				e.note("%s: group %s has %d members (%s, %v), want %d; stopping %s anyway", s.Name, kind, members, state, err, want, old.Name)
+			}
 			if err := old.Stop(20 * time.Second); err != nil {
 				e.t.Errorf("stop %s: %v", old.Name, err)
 			}
-			e.note("%s ready, %s stopped (SIGTERM)", s.Name, old.Name)
+			e.note("%s ready and in the group (%d members, after %s), %s stopped (SIGTERM)", s.Name, members, time.Since(joined).Round(time.Millisecond), old.Name)
 		}
 	}
 }

@@ -3,11 +3,14 @@ package topo
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
@@ -165,4 +168,22 @@ func RSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// GroupMembers returns how many members consumer group has and its state (Stable,
+// PreparingRebalance, …), as the group coordinator sees it.
+func GroupMembers(ctx context.Context, brokers []string, group string) (int, string, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	res, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return 0, "", fmt.Errorf("describe group %s: %w", group, err)
+	}
+	if len(res.Groups) != 1 {
+		return 0, "", fmt.Errorf("describe group %s: %d groups in the answer", group, len(res.Groups))
+	}
+	g := res.Groups[0]
+	if g.Error != nil {
+		return 0, "", fmt.Errorf("describe group %s: %w", group, g.Error)
+	}
+	return len(g.Members), g.GroupState, nil
 }
