@@ -9,19 +9,19 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
 	"github.com/orderpipe/pipeline/dispatcher/internal/routing"
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
+	"github.com/orderpipe/pipeline/plumbing/redisio"
+	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
+// config is the dispatcher's configuration; README.md "Configuration" documents every variable.
 type config struct {
-	Brokers        []string
-	RedisAddr      string
+	service.Config
+	Redis redisio.Config
+
 	RedisPrefix    string
-	LogLevel       string
 	TracesExporter string
-	OpsAddr        string
 	GroupID        string
-	AutoCreate     bool
-	Partitions     int
 	TopicStatus    string
 	TopicDelivery  string
 	TopicLifecycle string
@@ -53,15 +53,11 @@ type config struct {
 func loadConfig(getenv func(string) string) (*config, error) {
 	l := envconfig.New(getenv)
 	c := &config{
-		Brokers:        l.HostPorts("KAFKA_BROKERS", "127.0.0.1:9092"),
-		RedisAddr:      l.String("REDIS_ADDR", "127.0.0.1:6379"),
+		Config:         service.Load(l, ":8083"),
+		Redis:          redisio.Load(l, "127.0.0.1:6379"),
 		RedisPrefix:    l.String("REDIS_KEY_PREFIX", "op:"),
-		LogLevel:       l.Level("LOG_LEVEL", "info"),
 		TracesExporter: l.String("OTEL_TRACES_EXPORTER", "none"),
-		OpsAddr:        l.Addr("OPS_ADDR", ":8083"),
 		GroupID:        l.String("KAFKA_GROUP_ID", "dispatcher"),
-		AutoCreate:     l.Bool("TOPIC_AUTO_CREATE", true),
-		Partitions:     l.Int("TOPIC_PARTITIONS", 12, 1, 10000),
 		TopicStatus:    l.String("TOPIC_STATUS", schemas.TopicStatus),
 		TopicDelivery:  l.String("TOPIC_DELIVERY", schemas.TopicDelivery),
 		TopicLifecycle: l.String("TOPIC_LIFECYCLE", schemas.TopicLifecycle),

@@ -6,11 +6,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -22,6 +20,7 @@ import (
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/logging"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/plumbing/tracing"
 )
 
@@ -45,12 +44,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer cancel()
 		_ = tr.Shutdown(sctx)
 	}()
+	log = log.With(zap.String("service", "dispatcher"))
+	cfg.Kafka.Log(log)
+	cfg.Redis.Log(log)
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("kafka", "redis")
 
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(cfg.RedisAddr, ",")})
+	rdb, err := cfg.Redis.NewClient()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
 	defer rdb.Close()
-	writer := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: cfg.Brokers})
+	writer := cfg.Kafka.NewWriter(kafkaio.WriterConfig{})
 	defer func() {
 		_ = writer.Close()
 		// kafka-go closes only a Transport it made itself; this one is the plumbing's.
@@ -78,7 +83,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		shopNames = append(shopNames, n)
 	}
 	sort.Strings(shopNames)
-	log.Info("dispatcher starting", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.TopicStatus),
+	log.Info("dispatcher starting", zap.String("topic", cfg.TopicStatus),
 		zap.String("group", cfg.GroupID), zap.Int("routes", len(cfg.Table.Routes)), zap.Strings("shops", shopNames),
 		zap.String("dangdang_url", cfg.APIURL), zap.Duration("window", cfg.Window), zap.Int("batch_size", cfg.BatchSize))
 
@@ -87,35 +92,26 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	lag := kafkaio.NewLagGauge("dispatcher")
 	reg.MustRegister(lag)
 	g.Go(func() error {
-		kafkaio.WatchLag(gctx, cfg.Brokers, cfg.GroupID, cfg.TopicStatus, 10*time.Second, lag)
+		cfg.Kafka.WatchLag(gctx, cfg.GroupID, cfg.TopicStatus, 10*time.Second, lag)
 		return nil
 	})
-	// One admin client for the readiness probe, so probing does not open a connection pool each time.
-	probeTransport := kafkaio.NewTransport()
-	defer probeTransport.CloseIdleConnections()
-	probe := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 3 * time.Second, Transport: probeTransport}
+	// One admin client for the readiness probe, so probing does not log in again each time.
+	probe := cfg.Kafka.NewClient(3 * time.Second)
+	defer probe.Close()
 	g.Go(func() error {
-		for {
-			pctx, cancel := context.WithTimeout(gctx, 3*time.Second)
-			_, err := probe.Metadata(pctx, &kafka.MetadataRequest{Topics: []string{}})
-			ready.Set("kafka", err)
-			ready.Set("redis", rdb.Ping(pctx).Err())
-			cancel()
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-time.After(2 * time.Second):
-			}
-		}
+		service.Watch(gctx, ready, "kafka", 2*time.Second, log, func(ctx context.Context) error { return probe.Ping(ctx) })
+		return nil
+	})
+	g.Go(func() error {
+		service.Watch(gctx, ready, "redis", 2*time.Second, log, func(ctx context.Context) error { return cfg.Redis.Ping(ctx, rdb) })
+		return nil
 	})
 	g.Go(func() error {
 		// Start even while Kafka is down: wait for the topics with backoff, not ready meanwhile.
-		if cfg.AutoCreate {
-			if err := ensureTopics(gctx, cfg, ready, log); err != nil {
-				return nil // stopped while waiting
-			}
+		if err := cfg.PrepareTopics(gctx, ready, "kafka", log, topicSpecs(cfg)...); err != nil {
+			return nil // stopped while waiting
 		}
-		reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
+		reader := cfg.Kafka.NewReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
 			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
@@ -129,32 +125,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return g.Wait()
 }
 
-func ensureTopics(ctx context.Context, cfg *config, ready *ops.Readiness, log *zap.Logger) error {
+// topicSpecs are the topics the dispatcher reads and writes: its input, the fan-out topics of
+// every route, the Dangdang results and the DLQ.
+func topicSpecs(cfg *config) []kafkaio.TopicSpec {
 	names := map[string]bool{cfg.TopicStatus: true, cfg.TopicDelivery: true, cfg.TopicLifecycle: true, cfg.TopicRefund: true, cfg.TopicResults: true, cfg.TopicDLQ: true}
 	for _, r := range cfg.Table.Routes {
 		if r.To.Topic != "" {
 			names[r.To.Topic] = true
 		}
 	}
-	var specs []kafkaio.TopicSpec
+	specs := make([]kafkaio.TopicSpec, 0, len(names))
 	for n := range names {
-		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: cfg.Partitions, ReplicationFactor: 1})
+		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: cfg.TopicPartitions})
 	}
-	backoff := 200 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := kafkaio.EnsureTopics(cctx, cfg.Brokers, specs...)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		ready.Set("kafka", err)
-		log.Warn("ensure topics failed, retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+	return specs
 }

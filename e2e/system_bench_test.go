@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/e2e/chaos"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
 
 // benchRow is one rate of the system benchmark, as e2e/bench/system.sh tabulates it.
@@ -61,7 +62,7 @@ func TestSystemBench(t *testing.T) {
 		}
 		t.Run(rs, func(t *testing.T) {
 			p := startStack(t, stackOpts{partitions: 12, quiet: true})
-			col := chaos.StartCollector(p.brokers, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
+			col := chaos.StartCollector(kafkaio.Plaintext(p.brokers...), chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 				Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 			defer col.Stop()
 			signer := chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret}

@@ -26,7 +26,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.OpsAddr != ":8082" || c.GroupID != "normalizer" || c.DedupTTL != 168*time.Hour || c.KeyPrefix != "op:" ||
 		c.TopicRaw != schemas.TopicRaw || c.TopicStatus != schemas.TopicStatus || c.TopicRawDLQ != schemas.TopicRawDLQ ||
-		!c.AutoCreate || c.Partitions != 12 || c.Brokers[0] != "127.0.0.1:9092" || c.RedisAddrs[0] != "127.0.0.1:6379" {
+		!c.TopicAutoCreate || c.TopicPartitions != 12 || c.Kafka.Brokers[0] != "127.0.0.1:9092" || c.Redis.Addrs[0] != "127.0.0.1:6379" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

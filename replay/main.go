@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/replay/internal/replay"
 )
 
@@ -30,10 +32,14 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	brokers := getenv("KAFKA_BROKERS")
-	if brokers == "" {
-		brokers = "127.0.0.1:9092"
+	// The connection is read from the same variables as the services' (KAFKA_BROKERS, KAFKA_TLS*,
+	// KAFKA_SASL_*), so the tool reaches a secured cluster the way they do.
+	l := envconfig.New(getenv)
+	conn := kafkaio.LoadConn(l)
+	if err := l.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
 	}
+	brokers := strings.Join(conn.Brokers, ",")
 	var o replay.Options
 	var since, until string
 	fs.StringVar(&brokers, "brokers", brokers, "Kafka brokers, comma-separated (default $KAFKA_BROKERS)")
@@ -59,7 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if o.Until, err = parseTime("until", until); err != nil {
 		return err
 	}
-	o.Brokers = strings.Split(brokers, ",")
+	conn.Brokers = strings.Split(brokers, ",")
+	o.Conn = conn
 	o.Out = stdout
 	_, err = replay.Run(ctx, o)
 	return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -63,7 +64,7 @@ type Collector struct {
 }
 
 // StartCollector starts reading; Stop ends it.
-func StartCollector(brokers []string, tp Topics, partitions int) *Collector {
+func StartCollector(conn kafkaio.Conn, tp Topics, partitions int) *Collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Collector{cancel: cancel, last: time.Now(), Routed: map[string][]StatusRec{}}
 	type source struct {
@@ -81,17 +82,17 @@ func StartCollector(brokers []string, tp Topics, partitions int) *Collector {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				c.read(ctx, brokers, t.topic, p, t.handle)
+				c.read(ctx, conn, t.topic, p, t.handle)
 			}()
 		}
 	}
 	return c
 }
 
-func (c *Collector) read(ctx context.Context, brokers []string, topic string, partition int, handle func(kafka.Message, time.Time)) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 8 << 20,
-		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond,
-		MaxAttempts: 1 << 30})
+func (c *Collector) read(ctx context.Context, conn kafkaio.Conn, topic string, partition int, handle func(kafka.Message, time.Time)) {
+	// No group: one reader per partition from the first offset, retrying through broker restarts.
+	r := conn.NewReader(kafkaio.ReaderConfig{Topic: topic, Partition: partition, MaxBytes: 8 << 20,
+		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, MaxAttempts: 1 << 30})
 	defer r.Close()
 	for {
 		m, err := r.ReadMessage(ctx)

@@ -9,9 +9,12 @@
 package envconfig
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -154,4 +157,89 @@ func (l *Loader) Level(name, def string) string {
 		l.Fail(name, "%q is not one of debug, info, warn, error", v)
 	}
 	return v
+}
+
+// Secret is a value that must never reach a log, an error, a metric or a reply: its String,
+// GoString, Format and MarshalJSON print "[redacted]" (or nothing when it is empty). Reveal is the
+// one way to the value, for the library call that needs it.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer without the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString implements fmt.GoStringer (%#v) without the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// Format prints the redacted form for every verb, %x and %q included.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
+}
+
+// MarshalJSON writes the redacted form.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalText writes the redacted form (zap, YAML and encoding/xml use it).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Secret returns a secret-bearing variable: name itself, or the content of the file that
+// name_FILE points to (a mounted Kubernetes or Docker secret; one trailing newline is dropped).
+// Setting both is an error, as is an unreadable file. Errors name the variable, never the value.
+func (l *Loader) Secret(name string) Secret {
+	v, ok := l.FromFile(name)
+	if !ok {
+		return ""
+	}
+	return Secret(v)
+}
+
+// FromFile returns the variable name, or the content of the file named by name_FILE, and whether
+// either was set. Both set is an error. Use Secret for secret-bearing variables.
+func (l *Loader) FromFile(name string) (string, bool) {
+	direct := l.getenv(name)
+	path := strings.TrimSpace(l.getenv(name + "_FILE"))
+	switch {
+	case direct != "" && path != "":
+		l.Fail(name, "both %s and %s_FILE are set; set one", name, name)
+		return "", false
+	case path != "":
+		b, err := os.ReadFile(path)
+		if err != nil {
+			l.Fail(name+"_FILE", "read %s: %v", path, errors.Unwrap(err))
+			return "", false
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true
+	case direct != "":
+		return direct, true
+	}
+	return "", false
+}
+
+// Conflict records that the named variables were set together although they exclude each other.
+func (l *Loader) Conflict(reason string, names ...string) {
+	l.errs = append(l.errs, fmt.Errorf("%s: %s", strings.Join(names, " and "), reason))
+}
+
+// SecretList is a comma-separated list of secrets (signing keys, one per rotation), from name or
+// the file name_FILE points to, empty items dropped. Errors never hold the values.
+func (l *Loader) SecretList(name string) []string {
+	v, _ := l.FromFile(name)
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

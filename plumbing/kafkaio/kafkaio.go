@@ -8,14 +8,19 @@
 //     FetchMessage and commit with CommitMessages once their output is durable), and notice a
 //     departed member within about a second;
 //   - every reader, writer and client gets its own Transport, so metadata of a topic created a
-//     moment ago is not hidden behind a shared six-second cache.
+//     moment ago is not hidden behind a shared six-second cache;
+//   - everything is built from a Conn (LoadConn reads it from the environment), which carries TLS
+//     and SASL: nothing in the project dials Kafka any other way, and a test checks that.
+//
+// The package-level NewWriter, NewReader, NewTransport, EnsureTopics and Ping take bare broker
+// addresses and dial in plaintext: they are for tests against the plaintext test broker. Service
+// code uses the Conn methods.
 package kafkaio
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +36,7 @@ const DefaultBatchTimeout = 2 * time.Millisecond
 
 // WriterConfig configures NewWriter. Zero values take safe defaults.
 type WriterConfig struct {
+	// Brokers is read by the package-level NewWriter only; Conn.NewWriter uses the Conn's.
 	Brokers []string
 	// Topic is the writer's topic; empty means each message names its own.
 	Topic string
@@ -51,12 +57,16 @@ type WriterConfig struct {
 // a little), with room for the record batch's own overhead.
 const DefaultBatchBytes = 900 << 10
 
+// NewWriter is Plaintext(c.Brokers...).NewWriter(c), for tests.
+func NewWriter(c WriterConfig) *kafka.Writer { return Plaintext(c.Brokers...).NewWriter(c) }
+
 // NewWriter returns a synchronous writer with RequireAll, the Murmur2 balancer and a short batch
-// timeout. Topics are never auto-created by writes: they are created on purpose (EnsureTopics),
-// with the partitions and settings the operator chose.
-func NewWriter(c WriterConfig) *kafka.Writer {
+// timeout, dialing through the Conn (TLS and SASL in its Transport). Topics are never
+// auto-created by writes: they are created on purpose (EnsureTopics), with the partitions and
+// settings the operator chose.
+func (conn Conn) NewWriter(c WriterConfig) *kafka.Writer {
 	w := &kafka.Writer{
-		Addr:                   kafka.TCP(c.Brokers...),
+		Addr:                   kafka.TCP(conn.Brokers...),
 		Topic:                  c.Topic,
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
@@ -69,7 +79,7 @@ func NewWriter(c WriterConfig) *kafka.Writer {
 		WriteBackoffMin:        20 * time.Millisecond,
 		WriteBackoffMax:        500 * time.Millisecond,
 		AllowAutoTopicCreation: false,
-		Transport:              NewTransport(),
+		Transport:              conn.NewTransport(),
 	}
 	if w.BatchTimeout <= 0 {
 		w.BatchTimeout = DefaultBatchTimeout
@@ -90,22 +100,18 @@ func NewWriter(c WriterConfig) *kafka.Writer {
 	return w
 }
 
-// NewTransport returns a Transport of its own with a short metadata TTL, so that a component
-// does not share kafka-go's DefaultTransport and its stale metadata cache.
-func NewTransport() *kafka.Transport {
-	return &kafka.Transport{
-		Dial:        (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		IdleTimeout: 30 * time.Second,
-		MetadataTTL: time.Second,
-		ClientID:    "orderpipe",
-	}
-}
+// NewTransport is Plaintext().NewTransport(), for tests.
+func NewTransport() *kafka.Transport { return Plaintext().NewTransport() }
 
 // ReaderConfig configures NewReader.
 type ReaderConfig struct {
+	// Brokers is read by the package-level NewReader only; Conn.NewReader uses the Conn's.
 	Brokers []string
-	GroupID string
-	Topic   string
+	// GroupID is the consumer group. Empty means a reader of one Partition, without a group
+	// (tools and tests that read a partition from an offset they choose).
+	GroupID   string
+	Topic     string
+	Partition int
 	// MaxWait bounds how long the broker holds a fetch open waiting for data; default 250 ms.
 	MaxWait time.Duration
 	// MaxBytes is the most bytes one fetch returns; default 4 MiB.
@@ -114,11 +120,18 @@ type ReaderConfig struct {
 	QueueCapacity int
 	// StartOffset for a group with no committed offset: kafka.FirstOffset (default) or LastOffset.
 	StartOffset int64
+	// MaxAttempts is how often a failed fetch is retried before FetchMessage returns the error;
+	// default 3. A reader that must outlive a broker restart sets it high.
+	MaxAttempts int
 }
 
-// NewReader returns a consumer-group reader that never commits by itself. Callers use
-// FetchMessage and CommitMessages after their output is durable: a crash replays, never skips.
-func NewReader(c ReaderConfig) *kafka.Reader {
+// NewReader is Plaintext(c.Brokers...).NewReader(c), for tests.
+func NewReader(c ReaderConfig) *kafka.Reader { return Plaintext(c.Brokers...).NewReader(c) }
+
+// NewReader returns a consumer-group reader that never commits by itself, dialing through the
+// Conn (TLS and SASL in its Dialer). Callers use FetchMessage and CommitMessages after their
+// output is durable: a crash replays, never skips.
+func (conn Conn) NewReader(c ReaderConfig) *kafka.Reader {
 	if c.MaxWait <= 0 {
 		c.MaxWait = 250 * time.Millisecond
 	}
@@ -131,8 +144,11 @@ func NewReader(c ReaderConfig) *kafka.Reader {
 	if c.StartOffset == 0 {
 		c.StartOffset = kafka.FirstOffset
 	}
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:                c.Brokers,
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	rc := kafka.ReaderConfig{
+		Brokers:                conn.Brokers,
 		GroupID:                c.GroupID,
 		Topic:                  c.Topic,
 		MinBytes:               1,
@@ -149,13 +165,14 @@ func NewReader(c ReaderConfig) *kafka.Reader {
 		WatchPartitionChanges:  true,
 		PartitionWatchInterval: 5 * time.Second,
 		StartOffset:            c.StartOffset,
-		MaxAttempts:            3,
-		Dialer: &kafka.Dialer{
-			Timeout:   5 * time.Second,
-			DualStack: true,
-			ClientID:  "orderpipe",
-		},
-	})
+		MaxAttempts:            c.MaxAttempts,
+		Dialer:                 conn.NewDialer(),
+	}
+	if c.GroupID == "" {
+		rc.Partition = c.Partition
+		rc.WatchPartitionChanges, rc.PartitionWatchInterval = false, 0
+	}
+	return kafka.NewReader(rc)
 }
 
 // TopicSpec describes a topic to create.
@@ -167,11 +184,18 @@ type TopicSpec struct {
 	Configs map[string]string
 }
 
-// EnsureTopics creates the topics that do not exist yet; existing topics are left as they are.
+// EnsureTopics is Plaintext(brokers...).EnsureTopics with each spec's own replication factor
+// (1 when zero), for tests.
 func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) error {
-	transport := NewTransport()
-	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
+	return Plaintext(brokers...).EnsureTopics(ctx, topics...)
+}
+
+// EnsureTopics creates the topics that do not exist yet; existing topics are left as they are.
+// A spec's ReplicationFactor 0 means 1; services pass specs from Replication.Specs, which
+// caps the wanted factor at the cluster's broker count and sets min.insync.replicas.
+func (c Conn) EnsureTopics(ctx context.Context, topics ...TopicSpec) error {
+	client := c.NewClient(10 * time.Second)
+	defer client.Close()
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}
@@ -188,7 +212,7 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 	}
 	res, err := client.CreateTopics(ctx, req)
 	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
+		return c.Explain(fmt.Errorf("create topics: %w", err))
 	}
 	var errs []error
 	for name, e := range res.Errors {
@@ -199,18 +223,8 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 	return errors.Join(errs...)
 }
 
-// Ping asks the cluster for its metadata: nil means a broker answered within ctx. Its connections
-// are closed before it returns, so a readiness loop that pings every few seconds leaks nothing.
-func Ping(ctx context.Context, brokers []string) error {
-	transport := NewTransport()
-	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 3 * time.Second, Transport: transport}
-	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
-	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
-	}
-	return nil
-}
+// Ping is Plaintext(brokers...).Ping, for tests.
+func Ping(ctx context.Context, brokers []string) error { return Plaintext(brokers...).Ping(ctx) }
 
 // Header returns the value of the first header named key, or "".
 func Header(m kafka.Message, key string) string {

@@ -14,8 +14,18 @@ import (
 // yet: the partition's end offset minus the group's committed offset (minus the first offset when
 // the group has committed nothing there). It asks the broker, as KEDA does, so it also sees a
 // consumer that is stuck or gone.
+func (c Conn) GroupLag(ctx context.Context, group, topic string) (map[int]int64, error) {
+	client := c.NewClient(5 * time.Second)
+	defer client.Close()
+	return groupLag(ctx, client, group, topic)
+}
+
+// GroupLag is Plaintext(brokers...).GroupLag, for tests.
 func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: lagTransport}
+	return Plaintext(brokers...).GroupLag(ctx, group, topic)
+}
+
+func groupLag(ctx context.Context, client *Client, group, topic string) (map[int]int64, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
@@ -62,8 +72,6 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[i
 	return lag, nil
 }
 
-var lagTransport = NewTransport()
-
 // NewLagGauge returns the gauge WatchLag sets: <service>_consumer_lag_records{partition}.
 func NewLagGauge(service string) *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -72,11 +80,19 @@ func NewLagGauge(service string) *prometheus.GaugeVec {
 	}, []string{"partition"})
 }
 
-// WatchLag sets g from GroupLag every interval until ctx ends. Errors leave the last values.
+// WatchLag is Plaintext(brokers...).WatchLag, for tests.
 func WatchLag(ctx context.Context, brokers []string, group, topic string, interval time.Duration, g *prometheus.GaugeVec) {
+	Plaintext(brokers...).WatchLag(ctx, group, topic, interval, g)
+}
+
+// WatchLag sets g from GroupLag every interval until ctx ends. Errors leave the last values.
+// One client (one transport) serves every round, closed when ctx ends.
+func (c Conn) WatchLag(ctx context.Context, group, topic string, interval time.Duration, g *prometheus.GaugeVec) {
+	client := c.NewClient(5 * time.Second)
+	defer client.Close()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, interval)
-		lag, err := GroupLag(cctx, brokers, group, topic)
+		lag, err := groupLag(cctx, client, group, topic)
 		cancel()
 		if err == nil {
 			for p, n := range lag {

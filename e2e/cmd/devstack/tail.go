@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
 
@@ -24,8 +25,19 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: devstack tail TOPIC")
 	}
-	r := kafkaio.NewReader(kafkaio.ReaderConfig{
-		Brokers: brokersFrom(getenv),
+	// The connection variables are the services' (KAFKA_TLS*, KAFKA_SASL_*); without
+	// KAFKA_BROKERS, the embedded broker.
+	l := envconfig.New(func(k string) string {
+		if k == "KAFKA_BROKERS" {
+			return strings.Join(brokersFrom(getenv), ",")
+		}
+		return getenv(k)
+	})
+	conn := kafkaio.LoadConn(l)
+	if err := l.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	r := conn.NewReader(kafkaio.ReaderConfig{
 		GroupID: fmt.Sprintf("devstack-tail-%d", time.Now().UnixNano()),
 		Topic:   fs.Arg(0),
 	})

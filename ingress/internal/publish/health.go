@@ -3,50 +3,57 @@ package publish
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
 // HealthConfig configures Watch.
 type HealthConfig struct {
-	Brokers  []string
+	Conn     kafkaio.Conn
 	Topic    string
 	Interval time.Duration
-	// EnsureTopic creates Topic (Partitions) until that succeeds once (TOPIC_AUTO_CREATE).
+	// EnsureTopic creates Topic (Partitions, replicated as Replication says) until that
+	// succeeds once (TOPIC_AUTO_CREATE).
 	EnsureTopic bool
 	Partitions  int
+	Replication kafkaio.Replication
 }
 
 // Watch asks Kafka every Interval whether it answers and has the topic, reports the answer to
 // p.SetHealth, and returns when ctx ends. The ingress starts and serves even while Kafka is down;
 // this loop is what makes it ready, and ready again after an outage.
 func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
-	tr := kafkaio.NewTransport()
-	tr.MetadataTopics = []string{c.Topic} // not every topic of the cluster, every second
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 3 * time.Second, Transport: tr}
+	client := c.Conn.NewClient(3 * time.Second)
+	client.Transport().MetadataTopics = []string{c.Topic} // not every topic of the cluster, every second
+	defer client.Close()
 	ensured := !c.EnsureTopic
 	var last error = errors.New("not checked yet")
+	checked := false // the topic's replication, logged once when it is too low
 	t := time.NewTicker(c.Interval)
 	defer t.Stop()
 	for {
 		if !ensured {
 			ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := ensureTopic(ectx, client, c.Topic, c.Partitions)
+			factor, minInsync, err := c.Conn.EnsureReplicatedTopics(ectx, c.Replication, kafkaio.TopicSpec{
+				Name: c.Topic, Partitions: c.Partitions,
+				Configs: map[string]string{"max.message.bytes": strconv.Itoa(schemas.RawMaxMessageBytes)},
+			})
 			cancel()
 			if err == nil {
 				ensured = true
-				log.Info("topic ensured", zap.String("topic", c.Topic))
+				log.Info("topic ensured", zap.String("topic", c.Topic), zap.Int("replication_factor", factor), zap.Int("min_insync_replicas", minInsync))
 			} else if ctx.Err() == nil {
-				log.Warn("ensure topic", zap.String("topic", c.Topic), zap.Error(err))
+				service.LogUnreachable(log, "ensure topic", err, zap.String("topic", c.Topic))
 			}
+		}
+		if !checked && ensured {
+			checked = checkReplication(ctx, c, log)
 		}
 		err := check(ctx, client, c.Topic)
 		if ctx.Err() != nil {
@@ -57,7 +64,7 @@ func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 			if err == nil {
 				log.Info("kafka reachable", zap.String("topic", c.Topic))
 			} else {
-				log.Warn("kafka unreachable", zap.String("topic", c.Topic), zap.Error(err))
+				service.LogUnreachable(log, "kafka unreachable", err, zap.String("topic", c.Topic))
 			}
 		}
 		last = err
@@ -69,36 +76,16 @@ func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 	}
 }
 
-func check(ctx context.Context, client *kafka.Client, topic string) error {
+func check(ctx context.Context, client *kafkaio.Client, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	res, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
-	}
-	for _, t := range res.Topics {
-		if t.Name == topic {
-			if t.Error != nil {
-				return fmt.Errorf("topic %s: %w", topic, t.Error)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("topic %s: not in metadata", topic)
+	return client.Ping(ctx, topic)
 }
 
-// ensureTopic creates topic unless it exists. It goes through the loop's own client, so no
-// transport is left behind (kafkaio.EnsureTopics makes one per call).
-func ensureTopic(ctx context.Context, client *kafka.Client, topic string, partitions int) error {
-	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(schemas.RawMaxMessageBytes)}},
-	}}})
-	if err != nil {
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	if e := res.Errors[topic]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", topic, e)
-	}
-	return nil
+// checkReplication logs the topic at error level when the cluster could replicate it safely but
+// does not; it reports whether it could ask.
+func checkReplication(ctx context.Context, c HealthConfig, log *zap.Logger) bool {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.Conn.CheckReplication(cctx, log, c.Topic) == nil
 }

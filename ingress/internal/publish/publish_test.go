@@ -112,7 +112,7 @@ func TestWatchAgainstBroker(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Watch(ctx, p, HealthConfig{Brokers: brokers, Topic: topic, Interval: 100 * time.Millisecond, EnsureTopic: true, Partitions: 3}, zapNop())
+		Watch(ctx, p, HealthConfig{Conn: kafkaio.Plaintext(brokers...), Topic: topic, Interval: 100 * time.Millisecond, EnsureTopic: true, Partitions: 3}, zapNop())
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for ready.Err() != nil && time.Now().Before(deadline) {

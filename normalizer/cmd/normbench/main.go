@@ -34,7 +34,9 @@ import (
 
 	"github.com/orderpipe/pipeline/normalizer/internal/consumer"
 	"github.com/orderpipe/pipeline/normalizer/internal/orderstate"
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/redisio"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -64,28 +66,36 @@ func run(ctx context.Context) error {
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed of the generator")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the normalizing phase here")
 	flag.Parse()
-	brokers := strings.Split(getenv("KAFKA_BROKERS", "127.0.0.1:9092"), ",")
-	redisAddr := getenv("REDIS_ADDR", "127.0.0.1:6379")
+	// The same variables as the service: a secured Kafka or a Sentinel/Cluster Redis works too.
+	l := envconfig.New(os.Getenv)
+	conn := kafkaio.LoadConn(l)
+	redisCfg := redisio.Load(l, "127.0.0.1:6379")
+	if err := l.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
 
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	raw, status, dlq := "normbench.raw."+suffix, "normbench.status."+suffix, "normbench.dlq."+suffix
 	prefix := "normbench:" + suffix + ":"
-	err := kafkaio.EnsureTopics(ctx, brokers,
+	err := conn.EnsureTopics(ctx,
 		kafkaio.TopicSpec{Name: raw, Partitions: o.partitions}, kafkaio.TopicSpec{Name: status, Partitions: o.partitions},
 		kafkaio.TopicSpec{Name: dlq, Partitions: o.partitions})
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}})
+	rdb, err := redisCfg.NewClient()
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	if !o.keep {
-		defer cleanup(brokers, rdb, prefix, raw, status, dlq)
+		defer cleanup(conn, rdb, prefix, raw, status, dlq)
 	}
 
 	// 1. Pre-fill.
 	t0 := time.Now()
 	gen := newGenerator(o.seed)
-	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: raw, BatchSize: 1000, BatchTimeout: 10 * time.Millisecond})
+	w := conn.NewWriter(kafkaio.WriterConfig{Topic: raw, BatchSize: 1000, BatchTimeout: 10 * time.Millisecond})
 	w.BatchBytes = maxBatchBytes
 	// Chunk after chunk, in order: concurrent writes could reorder one order's records across
 	// chunks, which the guard would then (rightly) mark stale.
@@ -107,10 +117,10 @@ func run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	m := consumer.NewMetrics(reg)
 	store := orderstate.New(rdb, prefix, 168*time.Hour)
-	reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: brokers, GroupID: "normbench." + suffix, Topic: raw, QueueCapacity: o.batch})
-	statusW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: status, BatchSize: o.batch})
+	reader := conn.NewReader(kafkaio.ReaderConfig{GroupID: "normbench." + suffix, Topic: raw, QueueCapacity: o.batch})
+	statusW := conn.NewWriter(kafkaio.WriterConfig{Topic: status, BatchSize: o.batch})
 	statusW.BatchBytes = maxBatchBytes
-	dlqW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: dlq})
+	dlqW := conn.NewWriter(kafkaio.WriterConfig{Topic: dlq})
 	defer statusW.Close()
 	defer dlqW.Close()
 	cons, err := consumer.New(consumer.Config{Reader: reader, Status: statusW, DLQ: dlqW, Store: store, Metrics: m, Log: zap.NewNop(), MaxBatch: o.batch})
@@ -192,13 +202,6 @@ func run(ctx context.Context) error {
 // maxBatchBytes keeps a produce batch under the broker's default message.max.bytes (1 MiB).
 const maxBatchBytes = 900 << 10
 
-func getenv(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func sumVec(v *prometheus.CounterVec) float64 {
 	ch := make(chan prometheus.Metric, 64)
 	go func() { v.Collect(ch); close(ch) }()
@@ -241,7 +244,7 @@ func sampleKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) (
 	return float64(total) / float64(n), n, float64(nf) / float64(n), iter.Err()
 }
 
-func cleanup(brokers []string, rdb redis.UniversalClient, prefix string, topics ...string) {
+func cleanup(conn kafkaio.Conn, rdb redis.UniversalClient, prefix string, topics ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	iter := rdb.Scan(ctx, 0, prefix+"*", 5000).Iterator()
@@ -256,7 +259,8 @@ func cleanup(brokers []string, rdb redis.UniversalClient, prefix string, topics 
 	if len(keys) > 0 {
 		rdb.Unlink(ctx, keys...)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: kafkaio.NewTransport()}
+	client := conn.NewClient(30 * time.Second)
+	defer client.Close()
 	if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
 		fmt.Fprintln(os.Stderr, "delete topics:", err)
 	}

@@ -31,7 +31,8 @@ const HeaderReplaySource = "replay_source"
 
 // Options select what to replay and where to.
 type Options struct {
-	Brokers []string
+	// Conn is the Kafka connection (brokers, TLS, SASL), as the services use it.
+	Conn kafkaio.Conn
 	// From is the source topic.
 	From string
 	// To is the target topic. Empty means each record's dlq_topic header (dead letters only).
@@ -70,14 +71,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second, Transport: kafkaio.NewTransport()}
+	client := o.Conn.NewClient(10 * time.Second)
 	ranges, err := partitionRanges(ctx, client, o.From, o.Since)
+	client.Close()
 	if err != nil {
-		return res, err
+		return res, o.Conn.Explain(err)
 	}
 	var w *kafka.Writer
 	if !o.DryRun {
-		w = kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: o.Brokers})
+		w = o.Conn.NewWriter(kafkaio.WriterConfig{})
 		defer w.Close()
 	}
 	for _, pr := range ranges {
@@ -103,7 +105,7 @@ type partitionRange struct {
 
 // partitionRanges returns, per partition, the first offset at or after since and the end offset
 // now (one past the last record).
-func partitionRanges(ctx context.Context, client *kafka.Client, topic string, since time.Time) ([]partitionRange, error) {
+func partitionRanges(ctx context.Context, client *kafkaio.Client, topic string, since time.Time) ([]partitionRange, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
@@ -165,7 +167,7 @@ func partitionRanges(ctx context.Context, client *kafka.Client, topic string, si
 // replayPartition copies the matching records of one partition range. It reports done when the
 // limit was reached.
 func replayPartition(ctx context.Context, o Options, pr partitionRange, w *kafka.Writer, res *Result) (bool, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: o.Brokers, Topic: o.From, Partition: pr.partition, MaxWait: 250 * time.Millisecond})
+	r := o.Conn.NewReader(kafkaio.ReaderConfig{Topic: o.From, Partition: pr.partition})
 	defer r.Close()
 	if err := r.SetOffset(pr.start); err != nil {
 		return false, fmt.Errorf("seek %s/%d to %d: %w", o.From, pr.partition, pr.start, err)

@@ -67,7 +67,7 @@ func TestReplayDeadLettersToTheirOrigin(t *testing.T) {
 
 	// A dry run reports and writes nothing.
 	var out bytes.Buffer
-	res, err := replay.Run(ctx, replay.Options{Brokers: brokers, From: dlq, Reason: "decode", DryRun: true, Out: &out})
+	res, err := replay.Run(ctx, replay.Options{Conn: kafkaio.Plaintext(brokers...), From: dlq, Reason: "decode", DryRun: true, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestReplayDeadLettersToTheirOrigin(t *testing.T) {
 
 	// Only decode failures of eleme, each back to the topic it came from, same key and value,
 	// the dead-letter headers gone and the origin named.
-	res, err = replay.Run(ctx, replay.Options{Brokers: brokers, From: dlq, Reason: "decode", Platform: "eleme"})
+	res, err = replay.Run(ctx, replay.Options{Conn: kafkaio.Plaintext(brokers...), From: dlq, Reason: "decode", Platform: "eleme"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestReplayRawByTimeRangeAndOrder(t *testing.T) {
 	}
 	// Minutes 1..4 only, order eleme:1 only: the records at minutes 3 (value "3").
 	// Minute 5's eleme:1 is after -until.
-	res, err := replay.Run(ctx, replay.Options{Brokers: brokers, From: raw, To: target,
+	res, err := replay.Run(ctx, replay.Options{Conn: kafkaio.Plaintext(brokers...), From: raw, To: target,
 		Since: base.Add(time.Minute), Until: base.Add(4 * time.Minute), Platform: "eleme", OrderID: "1"})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestReplayRawByTimeRangeAndOrder(t *testing.T) {
 		t.Errorf("replayed values %v (%+v), want [3]", vals, res)
 	}
 	// Without -to, a raw record has no target.
-	if _, err := replay.Run(ctx, replay.Options{Brokers: brokers, From: raw}); err == nil {
+	if _, err := replay.Run(ctx, replay.Options{Conn: kafkaio.Plaintext(brokers...), From: raw}); err == nil {
 		t.Error("replay of raw records without -to: want an error")
 	}
 }

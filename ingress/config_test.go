@@ -1,4 +1,4 @@
-package config
+package main
 
 import (
 	"strings"
@@ -6,22 +6,22 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestDefaults(t *testing.T) {
-	c, err := Load(env(nil))
+	c, err := loadConfig(envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8080" || c.OpsAddr != ":8081" || c.TopicRaw != "callbacks.raw.v1" ||
-		c.MaxBody != 1<<20 || c.WriteTimeout != 5*time.Second || c.Brokers[0] != "127.0.0.1:9092" ||
+		c.MaxBody != 1<<20 || c.WriteTimeout != 5*time.Second || c.Kafka.Brokers[0] != "127.0.0.1:9092" ||
 		!c.TopicAutoCreate || c.TopicPartitions != 12 || len(c.DianwodaSecrets) != 0 || len(c.ElemeSecrets) != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
 
 func TestSecrets(t *testing.T) {
-	c, err := Load(env(map[string]string{
+	c, err := loadConfig(envOf(map[string]string{
 		"DIANWODA_SECRETS": "a, b",
 		"ELEME_SECRETS":    "1=x,1=y, 2=z",
 	}))
@@ -38,7 +38,7 @@ func TestSecrets(t *testing.T) {
 
 // TestEveryProblemListed: one start reports all wrong variables, and never a secret's value.
 func TestEveryProblemListed(t *testing.T) {
-	_, err := Load(env(map[string]string{
+	_, err := loadConfig(envOf(map[string]string{
 		"KAFKA_BROKERS":         "nohostport",
 		"HTTP_ADDR":             "x",
 		"ELEME_SECRETS":         "1=ok,topsecretvalue",
@@ -62,12 +62,12 @@ func TestEveryProblemListed(t *testing.T) {
 // A body limit whose envelope could not be stored is refused at start, naming the variable.
 func TestMaxBodyMustFitTheRawTopic(t *testing.T) {
 	env := map[string]string{"INGRESS_MAX_BODY": "2MiB"}
-	_, err := Load(func(k string) string { return env[k] })
+	_, err := loadConfig(func(k string) string { return env[k] })
 	if err == nil || !strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
 		t.Errorf("INGRESS_MAX_BODY=2MiB: err = %v, want a refusal naming it", err)
 	}
 	env["INGRESS_MAX_BODY"] = "1MiB"
-	if _, err := Load(func(k string) string { return env[k] }); err != nil && strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
+	if _, err := loadConfig(func(k string) string { return env[k] }); err != nil && strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
 		t.Errorf("the default 1 MiB is refused: %v", err)
 	}
 }

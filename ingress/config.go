@@ -1,30 +1,28 @@
-// Package config loads the ingress configuration from the environment, with every problem listed
-// at once. Secrets are never echoed in an error message.
-package config
+package main
+
+// The ingress configuration is loaded from the environment, with every problem listed at once.
+// Secrets are never echoed in an error message.
 
 import (
 	"strings"
 	"time"
 
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
+	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
-// Config is the ingress configuration. README.md "Configuration" documents every field.
-type Config struct {
-	Brokers  []string
+// config is the ingress configuration. README.md "Configuration" documents every field.
+type config struct {
+	service.Config
 	HTTPAddr string
-	OpsAddr  string
-	LogLevel string
 
 	// DianwodaSecrets: any one may sign (rotation). Empty: the Dianwoda route answers 503.
 	DianwodaSecrets []string
 	// ElemeSecrets: appId → its secrets. Empty: the Eleme route answers 503.
 	ElemeSecrets map[string][]string
 
-	TopicRaw        string
-	TopicAutoCreate bool
-	TopicPartitions int
+	TopicRaw string
 
 	MaxBody           int64
 	MaxInflight       int
@@ -40,18 +38,14 @@ type Config struct {
 	DrainDelay        time.Duration
 }
 
-// Load reads the configuration through getenv.
-func Load(getenv func(string) string) (Config, error) {
+// loadConfig reads the configuration through getenv.
+func loadConfig(getenv func(string) string) (config, error) {
 	l := envconfig.New(getenv)
-	c := Config{
-		Brokers:           l.HostPorts("KAFKA_BROKERS", "127.0.0.1:9092"),
+	c := config{
+		Config:            service.Load(l, ":8081"),
 		HTTPAddr:          l.Addr("HTTP_ADDR", ":8080"),
-		OpsAddr:           l.Addr("OPS_ADDR", ":8081"),
-		LogLevel:          l.Level("LOG_LEVEL", "info"),
-		DianwodaSecrets:   l.List("DIANWODA_SECRETS", ""),
+		DianwodaSecrets:   l.SecretList("DIANWODA_SECRETS"),
 		TopicRaw:          l.String("TOPIC_RAW", schemas.TopicRaw),
-		TopicAutoCreate:   l.Bool("TOPIC_AUTO_CREATE", true),
-		TopicPartitions:   l.Int("TOPIC_PARTITIONS", 12, 1, 10000),
 		MaxBody:           l.Bytes("INGRESS_MAX_BODY", 1<<20),
 		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 256, 1, 1<<20),
 		WriteTimeout:      l.Duration("INGRESS_WRITE_TIMEOUT", 5*time.Second),
@@ -96,7 +90,7 @@ func drainDelay(l *envconfig.Loader, getenv func(string) string) time.Duration {
 // its value.
 func elemeSecrets(l *envconfig.Loader) map[string][]string {
 	out := map[string][]string{}
-	for i, item := range l.List("ELEME_SECRETS", "") {
+	for i, item := range l.SecretList("ELEME_SECRETS") {
 		app, secret, ok := strings.Cut(item, "=")
 		app, secret = strings.TrimSpace(app), strings.TrimSpace(secret)
 		if !ok || app == "" || secret == "" {

@@ -1,0 +1,355 @@
+package kafkaio
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"go.uber.org/zap"
+
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
+)
+
+// SASL mechanisms KAFKA_SASL_MECHANISM accepts.
+const (
+	SASLNone        = "none"
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+// ConnSettings are the connection variables as read from the environment: what an operator
+// wrote, before any file is opened. LoadConn turns them into a Conn.
+type ConnSettings struct {
+	Brokers []string
+	// TLS is KAFKA_TLS: speak TLS to every broker. Never switched on or off implicitly.
+	TLS bool
+	// TLSCAFile is KAFKA_TLS_CA_FILE: the PEM bundle that signs the brokers' certificates; empty
+	// means the system roots.
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE: the client's
+	// certificate and key for mutual TLS, both or neither.
+	TLSCertFile, TLSKeyFile string
+	// TLSServerName is KAFKA_TLS_SERVER_NAME: the name to verify instead of each broker's host.
+	TLSServerName string
+	// TLSInsecureSkipVerify is KAFKA_TLS_INSECURE_SKIP_VERIFY: accept any broker certificate.
+	// Never the default; the connection logs a warning while it is on.
+	TLSInsecureSkipVerify bool
+	// SASLMechanism is KAFKA_SASL_MECHANISM: none, plain, scram-sha-256 or scram-sha-512.
+	SASLMechanism string
+	// SASLUsername and SASLPassword are KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (each also
+	// from a file, <NAME>_FILE).
+	SASLUsername string
+	SASLPassword envconfig.Secret
+}
+
+// LoadConnSettings reads the Kafka connection variables through l and checks them against each
+// other; every problem is recorded in l. Files are not read here (see LoadConn).
+func LoadConnSettings(l *envconfig.Loader) ConnSettings {
+	s := ConnSettings{
+		Brokers:               l.HostPorts("KAFKA_BROKERS", "127.0.0.1:9092"),
+		TLS:                   l.Bool("KAFKA_TLS", false),
+		TLSCAFile:             l.String("KAFKA_TLS_CA_FILE", ""),
+		TLSCertFile:           l.String("KAFKA_TLS_CERT_FILE", ""),
+		TLSKeyFile:            l.String("KAFKA_TLS_KEY_FILE", ""),
+		TLSServerName:         l.String("KAFKA_TLS_SERVER_NAME", ""),
+		TLSInsecureSkipVerify: l.Bool("KAFKA_TLS_INSECURE_SKIP_VERIFY", false),
+		SASLMechanism:         strings.ToLower(l.String("KAFKA_SASL_MECHANISM", SASLNone)),
+		SASLPassword:          l.Secret("KAFKA_SASL_PASSWORD"),
+	}
+	s.SASLUsername, _ = l.FromFile("KAFKA_SASL_USERNAME")
+	if !s.TLS {
+		for name, v := range map[string]string{
+			"KAFKA_TLS_CA_FILE": s.TLSCAFile, "KAFKA_TLS_CERT_FILE": s.TLSCertFile, "KAFKA_TLS_KEY_FILE": s.TLSKeyFile,
+			"KAFKA_TLS_SERVER_NAME": s.TLSServerName,
+		} {
+			if v != "" {
+				l.Fail(name, "is set but KAFKA_TLS is not true; set KAFKA_TLS=true to use TLS")
+			}
+		}
+		if s.TLSInsecureSkipVerify {
+			l.Fail("KAFKA_TLS_INSECURE_SKIP_VERIFY", "is true but KAFKA_TLS is not true")
+		}
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		l.Conflict("set both (mutual TLS) or neither", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE")
+	}
+	switch s.SASLMechanism {
+	case SASLNone:
+		if s.SASLUsername != "" || s.SASLPassword != "" {
+			l.Fail("KAFKA_SASL_MECHANISM", "is none but KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set; choose plain, scram-sha-256 or scram-sha-512")
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if s.SASLUsername == "" {
+			l.Fail("KAFKA_SASL_USERNAME", "is required with KAFKA_SASL_MECHANISM=%s", s.SASLMechanism)
+		}
+		if s.SASLPassword == "" {
+			l.Fail("KAFKA_SASL_PASSWORD", "is required with KAFKA_SASL_MECHANISM=%s", s.SASLMechanism)
+		}
+	default:
+		l.Fail("KAFKA_SASL_MECHANISM", "%q is not one of none, plain, scram-sha-256, scram-sha-512", s.SASLMechanism)
+	}
+	return s
+}
+
+// LoadConn reads the Kafka connection variables through l, opens the certificate files they
+// name, and returns the Conn every component dials Kafka with. Problems are recorded in l, each
+// naming its variable; the Conn is usable only when l.Err() is nil.
+func LoadConn(l *envconfig.Loader) Conn {
+	s := LoadConnSettings(l)
+	c, err := s.Conn()
+	if err != nil {
+		var ce *ConnError
+		if errors.As(err, &ce) {
+			l.Fail(ce.Variable, "%v", ce.Err)
+		} else {
+			l.Fail("KAFKA_TLS", "%v", err)
+		}
+	}
+	return c
+}
+
+// Conn builds the connection: it reads the CA bundle and the client certificate and prepares
+// the SASL mechanism. An error names the variable at fault (a *ConnError).
+func (s ConnSettings) Conn() (Conn, error) {
+	c := Conn{Brokers: s.Brokers, settings: s}
+	if s.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify} //nolint:gosec // only on the operator's explicit request, with a warning
+		if s.TLSCAFile != "" {
+			pem, err := os.ReadFile(s.TLSCAFile)
+			if err != nil {
+				return c, &ConnError{Variable: "KAFKA_TLS_CA_FILE", Err: fmt.Errorf("read %s: %w", s.TLSCAFile, errors.Unwrap(err))}
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return c, &ConnError{Variable: "KAFKA_TLS_CA_FILE", Err: fmt.Errorf("%s holds no PEM certificate", s.TLSCAFile)}
+			}
+			cfg.RootCAs = pool
+		}
+		if s.TLSCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+			if err != nil {
+				return c, &ConnError{Variable: "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE", Err: fmt.Errorf("load client certificate: %w", err)}
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		c.TLS = cfg
+	}
+	switch s.SASLMechanism {
+	case SASLPlain:
+		c.SASL = plain.Mechanism{Username: s.SASLUsername, Password: s.SASLPassword.Reveal()}
+	case SASLScramSHA256, SASLScramSHA512:
+		algo := scram.SHA256
+		if s.SASLMechanism == SASLScramSHA512 {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, s.SASLUsername, s.SASLPassword.Reveal())
+		if err != nil {
+			// The error of xdg-go/scram's SASLprep says which rune is wrong, never the password.
+			return c, &ConnError{Variable: "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD", Err: errors.New("prepare SCRAM credentials: not valid SASLprep text")}
+		}
+		c.SASL = m
+	}
+	return c, nil
+}
+
+// Conn is how to reach the Kafka cluster: the brokers and, when configured, TLS and a SASL
+// mechanism. It is the one way this project dials Kafka: readers, writers, admin clients, the
+// readiness ping, topic creation and the lag reader are all built from a Conn, so no component
+// can forget the security settings (a test scans the code for any other way). A Conn with nil
+// TLS and SASL is plaintext and unauthenticated only because the operator configured it so.
+type Conn struct {
+	Brokers []string
+	// TLS is nil for a plaintext connection.
+	TLS *tls.Config
+	// SASL is nil for no authentication.
+	SASL sasl.Mechanism
+
+	settings ConnSettings
+}
+
+// Plaintext is a Conn to brokers without TLS or SASL: the local test broker and tools.
+func Plaintext(brokers ...string) Conn {
+	return Conn{Brokers: brokers, settings: ConnSettings{Brokers: brokers, SASLMechanism: SASLNone}}
+}
+
+// Log writes the connection's settings at start (never the password) and warns when TLS
+// verification is off or a plain password travels without TLS.
+func (c Conn) Log(log *zap.Logger) {
+	s := c.settings
+	log.Info("kafka connection", zap.Strings("brokers", c.Brokers), zap.Bool("tls", c.TLS != nil),
+		zap.Bool("mutual_tls", c.TLS != nil && len(c.TLS.Certificates) > 0), zap.String("sasl_mechanism", s.SASLMechanism),
+		zap.String("sasl_username", s.SASLUsername))
+	if c.TLS != nil && c.TLS.InsecureSkipVerify {
+		log.Warn("KAFKA_TLS_INSECURE_SKIP_VERIFY is true: broker certificates are not verified; anyone on the path can read and change the traffic")
+	}
+	if c.TLS == nil && s.SASLMechanism == SASLPlain {
+		log.Warn("KAFKA_SASL_MECHANISM=plain without KAFKA_TLS sends the password in clear text")
+	}
+}
+
+// NewTransport returns a Transport of its own (TLS and SASL included) with a short metadata TTL,
+// so that a component does not share kafka-go's DefaultTransport and its stale metadata cache.
+func (c Conn) NewTransport() *kafka.Transport {
+	return &kafka.Transport{
+		Dial:        (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialTimeout: 5 * time.Second,
+		IdleTimeout: 30 * time.Second,
+		MetadataTTL: time.Second,
+		ClientID:    "orderpipe",
+		TLS:         c.TLS,
+		SASL:        c.SASL,
+	}
+}
+
+// NewDialer returns the Dialer readers use: TLS and SASL included.
+func (c Conn) NewDialer() *kafka.Dialer {
+	return &kafka.Dialer{
+		Timeout:       5 * time.Second,
+		DualStack:     true,
+		ClientID:      "orderpipe",
+		TLS:           c.TLS,
+		SASLMechanism: c.SASL,
+	}
+}
+
+// Client is an admin and metadata client with a transport of its own; Close releases its
+// connections.
+type Client struct {
+	*kafka.Client
+	transport *kafka.Transport
+	conn      Conn
+}
+
+// Close closes the client's idle connections.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+// Transport is the client's own transport, e.g. to narrow MetadataTopics.
+func (c *Client) Transport() *kafka.Transport { return c.transport }
+
+// NewClient returns an admin/metadata client whose requests time out after timeout.
+func (c Conn) NewClient(timeout time.Duration) *Client {
+	tr := c.NewTransport()
+	return &Client{Client: &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: tr}, transport: tr, conn: c}
+}
+
+// Ping asks for the cluster's metadata (or, with topics, theirs, failing when one is missing)
+// over the client's pooled connections: a readiness loop that probes every few seconds keeps
+// one TLS session and one SASL login. The error names the variable to check (Explain).
+func (c *Client) Ping(ctx context.Context, topics ...string) error {
+	if topics == nil {
+		topics = []string{}
+	}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return c.conn.Explain(fmt.Errorf("kafka metadata: %w", err))
+	}
+	for _, want := range topics {
+		found := false
+		for _, t := range md.Topics {
+			if t.Name == want {
+				if t.Error != nil {
+					return fmt.Errorf("topic %s: %w", want, t.Error)
+				}
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("topic %s: not in metadata", want)
+		}
+	}
+	return nil
+}
+
+// Explain is the Conn's Explain.
+func (c *Client) Explain(err error) error { return c.conn.Explain(err) }
+
+// Ping asks the cluster for its metadata: nil means a broker answered within ctx, over TLS and
+// SASL when configured. Its connections are closed before it returns, so a readiness loop that
+// pings every few seconds leaks nothing. The error names the variable to check (Explain).
+func (c Conn) Ping(ctx context.Context) error {
+	client := c.NewClient(3 * time.Second)
+	defer client.Close()
+	return client.Ping(ctx)
+}
+
+// ConnError is a failure to reach or to authenticate to Kafka, with the variable the operator
+// should check. Its text never holds a password: kafka-go's and crypto/tls's errors do not carry
+// one, and ConnError adds only the variable's name.
+type ConnError struct {
+	Variable string
+	Err      error
+}
+
+func (e *ConnError) Error() string { return e.Err.Error() + " (check " + e.Variable + ")" }
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// VariableName is the variable to check.
+func (e *ConnError) VariableName() string { return e.Variable }
+
+// Explain wraps err in a ConnError naming the variable most likely at fault: a refused
+// authentication names KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD, an unknown certificate authority
+// KAFKA_TLS_CA_FILE, a rejected client certificate KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE, and so
+// on. Errors it cannot place, and nil, are returned as they are.
+func (c Conn) Explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return err
+	}
+	if v := c.suspect(err); v != "" {
+		return &ConnError{Variable: v, Err: err}
+	}
+	return err
+}
+
+func (c Conn) suspect(err error) string {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		alert     tls.AlertError
+		dns       *net.DNSError
+	)
+	msg := err.Error()
+	switch {
+	case errors.Is(err, kafka.SASLAuthenticationFailed) || strings.Contains(msg, "SASL Authentication Failed"):
+		return "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD"
+	case errors.Is(err, kafka.UnsupportedSASLMechanism) || errors.Is(err, kafka.IllegalSASLState):
+		return "KAFKA_SASL_MECHANISM"
+	case errors.As(err, &hostname):
+		return "KAFKA_TLS_SERVER_NAME"
+	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &verify):
+		return "KAFKA_TLS_CA_FILE"
+	case errors.As(err, &record):
+		return "KAFKA_TLS (the broker does not speak TLS on this port)"
+	case errors.As(err, &alert):
+		// bad_certificate, unknown_ca, certificate_required: the broker refused our certificate.
+		return "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE"
+	case strings.Contains(msg, "remote error: tls:"):
+		return "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE"
+	case errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED):
+		return "KAFKA_BROKERS"
+	case c.TLS == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+		return "KAFKA_TLS/KAFKA_SASL_MECHANISM (the broker closed the connection: it may expect TLS or SASL)"
+	case c.SASL == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		return "KAFKA_SASL_MECHANISM (the broker closed the connection: it may expect SASL)"
+	}
+	return ""
+}
