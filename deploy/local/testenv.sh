@@ -31,8 +31,10 @@
 #   TEST_REDIS_CLUSTER_ADDRS=127.0.0.1:rport+7,+8,+9     a Redis Cluster's three primaries (each with a
 #                                                   replica on rport+10..+12); plain, no auth
 #
-# TEST_KAFKA_CLUSTER=1 starts deploy/local/kafka-cluster.sh (three brokers, RF 3, min ISR 2) instead
-# of the single broker: KAFKA_BROKERS and TEST_KAFKA_SASL_SSL_BROKERS then list all three.
+# TEST_KAFKA_CLUSTER=1 starts deploy/local/kafka-cluster.sh on kport (three KRaft nodes, each
+# broker+controller; RF 3, min ISR 2) instead of the single broker: KAFKA_BROKERS,
+# TEST_KAFKA_SASL_SSL_BROKERS and TEST_KAFKA_MTLS_BROKERS then list all three (node N on
+# kport+4(N-1), +2, +3). Not started by a plain `make test`.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -47,7 +49,10 @@ jobs_pending=()
 cleanup() {
   local j
   for j in "${jobs_pending[@]}"; do kill "$j" 2>/dev/null; wait "$j" 2>/dev/null; done
-  if [ "$started_kafka" = 1 ]; then KAFKA_PORT=$kport "$here/kafka.sh" stop & fi
+  if [ "$started_kafka" = 1 ]; then
+    if [ "${TEST_KAFKA_CLUSTER:-}" = 1 ]; then KAFKA_CLUSTER_PORT=$kport "$here/kafka-cluster.sh" stop &
+    else KAFKA_PORT=$kport "$here/kafka.sh" stop & fi
+  fi
   if [ "$started_redis" = 1 ]; then
     "$here/redis-sentinel.sh" stop $((rport + 2)) &
     "$here/redis-cluster.sh" stop $((rport + 7)) &
@@ -77,11 +82,19 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   export TEST_KAFKA_SASL_USERNAME=orderpipe TEST_KAFKA_SASL_PASSWORD
   TEST_KAFKA_SASL_PASSWORD=$(rand)
   started_kafka=1
-  background env KAFKA_PORT="$kport" KAFKA_CERT_DIR="$run/certs" KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
-    KAFKA_SASL_PASSWORD="$TEST_KAFKA_SASL_PASSWORD" "$here/kafka.sh" start
-  export KAFKA_BROKERS="127.0.0.1:$kport"
-  export TEST_KAFKA_SASL_SSL_BROKERS="127.0.0.1:$((kport + 2))"
-  export TEST_KAFKA_MTLS_BROKERS="127.0.0.1:$((kport + 3))"
+  if [ "${TEST_KAFKA_CLUSTER:-}" = 1 ]; then
+    background env KAFKA_CLUSTER_PORT="$kport" KAFKA_CERT_DIR="$run/certs" KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
+      KAFKA_SASL_PASSWORD="$TEST_KAFKA_SASL_PASSWORD" "$here/kafka-cluster.sh" start
+    export KAFKA_BROKERS="127.0.0.1:$kport,127.0.0.1:$((kport + 4)),127.0.0.1:$((kport + 8))"
+    export TEST_KAFKA_SASL_SSL_BROKERS="127.0.0.1:$((kport + 2)),127.0.0.1:$((kport + 6)),127.0.0.1:$((kport + 10))"
+    export TEST_KAFKA_MTLS_BROKERS="127.0.0.1:$((kport + 3)),127.0.0.1:$((kport + 7)),127.0.0.1:$((kport + 11))"
+  else
+    background env KAFKA_PORT="$kport" KAFKA_CERT_DIR="$run/certs" KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
+      KAFKA_SASL_PASSWORD="$TEST_KAFKA_SASL_PASSWORD" "$here/kafka.sh" start
+    export KAFKA_BROKERS="127.0.0.1:$kport"
+    export TEST_KAFKA_SASL_SSL_BROKERS="127.0.0.1:$((kport + 2))"
+    export TEST_KAFKA_MTLS_BROKERS="127.0.0.1:$((kport + 3))"
+  fi
   export TEST_KAFKA_TLS_CA_FILE="$run/certs/ca.crt" TEST_KAFKA_TLS_WRONG_CA_FILE="$run/certs/wrong-ca.crt"
   export TEST_KAFKA_TLS_CERT_FILE="$run/certs/client.crt" TEST_KAFKA_TLS_KEY_FILE="$run/certs/client.key"
 fi

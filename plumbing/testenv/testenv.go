@@ -72,15 +72,19 @@ func Name(t testing.TB, prefix string) string {
 	return n
 }
 
-// Topics creates the named topics with the given partition count and waits until a writer can
-// see them.
+// Topics creates the named topics with the given partition count (replication factor 1, or 3
+// on the three-broker Kafka of TEST_KAFKA_CLUSTER=1) and waits until a writer can see them.
 func Topics(t testing.TB, brokers []string, partitions int, names ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	rf := 1
+	if os.Getenv("TEST_KAFKA_CLUSTER") == "1" { // the three-broker Kafka: replicate as production does
+		rf = 3
+	}
 	specs := make([]kafkaio.TopicSpec, len(names))
 	for i, n := range names {
-		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions, ReplicationFactor: 1}
+		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions, ReplicationFactor: rf}
 	}
 	if err := kafkaio.EnsureTopics(ctx, brokers, specs...); err != nil {
 		t.Fatalf("create topics: %v", err)

@@ -1,0 +1,101 @@
+package testenv
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// KafkaClusterEnv is the three-broker test Kafka (deploy/local/kafka-cluster.sh), started by
+// `TEST_KAFKA_CLUSTER=1 deploy/local/testenv.sh ...` instead of the single broker: three KRaft
+// nodes, each broker and controller (a 3-voter quorum survives one loss), replication factor 3
+// and min.insync.replicas=2 by default. Nodes are numbered 1, 2, 3 (their node.id). Tests that
+// stop a node must bring it back (Restart or SigCont) before they end.
+type KafkaClusterEnv struct {
+	t              testing.TB
+	script         string
+	port           string
+	Brokers        []string // PLAINTEXT, node 1..3 in order
+	SASLSSLBrokers []string // SASL_SSL (users and CA as in SecureKafka), node 1..3 in order
+}
+
+// KafkaCluster returns the three-broker test Kafka. Without TEST_KAFKA_CLUSTER=1 the test skips
+// (the cluster is not started by a plain `make test`); with it, a missing or unreachable cluster
+// skips or fails like Kafka does.
+func KafkaCluster(t testing.TB) *KafkaClusterEnv {
+	t.Helper()
+	if os.Getenv("TEST_KAFKA_CLUSTER") != "1" {
+		t.Skip("needs the three-broker Kafka: TEST_KAFKA_CLUSTER=1 deploy/local/testenv.sh go test ...")
+	}
+	root := os.Getenv("ORDERPIPE_ROOT")
+	if root == "" {
+		unavailable(t, "the three-broker Kafka", "ORDERPIPE_ROOT")
+	}
+	brokers := Kafka(t)
+	if len(brokers) != 3 {
+		unavailable(t, "the three-broker Kafka (KAFKA_BROKERS lists "+strconv.Itoa(len(brokers))+")", "KAFKA_BROKERS")
+	}
+	_, port, _ := strings.Cut(brokers[0], ":")
+	return &KafkaClusterEnv{t: t, script: filepath.Join(root, "deploy", "local", "kafka-cluster.sh"), port: port,
+		Brokers: brokers, SASLSSLBrokers: list(os.Getenv("TEST_KAFKA_SASL_SSL_BROKERS"))}
+}
+
+// Kill9 kills node n with SIGKILL; its data stays for Restart.
+func (c *KafkaClusterEnv) Kill9(n int) { c.t.Helper(); c.run("kill9", strconv.Itoa(n)) }
+
+// StopOne stops node n gracefully (controlled shutdown); its data stays for Restart.
+func (c *KafkaClusterEnv) StopOne(n int) { c.t.Helper(); c.run("stop-one", strconv.Itoa(n)) }
+
+// Restart starts the stopped or killed node n again and waits until it answers.
+func (c *KafkaClusterEnv) Restart(n int) { c.t.Helper(); c.run("restart", strconv.Itoa(n)) }
+
+// SigStop freezes node n; SigCont resumes it.
+func (c *KafkaClusterEnv) SigStop(n int) { c.t.Helper(); c.run("sigstop", strconv.Itoa(n)) }
+
+// SigCont resumes node n after SigStop.
+func (c *KafkaClusterEnv) SigCont(n int) { c.t.Helper(); c.run("sigcont", strconv.Itoa(n)) }
+
+// LeaderCounts returns how many partitions (of every topic) each node leads.
+func (c *KafkaClusterEnv) LeaderCounts() map[int]int {
+	c.t.Helper()
+	counts := map[int]int{}
+	sc := bufio.NewScanner(strings.NewReader(c.run("leader-counts")))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[0])
+		k, _ := strconv.Atoi(f[1])
+		counts[n] = k
+	}
+	return counts
+}
+
+// Controller returns the node id of the active controller (the quorum leader).
+func (c *KafkaClusterEnv) Controller() int {
+	c.t.Helper()
+	out := strings.TrimSpace(c.run("controller"))
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		c.t.Fatalf("kafka-cluster.sh controller: %q", out)
+	}
+	return n
+}
+
+func (c *KafkaClusterEnv) run(args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command(c.script, args...)
+	cmd.Env = append(os.Environ(), "KAFKA_CLUSTER_PORT="+c.port)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("kafka-cluster.sh %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
