@@ -93,7 +93,7 @@ func startTopo(t *testing.T, kc *topo.KafkaCluster, rd topoRedis, partitions int
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := kafkaio.EnsureTopics(ctx, kc.Brokers, specs...); err != nil {
+	if err := kc.Conn().EnsureTopics(ctx, specs...); err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
 	dir := t.TempDir()
@@ -372,7 +372,7 @@ func rollConsumers(ctx context.Context, e *topoEnv) {
 			members, state := 0, ""
 			for time.Since(joined) < 30*time.Second {
 				gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				members, state, err = topo.GroupMembers(gctx, e.kc.Brokers, group)
+				members, state, err = topo.GroupMembers(gctx, e.kc.Conn(), group)
 				cancel()
 				if err == nil && members >= want && state == "Stable" {
 					break
@@ -642,21 +642,10 @@ func TestTopology(t *testing.T) {
 }
 
 func sentinelRedis(sg *topo.SentinelGroup) topoRedis {
-	return topoRedis{name: "sentinel", pids: sg.Pids, env: func(kind string) []string {
-		if kind == "dispatcher" && !dispatcherSpeaksSentinel {
-			// The dispatcher reads only REDIS_ADDR (one node) until the sec branch lands: it is
-			// pointed at the primary of the moment and does not follow a failover.
-			return []string{"REDIS_ADDR=" + sg.Primary()}
-		}
+	return topoRedis{name: "sentinel", pids: sg.Pids, env: func(string) []string {
 		return []string{"REDIS_ADDR=" + strings.Join(sg.Sentinels, ","), "REDIS_MASTER_NAME=" + sg.MasterName}
 	}}
 }
-
-// dispatcherSpeaksSentinel: the dispatcher follows REDIS_MASTER_NAME (sec branch).
-const dispatcherSpeaksSentinel = false
-
-// servicesSpeakCluster: the services accept REDIS_CLUSTER=true (sec branch).
-const servicesSpeakCluster = false
 
 func runTopoScenario(t *testing.T, sc topoScenario, kc *topo.KafkaCluster, sg *topo.SentinelGroup, rc *topo.RedisCluster, d time.Duration, rate float64) *chaos.Report {
 	if sc.minLoad != nil {
@@ -664,9 +653,6 @@ func runTopoScenario(t *testing.T, sc topoScenario, kc *topo.KafkaCluster, sg *t
 	}
 	rd := sentinelRedis(sg)
 	if sc.cluster {
-		if !servicesSpeakCluster {
-			t.Skip("blocked: the services do not speak Redis Cluster yet (REDIS_CLUSTER, issue 10 / sec branch)")
-		}
 		rd = topoRedis{name: "cluster", pids: rc.Pids, env: func(string) []string {
 			return []string{"REDIS_ADDR=" + strings.Join(rc.Addrs, ","), "REDIS_CLUSTER=true"}
 		}}
@@ -675,11 +661,11 @@ func runTopoScenario(t *testing.T, sc topoScenario, kc *topo.KafkaCluster, sg *t
 	p := startTopo(t, kc, rd, partitions, nil)
 	e := &topoEnv{t: t, p: p, kc: kc, sg: sg, rc: rc, d: d, sb: chaos.Sandbox{URL: p.sandboxURL},
 		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13)), gone: map[string]bool{}}
-	col := chaos.StartCollector(kc.Brokers, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
+	col := chaos.StartCollector(kc.Conn(), chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 		Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ, Routed: []string{p.topics.Delivery, p.topics.Lifecycle, p.topics.Refund}}, partitions)
 	defer col.Stop()
 	e.col = col
-	obs := topo.Observe(kc.Brokers, []topo.Group{{ID: p.groups[0], Topic: p.topics.Raw}, {ID: p.groups[1], Topic: p.topics.Status}},
+	obs := topo.Observe(kc.Conn(), []topo.Group{{ID: p.groups[0], Topic: p.topics.Raw}, {ID: p.groups[1], Topic: p.topics.Status}},
 		p.pids, 250*time.Millisecond)
 	defer obs.Stop()
 

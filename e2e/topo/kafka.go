@@ -143,7 +143,7 @@ log.flush.interval.messages=9223372036854775807
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for {
-		err := kafkaio.EnsureTopics(ctx, c.Brokers, kafkaio.TopicSpec{Name: "topo.ready", Partitions: 1, ReplicationFactor: 3})
+		err := c.Conn().EnsureTopics(ctx, kafkaio.TopicSpec{Name: "topo.ready", Partitions: 1, ReplicationFactor: 3})
 		if err == nil {
 			break
 		}
@@ -243,7 +243,7 @@ func (c *KafkaCluster) WaitUp(id int) {
 		n.mu.Unlock()
 		if len(started.FindAllIndex(b, -1)) >= want {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			err := kafkaio.Ping(ctx, []string{"127.0.0.1:" + strconv.Itoa(n.port)})
+			err := kafkaio.Plaintext("127.0.0.1:" + strconv.Itoa(n.port)).Ping(ctx)
 			cancel()
 			if err == nil {
 				return
@@ -343,7 +343,8 @@ func (c *KafkaCluster) stopAll() {
 
 // LeaderCounts returns, per node id, how many partitions of topics it leads.
 func (c *KafkaCluster) LeaderCounts(ctx context.Context, topics []string) (map[int]int, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 5 * time.Second}
+	client := kafkaio.Plaintext(c.alive()...).NewClient(5 * time.Second)
+	defer client.Close()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
@@ -426,6 +427,9 @@ func (c *KafkaCluster) ActiveController() (int, error) {
 	return best, nil
 }
 
+// Conn is a plaintext connection to the cluster (every node), for the test's own clients.
+func (c *KafkaCluster) Conn() kafkaio.Conn { return kafkaio.Plaintext(c.Brokers...) }
+
 // alive lists the brokers of the running nodes that are not frozen.
 func (c *KafkaCluster) alive() []string {
 	var out []string
@@ -444,7 +448,8 @@ func (c *KafkaCluster) alive() []string {
 
 // Partitions describes the partitions of topic as "p<id>:leader<id>/isr<ids>".
 func (c *KafkaCluster) Partitions(ctx context.Context, topic string) (string, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 5 * time.Second}
+	client := kafkaio.Plaintext(c.alive()...).NewClient(5 * time.Second)
+	defer client.Close()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
@@ -464,7 +469,8 @@ func (c *KafkaCluster) Partitions(ctx context.Context, topic string) (string, er
 
 // InSync returns, per partition of topic, the number of in-sync replicas.
 func (c *KafkaCluster) InSync(ctx context.Context, topic string) (map[int]int, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 5 * time.Second}
+	client := kafkaio.Plaintext(c.alive()...).NewClient(5 * time.Second)
+	defer client.Close()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
@@ -480,7 +486,8 @@ func (c *KafkaCluster) InSync(ctx context.Context, topic string) (map[int]int, e
 
 // DeleteTopic deletes topic.
 func (c *KafkaCluster) DeleteTopic(ctx context.Context, topic string) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.alive()...), Timeout: 10 * time.Second}
+	client := kafkaio.Plaintext(c.alive()...).NewClient(10 * time.Second)
+	defer client.Close()
 	res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
 	if err != nil {
 		return fmt.Errorf("delete topic %s: %w", topic, err)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
@@ -27,21 +27,20 @@ type LagSample struct {
 // Observer samples, while a scenario runs, the resident set size of the services' processes and
 // the broker-side lag (end offset minus committed offset) of the consumer groups.
 type Observer struct {
-	brokers []string
-	groups  []Group
-	pids    func() map[string]int // service kind → pids, read at every sample
-	mu      sync.Mutex
-	maxRSS  map[string]int64
-	lags    []LagSample
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	groups []Group
+	pids   func() map[string]int // service kind → pids, read at every sample
+	mu     sync.Mutex
+	maxRSS map[string]int64
+	lags   []LagSample
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // Observe starts sampling every interval; pids names each running process by its service kind
 // (the largest RSS is kept per kind).
-func Observe(brokers []string, groups []Group, pids func() map[string][]int, interval time.Duration) *Observer {
+func Observe(conn kafkaio.Conn, groups []Group, pids func() map[string][]int, interval time.Duration) *Observer {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Observer{brokers: brokers, groups: groups, maxRSS: map[string]int64{}, cancel: cancel}
+	o := &Observer{groups: groups, maxRSS: map[string]int64{}, cancel: cancel}
 	o.wg.Add(2)
 	go func() {
 		defer o.wg.Done()
@@ -68,7 +67,7 @@ func Observe(brokers []string, groups []Group, pids func() map[string][]int, int
 			s := LagSample{At: time.Now()}
 			for _, g := range groups {
 				lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				lag, err := kafkaio.GroupLag(lctx, brokers, g.ID, g.Topic)
+				lag, err := conn.GroupLag(lctx, g.ID, g.Topic)
 				cancel()
 				total := int64(-1)
 				if err == nil {
@@ -172,9 +171,10 @@ func RSS(pid int) int64 {
 
 // GroupMembers returns how many members consumer group has and its state (Stable,
 // PreparingRebalance, …), as the group coordinator sees it.
-func GroupMembers(ctx context.Context, brokers []string, group string) (int, string, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
-	res, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+func GroupMembers(ctx context.Context, conn kafkaio.Conn, group string) (int, string, error) {
+	client := conn.NewClient(5 * time.Second)
+	defer client.Close()
+	res, err := client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
 	if err != nil {
 		return 0, "", fmt.Errorf("describe group %s: %w", group, err)
 	}
