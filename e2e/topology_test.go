@@ -96,6 +96,23 @@ func startTopo(t *testing.T, kc *topo.KafkaCluster, rd topoRedis, partitions int
 	if err := kc.Conn().EnsureTopics(ctx, specs...); err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
+	// The load starts once every new partition has its leader and three in-sync replicas.
+	for _, name := range tp.all() {
+		for {
+			isr, err := kc.InSync(ctx, name)
+			full := err == nil && len(isr) == partitions
+			for _, n := range isr {
+				full = full && n == 3
+			}
+			if full {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("topic %s: partitions not in sync: %v %v", name, isr, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	dir := t.TempDir()
 	routes := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte(topoRoutes), 0o644); err != nil {
@@ -106,13 +123,14 @@ func startTopo(t *testing.T, kc *topo.KafkaCluster, rd topoRedis, partitions int
 		svc:    map[string][]*stack.Service{}, n: map[string]int{}}
 	sandboxAddr := freeAddr(t)
 	p.sandboxURL = "http://" + sandboxAddr
-	p.common = append([]string{
-		"KAFKA_BROKERS=" + strings.Join(kc.Brokers, ","), "REDIS_KEY_PREFIX=" + testenv.Name(t, "redis") + ":",
+	p.common = append(kc.Env(), []string{
+		"REDIS_KEY_PREFIX=" + testenv.Name(t, "redis") + ":",
 		"LOG_LEVEL=info", "TOPIC_AUTO_CREATE=false",
 		"DANGDANG_API_URL=" + p.sandboxURL + "/openapi/rest", "DANGDANG_BATCH_WINDOW=200ms", "DANGDANG_SHOPS=" + topoShops, "ROUTES_FILE=" + routes,
 		"DANGDANG_TIMEOUT=1s", "DANGDANG_BACKOFF_MIN=100ms", "DANGDANG_BACKOFF_MAX=2s", "DANGDANG_MAX_ATTEMPTS=1000",
 		"DANGDANG_RATE_LIMIT_BACKOFF=1s", "DANGDANG_PAUSE_PROBE=1s",
-	}, tp.env()...)
+	}...)
+	p.common = append(p.common, tp.env()...)
 	p.common = append(p.common, extraEnv...)
 	p.sandbox = &stack.Service{Name: "ddsandbox", Bin: filepath.Join(binDir, "ddsandbox"),
 		Env:      []string{"SANDBOX_ADDR=" + sandboxAddr, "SANDBOX_SHOPS=" + shopAKey + "=test_secret;" + shopBKey + "=test_secret_b"},

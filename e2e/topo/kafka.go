@@ -23,6 +23,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
@@ -36,16 +37,25 @@ const ReplicaLagTime = 6 * time.Second
 
 // KafkaCluster is three KRaft nodes, each broker and controller (a controller quorum of three),
 // on 127.0.0.1: RF 3 and min.insync.replicas=2 by default, unclean leader election off.
+//
+// Clients use the SASL_SSL listeners (SCRAM-SHA-512, one user, the server certificate signed by a
+// throw-away CA from deploy/local/certs.sh): Env gives the services' KAFKA_* variables and Conn
+// the test's own connection built from the same variables. Inter-broker and controller traffic,
+// and the fault injector's metadata requests, stay on PLAINTEXT.
 type KafkaCluster struct {
 	t       testing.TB
 	root    string
 	dir     string
-	Brokers []string
-	nodes   []*kafkaNode
+	Brokers []string // PLAINTEXT listeners
+	// SASLBrokers are the SASL_SSL listeners, node 1..3 in order.
+	SASLBrokers []string
+	certs       string
+	user, pass  string
+	nodes       []*kafkaNode
 }
 
 type kafkaNode struct {
-	id, port, cport int
+	id, port, cport, sport int
 	dir             string
 	mu              sync.Mutex
 	cmd             *exec.Cmd
@@ -70,12 +80,20 @@ func StartKafkaCluster(t testing.TB) *KafkaCluster {
 	}
 	t0 := time.Now()
 	c := &KafkaCluster{t: t, root: root, dir: t.TempDir()}
-	base := testenv.FreeLowPorts(t, 6)
+	c.certs, c.user = filepath.Join(c.dir, "certs"), "orderpipe"
+	var pw [12]byte
+	_, _ = rand.Read(pw[:])
+	c.pass = base64.RawURLEncoding.EncodeToString(pw[:])
+	if out, err := exec.Command(filepath.Join(root, "deploy", "local", "certs.sh"), c.certs).CombinedOutput(); err != nil {
+		t.Fatalf("certs.sh: %v\n%s", err, out)
+	}
+	base := testenv.FreeLowPorts(t, 9)
 	var voters []string
 	for i := range 3 {
-		n := &kafkaNode{id: i + 1, port: base + i, cport: base + 3 + i, dir: filepath.Join(c.dir, "node"+strconv.Itoa(i+1))}
+		n := &kafkaNode{id: i + 1, port: base + 3*i, cport: base + 3*i + 1, sport: base + 3*i + 2, dir: filepath.Join(c.dir, "node"+strconv.Itoa(i+1))}
 		c.nodes = append(c.nodes, n)
 		c.Brokers = append(c.Brokers, "127.0.0.1:"+strconv.Itoa(n.port))
+		c.SASLBrokers = append(c.SASLBrokers, "127.0.0.1:"+strconv.Itoa(n.sport))
 		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", n.id, n.cport))
 	}
 	clusterID := "orderpipeTopoTest0000A" // 22 characters of base64: a valid cluster id
@@ -86,10 +104,18 @@ func StartKafkaCluster(t testing.TB) *KafkaCluster {
 		props := fmt.Sprintf(`process.roles=broker,controller
 node.id=%d
 controller.quorum.voters=%s
-listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d
-advertised.listeners=PLAINTEXT://127.0.0.1:%d
+listeners=PLAINTEXT://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d
+advertised.listeners=PLAINTEXT://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=%s
+ssl.truststore.type=PEM
+ssl.truststore.location=%s
+ssl.client.auth=none
 inter.broker.listener.name=PLAINTEXT
 log.dirs=%s
 num.partitions=6
@@ -110,7 +136,8 @@ broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=4000
 controlled.shutdown.enable=true
 log.flush.interval.messages=9223372036854775807
-`, n.id, strings.Join(voters, ","), n.port, n.cport, n.port, filepath.Join(n.dir, "data"), ReplicaLagTime.Milliseconds())
+`, n.id, strings.Join(voters, ","), n.port, n.sport, n.cport, n.port, n.sport, filepath.Join(c.certs, "server.pem"), filepath.Join(c.certs, "ca.crt"),
+			filepath.Join(n.dir, "data"), ReplicaLagTime.Milliseconds())
 		if err := os.WriteFile(filepath.Join(n.dir, "server.properties"), []byte(props), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +145,9 @@ log.flush.interval.messages=9223372036854775807
 	// Formatting is a JVM start (10–20 s on this machine): node 1 is formatted, the others get
 	// a copy of its storage with their own node.id and directory.id.
 	first := c.nodes[0]
-	out, err := c.java("kafka.tools.StorageTool", "format", "-t", clusterID, "-c", filepath.Join(first.dir, "server.properties")).CombinedOutput()
+	// The SCRAM user is written into the bootstrap metadata (kafka-storage format --add-scram).
+	out, err := c.java("kafka.tools.StorageTool", "format", "-t", clusterID, "-c", filepath.Join(first.dir, "server.properties"),
+		"--add-scram", "SCRAM-SHA-512=[name="+c.user+",password="+c.pass+"]").CombinedOutput()
 	if err != nil {
 		t.Fatalf("format node 1: %v\n%s", err, out)
 	}
@@ -427,8 +456,29 @@ func (c *KafkaCluster) ActiveController() (int, error) {
 	return best, nil
 }
 
-// Conn is a plaintext connection to the cluster (every node), for the test's own clients.
-func (c *KafkaCluster) Conn() kafkaio.Conn { return kafkaio.Plaintext(c.Brokers...) }
+// Env is the services' Kafka variables: the SASL_SSL listeners, the test CA, SCRAM-SHA-512.
+func (c *KafkaCluster) Env() []string {
+	return []string{"KAFKA_BROKERS=" + strings.Join(c.SASLBrokers, ","), "KAFKA_TLS=true", "KAFKA_TLS_CA_FILE=" + filepath.Join(c.certs, "ca.crt"),
+		"KAFKA_SASL_MECHANISM=scram-sha-512", "KAFKA_SASL_USERNAME=" + c.user, "KAFKA_SASL_PASSWORD=" + c.pass}
+}
+
+// Conn is the test's own connection to the cluster, built from Env as the services build theirs.
+func (c *KafkaCluster) Conn() kafkaio.Conn {
+	env := map[string]string{}
+	for _, kv := range c.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	l := envconfig.New(func(k string) string { return env[k] })
+	conn := kafkaio.LoadConn(l)
+	if err := l.Err(); err != nil {
+		c.t.Fatalf("kafka connection of the test: %v", err)
+	}
+	return conn
+}
+
+// PlainConn is a PLAINTEXT connection (the fault injector's metadata requests).
+func (c *KafkaCluster) PlainConn() kafkaio.Conn { return kafkaio.Plaintext(c.Brokers...) }
 
 // alive lists the brokers of the running nodes that are not frozen.
 func (c *KafkaCluster) alive() []string {
