@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -575,11 +577,31 @@ func topoScenarios() []topoScenario {
 				return
 			}
 			from := time.Now()
+			// Does a dispatcher that cannot write a destination say so (readiness false)?
+			var ready, notReady atomic.Int64
+			go func() {
+				client := &http.Client{Timeout: time.Second}
+				for sleep(ctx, 500*time.Millisecond) {
+					for _, s := range e.p.running("dispatcher") {
+						resp, err := client.Get(s.ReadyURL)
+						if err != nil {
+							continue
+						}
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusOK {
+							ready.Add(1)
+						} else {
+							notReady.Add(1)
+						}
+					}
+				}
+			}()
 			e.mu.Lock()
 			e.gone[gone] = true
 			e.checks = append(e.checks, func(r *chaos.Report) {
 				a, flow := e.flowDuring(from, time.Now())
-				r.Details = append(r.Details, fmt.Sprintf("after %s was deleted: %d Dangdang acceptances, %d records on the other routed topics", gone, a, flow))
+				r.Details = append(r.Details, fmt.Sprintf("after %s was deleted: %d Dangdang acceptances, %d records on the other routed topics; dispatchers' /readyz polled during the load: %d ready, %d not ready",
+					gone, a, flow, ready.Load(), notReady.Load()))
 				if flow == 0 {
 					e.t.Errorf("after %s was deleted the other routed topics stalled", gone)
 				}
