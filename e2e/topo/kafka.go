@@ -56,12 +56,12 @@ type KafkaCluster struct {
 
 type kafkaNode struct {
 	id, port, cport, sport int
-	dir             string
-	mu              sync.Mutex
-	cmd             *exec.Cmd
-	done            chan struct{}
-	starts          int
-	frozen          bool
+	dir                    string
+	mu                     sync.Mutex
+	cmd                    *exec.Cmd
+	done                   chan struct{}
+	starts                 int
+	frozen                 bool
 }
 
 // StartKafkaCluster formats and starts the three nodes and waits until the cluster creates a
