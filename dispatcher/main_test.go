@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connGroup).connect.func1"),
 		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
 		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connGroup).grabConnOrConnect.func1"),
+		// go-redis probes a pool whose dials all failed (a wrong password, no sentinel) once a
+		// second until the pool is closed; it ends within a second of Close.
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"),
 		// Deadline timers of those admin requests, firing as the process exits.
 		goleak.IgnoreTopFunction("context.WithDeadlineCause.func2"),
 	)

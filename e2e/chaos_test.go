@@ -13,7 +13,6 @@ import (
 
 	"github.com/orderpipe/pipeline/e2e/chaos"
 	"github.com/orderpipe/pipeline/e2e/stack"
-	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
@@ -251,7 +250,7 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 	}
 	p := startStack(t, o)
 	e.p, e.sb = p, chaos.Sandbox{URL: p.sandboxURL}
-	col := chaos.StartCollector(kafkaio.Plaintext(p.brokers...), chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
+	col := chaos.StartCollector(p.kafka, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 		Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 	defer col.Stop()
 	e.col = col

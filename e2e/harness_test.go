@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderpipe/pipeline/e2e/stack"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -62,6 +63,7 @@ func (tp topics) env() []string {
 type pipeline struct {
 	t                                        *testing.T
 	brokers                                  []string
+	kafka                                    kafkaio.Conn // the test's own reads and topic set-up
 	redisAddr                                string
 	topics                                   topics
 	partitions                               int
@@ -90,9 +92,12 @@ func freeAddr(t *testing.T) string {
 
 // stackOpts vary the pipeline a test starts.
 type stackOpts struct {
-	brokers    []string // default testenv.Kafka
-	redisAddr  string   // default testenv.Redis
-	partitions int      // default 3
+	brokers   []string // default testenv.Kafka
+	redisAddr string   // default testenv.Redis
+	// secure, when set, is how the services and the test reach Kafka and Redis instead
+	// (brokers and redisAddr are then ignored).
+	secure     *connection
+	partitions int // default 3
 	// dispatcherEnv is added to the dispatcher's environment.
 	dispatcherEnv []string
 	// quiet logs at info level instead of debug (long runs).
@@ -107,12 +112,16 @@ func startPipeline(t *testing.T) *pipeline { return startStack(t, stackOpts{}) }
 func startStack(t *testing.T, o stackOpts) *pipeline {
 	t.Helper()
 	brokers, redisAddr := o.brokers, o.redisAddr
-	if brokers == nil {
-		brokers = testenv.Kafka(t)
+	if o.secure == nil {
+		if brokers == nil {
+			brokers = testenv.Kafka(t)
+		}
+		if redisAddr == "" {
+			redisAddr = testenv.Redis(t)
+		}
+		o.secure = &connection{kafka: kafkaio.Plaintext(brokers...), env: []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "REDIS_ADDR=" + redisAddr}}
 	}
-	if redisAddr == "" {
-		redisAddr = testenv.Redis(t)
-	}
+	brokers = o.secure.kafka.Brokers
 	if o.partitions == 0 {
 		o.partitions = 3
 	}
@@ -121,18 +130,17 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 		Delivery: testenv.Name(t, "delivery"), Lifecycle: testenv.Name(t, "lifecycle"), Refund: testenv.Name(t, "refund"),
 		Results: testenv.Name(t, "results"), StatusDLQ: testenv.Name(t, "statusdlq"),
 	}
-	testenv.Topics(t, brokers, o.partitions, tp.all()...)
+	createTopics(t, o.secure.kafka, o.partitions, tp.all()...)
 	prefix := testenv.Name(t, "redis") + ":"
 	sandboxAddr, ingressAddr := freeAddr(t), freeAddr(t)
 	level := "debug"
 	if o.quiet {
 		level = "info"
 	}
-	common := append([]string{
-		"KAFKA_BROKERS=" + strings.Join(brokers, ","), "REDIS_ADDR=" + redisAddr, "REDIS_KEY_PREFIX=" + prefix,
-		"LOG_LEVEL=" + level, "TOPIC_AUTO_CREATE=false",
-	}, tp.env()...)
-	p := &pipeline{t: t, brokers: brokers, redisAddr: redisAddr, topics: tp, partitions: o.partitions,
+	common := append(append([]string{
+		"REDIS_KEY_PREFIX=" + prefix, "LOG_LEVEL=" + level, "TOPIC_AUTO_CREATE=false",
+	}, o.secure.env...), tp.env()...)
+	p := &pipeline{t: t, brokers: brokers, kafka: o.secure.kafka, redisAddr: redisAddr, topics: tp, partitions: o.partitions,
 		ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr, logs: t.TempDir(),
 		groups: [2]string{testenv.Name(t, "normalizer"), testenv.Name(t, "dispatcher")}}
 	p.common = append(common, "DANGDANG_API_URL="+p.sandboxURL+"/openapi/rest", "DANGDANG_BATCH_WINDOW=200ms")
@@ -221,9 +229,9 @@ func (p *pipeline) addInstance(kind string) *stack.Service {
 
 // consume reads topic from the beginning until match has accepted want records or the deadline
 // passes, and returns the matching records.
-func consume(t *testing.T, brokers []string, topic string, want int, match func(kafka.Message) bool) []kafka.Message {
+func consume(t *testing.T, conn kafkaio.Conn, topic string, want int, match func(kafka.Message) bool) []kafka.Message {
 	t.Helper()
-	r := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: brokers, GroupID: testenv.Name(t, "reader"), Topic: topic})
+	r := conn.NewReader(kafkaio.ReaderConfig{GroupID: testenv.Name(t, "reader"), Topic: topic})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -247,4 +255,28 @@ func decodeEvent(t *testing.T, m kafka.Message) schemas.StatusEvent {
 		t.Fatalf("decode status event %s: %v", m.Value, err)
 	}
 	return ev
+}
+
+// connection is how a pipeline's services (env) and the test itself (kafka) reach Kafka and
+// Redis.
+type connection struct {
+	kafka kafkaio.Conn
+	env   []string
+}
+
+// createTopics creates the test's topics through conn, retrying while the broker is busy.
+func createTopics(t *testing.T, conn kafkaio.Conn, partitions int, names ...string) {
+	t.Helper()
+	specs := make([]kafkaio.TopicSpec, len(names))
+	for i, n := range names {
+		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := retry.Do(ctx, retry.Policy{Min: 200 * time.Millisecond, Max: 2 * time.Second}, func(ctx context.Context) error {
+		return conn.EnsureTopics(ctx, specs...)
+	}, nil)
+	if err != nil {
+		t.Fatalf("create topics: %v", err)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/e2e/callbacks"
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -21,8 +25,73 @@ import (
 // through every hop, each a separate process on the real broker and Redis, and checks the content
 // at each: the ingress's reply, the raw record, the unified event, its fan-out copy, the Dangdang
 // result record, and the sandbox's own state of the order.
-func TestWalkingSkeleton(t *testing.T) {
-	p := startPipeline(t)
+func TestWalkingSkeleton(t *testing.T) { walkingSkeleton(t, startPipeline(t)) }
+
+// TestWalkingSkeletonOn runs the walking skeleton on the infrastructure companies operate:
+// SASL_SSL Kafka (SCRAM-SHA-512) with TLS + ACL Redis, a Redis Sentinel group, a Redis Cluster.
+// The services are separate processes configured only through their environment.
+func TestWalkingSkeletonOn(t *testing.T) {
+	tests := []struct {
+		name string
+		conn func(t *testing.T) *connection
+	}{
+		{"SASL_SSL Kafka and TLS+ACL Redis", func(t *testing.T) *connection {
+			k, r := testenv.SecureKafka(t), testenv.RedisTLS(t)
+			env := []string{
+				"KAFKA_BROKERS=" + strings.Join(k.SASLSSLBrokers, ","), "KAFKA_TLS=true", "KAFKA_TLS_CA_FILE=" + k.CAFile,
+				"KAFKA_SASL_MECHANISM=scram-sha-512", "KAFKA_SASL_USERNAME=" + k.Username, "KAFKA_SASL_PASSWORD_FILE=" + secretFile(t, k.Password),
+				"REDIS_ADDR=" + r.Addr, "REDIS_TLS=true", "REDIS_TLS_CA_FILE=" + r.CAFile, "REDIS_USERNAME=" + r.Username,
+				"REDIS_PASSWORD_FILE=" + secretFile(t, r.Password),
+			}
+			return &connection{kafka: connOf(t, env), env: env}
+		}},
+		{"Redis Sentinel", func(t *testing.T) *connection {
+			s := testenv.RedisSentinel(t)
+			brokers := testenv.Kafka(t)
+			return &connection{kafka: kafkaio.Plaintext(brokers...), env: []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","),
+				"REDIS_ADDR=" + strings.Join(s.Addrs, ","), "REDIS_MASTER_NAME=" + s.MasterName}}
+		}},
+		{"Redis Cluster", func(t *testing.T) *connection {
+			addrs := testenv.RedisCluster(t)
+			brokers := testenv.Kafka(t)
+			return &connection{kafka: kafkaio.Plaintext(brokers...), env: []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","),
+				"REDIS_ADDR=" + strings.Join(addrs, ","), "REDIS_CLUSTER=true"}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			walkingSkeleton(t, startStack(t, stackOpts{secure: tt.conn(t)}))
+		})
+	}
+}
+
+// connOf is the Kafka connection the services build from env, for the test's own reads.
+func connOf(t *testing.T, env []string) kafkaio.Conn {
+	t.Helper()
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	l := envconfig.New(func(k string) string { return m[k] })
+	c := kafkaio.LoadConn(l)
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// secretFile writes a secret to a file of the test's own, as a mounted secret would be.
+func secretFile(t *testing.T, secret string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func walkingSkeleton(t *testing.T, p *pipeline) {
 	occurred := time.Date(2026, 11, 22, 12, 30, 15, 905_000_000, time.UTC)
 	cb := callbacks.NewDianwoda(testDianwodaSecret, callbacks.DianwodaContent{
 		OrderOriginalID: "DD1719544796", OrderStatus: "completed", ActionCode: "customer_sign",
@@ -59,7 +128,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// Hop 2: callbacks.raw.v1 holds the body byte for byte, keyed platform:order_id.
-	raw := consume(t, p.brokers, p.topics.Raw, 1, func(kafka.Message) bool { return true })[0]
+	raw := consume(t, p.kafka, p.topics.Raw, 1, func(kafka.Message) bool { return true })[0]
 	if got, want := string(raw.Key), "dianwoda:DD1719544796"; got != want {
 		t.Errorf("raw key = %q, want %q", got, want)
 	}
@@ -78,7 +147,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// Hop 3: one unified event on orders.status.v1, with the CloudEvents headers.
-	st := consume(t, p.brokers, p.topics.Status, 1, func(kafka.Message) bool { return true })[0]
+	st := consume(t, p.kafka, p.topics.Status, 1, func(kafka.Message) bool { return true })[0]
 	ev := decodeEvent(t, st)
 	want := schemas.StatusEvent{
 		Platform: "dianwoda", Kind: schemas.KindDelivery, OrderID: "DD1719544796",
@@ -103,13 +172,13 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// Hop 4: the dispatcher routed it to orders.delivery.v1 …
-	dl := consume(t, p.brokers, p.topics.Delivery, 1, func(kafka.Message) bool { return true })[0]
+	dl := consume(t, p.kafka, p.topics.Delivery, 1, func(kafka.Message) bool { return true })[0]
 	if got := decodeEvent(t, dl); got.EventID != ev.EventID {
 		t.Errorf("orders.delivery.v1 event id = %s, want %s", got.EventID, ev.EventID)
 	}
 
 	// … and wrote it back to Dangdang: a result record for Dangdang order 1719544796, accepted …
-	res := consume(t, p.brokers, p.topics.Results, 1, func(m kafka.Message) bool { return string(m.Key) == "1719544796" })[0]
+	res := consume(t, p.kafka, p.topics.Results, 1, func(m kafka.Message) bool { return string(m.Key) == "1719544796" })[0]
 	var result schemas.DangdangResult
 	if err := json.Unmarshal(res.Value, &result); err != nil {
 		t.Fatalf("decode result %s: %v", res.Value, err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/e2e/chaos"
-	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
 
 // benchRow is one rate of the system benchmark, as e2e/bench/system.sh tabulates it.
@@ -62,7 +61,7 @@ func TestSystemBench(t *testing.T) {
 		}
 		t.Run(rs, func(t *testing.T) {
 			p := startStack(t, stackOpts{partitions: 12, quiet: true})
-			col := chaos.StartCollector(kafkaio.Plaintext(p.brokers...), chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
+			col := chaos.StartCollector(p.kafka, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 				Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 			defer col.Stop()
 			signer := chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret}

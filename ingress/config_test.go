@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,38 @@ func TestMaxBodyMustFitTheRawTopic(t *testing.T) {
 	env["INGRESS_MAX_BODY"] = "1MiB"
 	if _, err := loadConfig(func(k string) string { return env[k] }); err != nil && strings.Contains(err.Error(), "INGRESS_MAX_BODY") {
 		t.Errorf("the default 1 MiB is refused: %v", err)
+	}
+}
+
+// TestConfigConnectionAndSecretFiles: the ingress reads the common Kafka settings and its
+// signing secrets from mounted files, and lists every problem at once.
+func TestConfigConnectionAndSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	dwd, elm := dir+"/dwd", dir+"/elm"
+	if err := os.WriteFile(dwd, []byte("s1,s2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(elm, []byte("62933118=e1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(envOf(map[string]string{
+		"KAFKA_TLS": "true", "KAFKA_TLS_CERT_FILE": "/c", "KAFKA_TLS_KEY_FILE": "/k", "DIANWODA_SECRETS_FILE": dwd, "ELEME_SECRETS_FILE": elm,
+	}))
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE") {
+		t.Fatalf("unreadable client certificate: %v", err)
+	}
+	c, err = loadConfig(envOf(map[string]string{"KAFKA_TLS": "true", "DIANWODA_SECRETS_FILE": dwd, "ELEME_SECRETS_FILE": elm}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.TLS == nil || len(c.DianwodaSecrets) != 2 || c.ElemeSecrets["62933118"][0] != "e1" {
+		t.Fatalf("config = %+v", c)
+	}
+	_, err = loadConfig(envOf(map[string]string{"DIANWODA_SECRETS": "a", "DIANWODA_SECRETS_FILE": dwd, "KAFKA_SASL_MECHANISM": "plain",
+		"TOPIC_REPLICATION_FACTOR": "zero"}))
+	for _, w := range []string{"DIANWODA_SECRETS", "KAFKA_SASL_USERNAME", "TOPIC_REPLICATION_FACTOR"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not name %q: %v", w, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -94,19 +95,19 @@ func (c *Collector) read(ctx context.Context, conn kafkaio.Conn, topic string, p
 	r := conn.NewReader(kafkaio.ReaderConfig{Topic: topic, Partition: partition, MaxBytes: 8 << 20,
 		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, MaxAttempts: 1 << 30})
 	defer r.Close()
+	b := retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}.New()
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return
 			}
-			select {
-			case <-ctx.Done():
+			if retry.Sleep(ctx, b.Next()) != nil {
 				return
-			case <-time.After(200 * time.Millisecond):
 			}
 			continue
 		}
+		b.Reset()
 		now := time.Now()
 		c.mu.Lock()
 		handle(m, now)

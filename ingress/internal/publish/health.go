@@ -49,6 +49,7 @@ func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
 				ensured = true
 				log.Info("topic ensured", zap.String("topic", c.Topic), zap.Int("replication_factor", factor), zap.Int("min_insync_replicas", minInsync))
 			} else if ctx.Err() == nil {
+				p.SetHealth(err)
 				service.LogUnreachable(log, "ensure topic", err, zap.String("topic", c.Topic))
 			}
 		}
