@@ -499,8 +499,8 @@ func topoScenarios() []topoScenario {
 			e.healed()
 			e.note("kill -9 redis cluster primary %s; its replica took over after %s; it is back as a replica", killed, took.Round(time.Millisecond))
 		}},
-		{name: "consumers-rolling-restart", minLoad: func(d time.Duration) time.Duration { return max(d, 20*time.Second) }, fault: func(ctx context.Context, e *topoEnv) {
-			if !sleep(ctx, e.d/6) {
+		{name: "consumers-rolling-restart", minLoad: func(d time.Duration) time.Duration { return max(d, 25*time.Second) }, fault: func(ctx context.Context, e *topoEnv) {
+			if !sleep(ctx, min(e.d/6, 2*time.Second)) {
 				return
 			}
 			e.fault()
