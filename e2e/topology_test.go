@@ -315,29 +315,34 @@ type topoScenario struct {
 	settle time.Duration
 }
 
-// brokerKill kills the node pick chooses with SIGKILL a third into the load, and starts it again
-// down later.
-func brokerKill(what string, pick func(e *topoEnv) (int, error)) func(ctx context.Context, e *topoEnv) {
-	return func(ctx context.Context, e *topoEnv) {
-		if !sleep(ctx, e.d/3) {
-			return
-		}
-		id, err := pick(e)
-		if err != nil {
-			e.t.Errorf("pick %s: %v", what, err)
-			return
-		}
-		e.fault()
-		if err := e.kc.Kill9(id); err != nil {
-			e.t.Errorf("kill -9 node %d: %v", id, err)
-			return
-		}
-		e.note("kill -9 kafka node %d (%s)", id, what)
-		sleep(ctx, max(e.d/3, 3*time.Second))
-		e.kc.Restart(id)
-		e.healed()
-		e.note("kafka node %d restarted and answering", id)
+// killRestart kills the node pick chooses with SIGKILL, waits down, starts it again and waits
+// until every partition is back in sync.
+func killRestart(ctx context.Context, e *topoEnv, what string, down time.Duration, pick func(e *topoEnv) (int, error)) {
+	id, err := pick(e)
+	if err != nil {
+		e.t.Errorf("pick %s: %v", what, err)
+		return
 	}
+	e.fault()
+	if err := e.kc.Kill9(id); err != nil {
+		e.t.Errorf("kill -9 node %d: %v", id, err)
+		return
+	}
+	e.note("kill -9 kafka node %d (%s)", id, what)
+	sleep(ctx, down)
+	e.kc.Restart(id)
+	e.note("kafka node %d restarted and answering", id)
+	waitInSync(e, 60*time.Second)
+	e.healed()
+	e.note("kafka node %d back in sync", id)
+}
+
+func mostLeader(e *topoEnv) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, counts, err := e.kc.MostLeader(ctx, e.p.topics.all())
+	e.note("leaders per node: %v", counts)
+	return id, err
 }
 
 // waitInSync waits until every partition of the scenario's status and raw topics has 3 in-sync
@@ -418,14 +423,16 @@ func rollConsumers(ctx context.Context, e *topoEnv) {
 func topoScenarios() []topoScenario {
 	return []topoScenario{
 		{name: "topo-baseline"},
-		{name: "broker-leader-kill9", fault: brokerKill("leads the most partitions", func(e *topoEnv) (int, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			id, counts, err := e.kc.MostLeader(ctx, e.p.topics.all())
-			e.note("leaders per node: %v", counts)
-			return id, err
-		})},
-		{name: "controller-kill9", fault: brokerKill("active controller", func(e *topoEnv) (int, error) { return e.kc.ActiveController() })},
+		// Issue 13's scenario 1: the broker leading the most partitions, then the active controller,
+		// each killed with SIGKILL and restarted; both happen even if the load ended first.
+		{name: "broker-kill9", minLoad: func(d time.Duration) time.Duration { return max(d, 12*time.Second) }, fault: func(ctx context.Context, e *topoEnv) {
+			if !sleep(ctx, e.d/5) {
+				return
+			}
+			killRestart(ctx, e, "leads the most partitions", max(e.d/5, 3*time.Second), mostLeader)
+			sleep(ctx, e.d/10)
+			killRestart(ctx, e, "the active controller", max(e.d/5, 3*time.Second), func(e *topoEnv) (int, error) { return e.kc.ActiveController() })
+		}},
 		{name: "broker-rolling-restart", minLoad: func(d time.Duration) time.Duration { return max(d, 20*time.Second) }, fault: func(ctx context.Context, e *topoEnv) {
 			if !sleep(ctx, e.d/6) {
 				return
@@ -454,6 +461,7 @@ func topoScenarios() []topoScenario {
 				e.t.Errorf("leaders: %v", err)
 				return
 			}
+			e.note("leaders per node: %v", counts)
 			e.fault()
 			if err := e.kc.Freeze(id); err != nil {
 				e.t.Errorf("freeze: %v", err)
