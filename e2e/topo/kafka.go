@@ -243,7 +243,7 @@ func (c *KafkaCluster) launch(n *kafkaNode) {
 		c.t.Fatal(err)
 	}
 	libs := filepath.Join(c.root, ".cache", "kafka", KafkaVersion, "libs")
-	cmd := exec.Command("java", "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+	cmd := exec.Command("java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile="+filepath.Join(c.dir, "log4j2.properties"),
 		"-Dkafka.logs.dir="+n.dir, "-cp", libs+"/*", "kafka.Kafka", filepath.Join(n.dir, "server.properties"))
 	cmd.Stdout, cmd.Stderr = log, log
