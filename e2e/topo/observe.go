@@ -28,7 +28,6 @@ type LagSample struct {
 // the broker-side lag (end offset minus committed offset) of the consumer groups.
 type Observer struct {
 	groups []Group
-	pids   func() map[string]int // service kind → pids, read at every sample
 	mu     sync.Mutex
 	maxRSS map[string]int64
 	lags   []LagSample
