@@ -91,10 +91,25 @@ func TestComposeServicesBuildFromRepo(t *testing.T) {
 	}
 }
 
-// checkDockerfile holds the image rules: multi-stage, static, non-root, and every COPY source
-// exists in the build context.
+// checkDockerfile holds the image rules: multi-stage, static, non-root, built in workspace mode
+// (the module versions make test ran), base images pinned, the build stamped for
+// orderpipe_build_info, and every COPY source exists in the build context.
 func checkDockerfile(t *testing.T, context, df string) {
 	t.Helper()
+	if !regexp.MustCompile(`(?m)^COPY go\.work go\.work\.sum `).MatchString(df) ||
+		regexp.MustCompile(`(?m)^(ENV|RUN|ARG)\b.*GOWORK=off`).MatchString(df) {
+		t.Error("not built in workspace mode (COPY go.work go.work.sum, no GOWORK=off): the image would ship other versions than the tests ran")
+	}
+	for _, m := range regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(df, -1) {
+		if !pinnedImage(m[1]) {
+			t.Errorf("base image %s is not pinned (exact x.y.z version or @sha256 digest)", m[1])
+		}
+	}
+	for _, v := range []string{"ops.Version=${VERSION}", "ops.Commit=${COMMIT}"} {
+		if !strings.Contains(df, v) {
+			t.Errorf("the build does not stamp %s (orderpipe_build_info)", v)
+		}
+	}
 	if !strings.Contains(df, "CGO_ENABLED=0") {
 		t.Error("binary is not static (CGO_ENABLED=0 missing)")
 	}
@@ -135,11 +150,11 @@ func TestComposeBootstrapsEveryTopic(t *testing.T) {
 func TestBootstrapsAllowRawEnvelopes(t *testing.T) {
 	want := strconv.Itoa(schemas.RawMaxMessageBytes)
 	compose := strings.Join(loadCompose(t).Services["topics"].Command, "\n")
-	job, err := os.ReadFile("k8s/base/topics-job.yaml")
+	job, err := os.ReadFile("k8s/base/topics.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, script := range map[string]string{"docker-compose.yml": compose, "topics-job.yaml": string(job)} {
+	for name, script := range map[string]string{"docker-compose.yml": compose, "topics.sh": string(job)} {
 		for _, topic := range []string{schemas.TopicRaw, schemas.TopicRawDLQ} {
 			line := regexp.MustCompile(`(?m)^\s*create ` + regexp.QuoteMeta(topic) + `\s+(.*)$`).FindStringSubmatch(script)
 			if line == nil || !strings.HasSuffix(strings.TrimSpace(line[1]), " "+want) {
@@ -148,6 +163,38 @@ func TestBootstrapsAllowRawEnvelopes(t *testing.T) {
 		}
 		if !strings.Contains(script, "max.message.bytes=") {
 			t.Errorf("%s: the create function does not pass max.message.bytes", name)
+		}
+	}
+}
+
+// pinnedImage: a digest, or a tag that starts with an exact major.minor.patch version.
+func pinnedImage(ref string) bool {
+	if regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(ref) {
+		return true
+	}
+	i := strings.LastIndex(ref, ":")
+	return i > strings.LastIndex(ref, "/") && regexp.MustCompile(`^v?\d+\.\d+\.\d+([-.]\w+)*$`).MatchString(ref[i+1:])
+}
+
+func TestPinnedImage(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"golang:1.26.7-bookworm": true, "golang:1.26-bookworm": false, "apache/kafka:4.1.1": true,
+		"gcr.io/distroless/static-debian12:nonroot": false, "redis:7-alpine": false, "x:latest": false,
+		"gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab": true,
+		"localhost:5000/img": false,
+	} {
+		if pinnedImage(ref) != want {
+			t.Errorf("pinnedImage(%s) = %v", ref, !want)
+		}
+	}
+}
+
+// TestComposeImagesPinned: the third-party images the stack runs are pinned like the Dockerfiles'
+// bases, so `docker compose up` runs what was tried.
+func TestComposeImagesPinned(t *testing.T) {
+	for name, s := range loadCompose(t).Services {
+		if s.Build == nil && !pinnedImage(s.Image) {
+			t.Errorf("service %s: image %s is not pinned (exact x.y.z version or @sha256 digest)", name, s.Image)
 		}
 	}
 }

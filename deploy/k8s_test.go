@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -51,6 +53,7 @@ type manifests struct {
 	configMaps  map[string]corev1.ConfigMap
 	secrets     map[string]corev1.Secret
 	services    []corev1.Service
+	monitoring  []string
 }
 
 func build(t *testing.T, dir string) manifests {
@@ -108,6 +111,8 @@ func build(t *testing.T, dir string) manifests {
 		case "Namespace":
 			var n corev1.Namespace
 			strict(&n)
+		case "PodMonitor", "PrometheusRule":
+			m.monitoring = append(m.monitoring, id) // validated against their CRD schemas (k8s_schema_test.go)
 		default:
 			t.Errorf("unexpected object %s", id)
 		}
@@ -135,7 +140,7 @@ func TestKustomizeBaseAndOverlay(t *testing.T) {
 			if len(m.hpas) != 1 || m.hpas[0].Spec.ScaleTargetRef.Name != "ingress" {
 				t.Errorf("want one HPA, for the ingress; got %+v", m.hpas)
 			}
-			partitions := topicPartitions(t, m.jobs)
+			partitions := topicPartitions(t, m)
 			inputs := map[string]string{"normalizer": "callbacks.raw.v1", "dispatcher": "orders.status.v1"}
 			for name, topic := range inputs {
 				checkScaledObject(t, m, name, topic, partitions)
@@ -178,6 +183,11 @@ func TestOverlayReferencesResolve(t *testing.T) {
 
 func checkDeployment(t *testing.T, d appsv1.Deployment) {
 	t.Helper()
+	// Every deployment is scaled by KEDA or the HPA: a replicas field would reset their count
+	// on every apply.
+	if d.Spec.Replicas != nil {
+		t.Errorf("%s: replicas: %d set on an autoscaled deployment", d.Name, *d.Spec.Replicas)
+	}
 	spec := d.Spec.Template.Spec
 	if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
 		t.Errorf("%s: pods may run as root", d.Name)
@@ -195,6 +205,12 @@ func checkDeployment(t *testing.T, d appsv1.Deployment) {
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Errorf("%s: want cpu and memory requests and a memory limit, got %+v", d.Name, c.Resources)
 		}
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+				e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+		}) {
+			t.Errorf("%s: GOMEMLIMIT is not set from the container's memory limit (resourceFieldRef limits.memory)", d.Name)
+		}
 		if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 			t.Errorf("%s: root filesystem is writable", d.Name)
 		}
@@ -210,23 +226,37 @@ func envOf(d appsv1.Deployment, name string) string {
 	return ""
 }
 
-// topicPartitions reads the partition count that the bootstrap Job creates topics with.
-func topicPartitions(t *testing.T, jobs []batchv1.Job) int {
+// topicPartitions reads the partition count that the bootstrap Job creates topics with: the
+// PARTITIONS of the ConfigMap the Job takes its settings from.
+func topicPartitions(t *testing.T, m manifests) int {
 	t.Helper()
-	for _, j := range jobs {
-		for _, c := range j.Spec.Template.Spec.Containers {
-			for _, e := range c.Env {
-				if e.Name == "PARTITIONS" {
-					var n int
-					if _, err := fmt.Sscan(e.Value, &n); err == nil {
-						return n
-					}
+	cm := topicsConfig(t, m)
+	var n int
+	if _, err := fmt.Sscan(cm.Data["PARTITIONS"], &n); err != nil {
+		t.Fatalf("topic settings PARTITIONS %q: %v", cm.Data["PARTITIONS"], err)
+	}
+	return n
+}
+
+// topicsConfig is the ConfigMap of the topic Job's script and settings.
+func topicsConfig(t *testing.T, m manifests) corev1.ConfigMap {
+	t.Helper()
+	if len(m.jobs) != 1 {
+		t.Fatalf("want one topic Job, got %d", len(m.jobs))
+	}
+	for _, c := range m.jobs[0].Spec.Template.Spec.Containers {
+		for _, ef := range c.EnvFrom {
+			if ef.ConfigMapRef != nil && strings.HasPrefix(ef.ConfigMapRef.Name, "orderpipe-topics") {
+				cm, ok := m.configMaps[ef.ConfigMapRef.Name]
+				if !ok {
+					t.Fatalf("topic Job refers to missing ConfigMap %s", ef.ConfigMapRef.Name)
 				}
+				return cm
 			}
 		}
 	}
-	t.Fatal("no topic bootstrap Job with PARTITIONS")
-	return 0
+	t.Fatal("the topic Job takes no settings from an orderpipe-topics ConfigMap")
+	return corev1.ConfigMap{}
 }
 
 // Each consumer scales on the lag of its own group on its own input topic, and never beyond the
@@ -255,5 +285,146 @@ func checkScaledObject(t *testing.T, m manifests, name, topic string, partitions
 	}
 	if md["lagThreshold"] == "" || md["bootstrapServers"] == "" {
 		t.Errorf("%s: trigger lacks lagThreshold or bootstrapServers: %v", name, md)
+	}
+	// A partition stuck on a paused shop or a retried record must not count: more members
+	// cannot help it, and it would scale the consumers to the partition count.
+	if md["excludePersistentLag"] != "true" {
+		t.Errorf("%s: excludePersistentLag %q, want \"true\"", name, md["excludePersistentLag"])
+	}
+	// The threshold is documented against the measured per-instance throughput.
+	perf, err := os.ReadFile("../docs/performance.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| " + name + " \\|.*\\| `" + md["lagThreshold"] + "` \\|")
+	if !row.Match(perf) {
+		t.Errorf("%s: lagThreshold %s is not in docs/performance.md's autoscaling table (row: | %s | ... | `%s` |)", name, md["lagThreshold"], name, md["lagThreshold"])
+	}
+}
+
+// TestDispatcherShopsAndRoutesFromCluster: in Kubernetes the dispatcher never runs on its
+// embedded demo shop and routes: DANGDANG_SHOPS is a file from a Secret, ROUTES_FILE one from a
+// ConfigMap, and in the overlay both exist, the routes name only shops the Secret has, and no
+// shop carries the demo's credentials.
+func TestDispatcherShopsAndRoutesFromCluster(t *testing.T) {
+	m := build(t, "k8s/overlays/example")
+	d := m.deployments["dispatcher"]
+	c := d.Spec.Template.Spec.Containers[0]
+	mounts := map[string]corev1.VolumeMount{}
+	for _, vm := range c.VolumeMounts {
+		mounts[vm.Name] = vm
+	}
+	var shopsSecret, routesMap string
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		vm, ok := mounts[v.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case v.Secret != nil && strings.HasPrefix(envOf(d, "DANGDANG_SHOPS"), vm.MountPath+"/"):
+			shopsSecret = v.Secret.SecretName
+		case v.ConfigMap != nil && strings.HasPrefix(envOf(d, "ROUTES_FILE"), vm.MountPath+"/"):
+			routesMap = v.ConfigMap.Name
+		}
+	}
+	if shopsSecret == "" || routesMap == "" {
+		t.Fatalf("DANGDANG_SHOPS %q must be a file of a Secret volume and ROUTES_FILE %q one of a ConfigMap volume (secret %q, configmap %q)",
+			envOf(d, "DANGDANG_SHOPS"), envOf(d, "ROUTES_FILE"), shopsSecret, routesMap)
+	}
+	if envOf(d, "DANGDANG_API_URL") != "" {
+		t.Errorf("the base sets DANGDANG_API_URL %q; production uses the dispatcher's default", envOf(d, "DANGDANG_API_URL"))
+	}
+	sec, ok := m.secrets[shopsSecret]
+	if !ok {
+		t.Fatalf("Secret %s is not in the overlay", shopsSecret)
+	}
+	shopsFile := string(sec.Data["shops.yaml"])
+	if shopsFile == "" {
+		shopsFile = sec.StringData["shops.yaml"]
+	}
+	var shops struct {
+		Shops map[string]struct {
+			AppKey    string `json:"app_key"`
+			AppSecret string `json:"app_secret"`
+		} `json:"shops"`
+	}
+	if err := yaml.Unmarshal([]byte(shopsFile), &shops); err != nil || len(shops.Shops) == 0 {
+		t.Fatalf("Secret %s shops.yaml: %v (%d shops)", shopsSecret, err, len(shops.Shops))
+	}
+	for name, s := range shops.Shops {
+		if s.AppKey == "2100000000" || s.AppSecret == "test_secret" {
+			t.Errorf("shop %s carries the embedded demo shop's credentials", name)
+		}
+	}
+	cm, ok := m.configMaps[routesMap]
+	if !ok {
+		t.Fatalf("ConfigMap %s is not in the overlay", routesMap)
+	}
+	var routes struct {
+		Routes []struct {
+			Name string `json:"name"`
+			To   struct {
+				Dangdang *struct {
+					Shop string `json:"shop"`
+				} `json:"dangdang"`
+			} `json:"to"`
+		} `json:"routes"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["routes.yaml"]), &routes); err != nil || len(routes.Routes) == 0 {
+		t.Fatalf("ConfigMap %s routes.yaml: %v", routesMap, err)
+	}
+	for _, r := range routes.Routes {
+		if r.To.Dangdang != nil {
+			if _, ok := shops.Shops[r.To.Dangdang.Shop]; !ok {
+				t.Errorf("route %s names shop %q, which the Secret does not have", r.Name, r.To.Dangdang.Shop)
+			}
+		}
+	}
+}
+
+// TestTopicJobRerunsOnChange: the topic Job creates RF 3 / min.insync.replicas 2 topics, and its
+// name is its generated ConfigMap's (script + settings, hash-suffixed), so changing the script or
+// a setting yields a Job of another name, which the next apply runs (a Job's template cannot
+// change in place).
+func TestTopicJobRerunsOnChange(t *testing.T) {
+	m := build(t, "k8s/base")
+	cm := topicsConfig(t, m)
+	job := m.jobs[0]
+	if cm.Data["REPLICATION"] != "3" || cm.Data["MIN_ISR"] != "2" {
+		t.Errorf("topic settings REPLICATION %q MIN_ISR %q, want 3 and 2", cm.Data["REPLICATION"], cm.Data["MIN_ISR"])
+	}
+	if job.Name != cm.Name || !regexp.MustCompile(`^orderpipe-topics-[a-z0-9]{10}$`).MatchString(job.Name) {
+		t.Errorf("Job name %q, want its generated ConfigMap's hash-suffixed name %q", job.Name, cm.Name)
+	}
+	if !strings.Contains(cm.Data["topics.sh"], "--if-not-exists") || !strings.Contains(cm.Data["topics.sh"], "kafka-configs.sh") {
+		t.Error("topics.sh does not create idempotently and converge existing topics' settings")
+	}
+
+	// The same base with one setting changed, in memory.
+	fs := filesys.MakeFsInMemory()
+	entries, err := os.ReadDir("k8s/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile("k8s/base/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "topics.sh" {
+			b = []byte(strings.Replace(string(b), "create dangdang.results.v1   2592000000", "create dangdang.results.v1   5184000000", 1))
+		}
+		if err := fs.WriteFile("/base/"+e.Name(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.Resources() {
+		if r.GetKind() == "Job" && r.GetName() == job.Name {
+			t.Errorf("the Job keeps its name %s after topics.sh changed: the change would never run", job.Name)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -38,12 +40,14 @@ type config struct {
 	BackoffMax       time.Duration
 	RateLimitBackoff time.Duration
 	PauseProbe       time.Duration
+	ParkAfter        time.Duration
 	RetryCodes       []string
 	StateTTL         time.Duration
 
-	Grace          time.Duration
-	MaxInFlight    int
-	CommitInterval time.Duration
+	Grace            time.Duration
+	MaxInFlight      int
+	MaxPartitionSpan int
+	CommitInterval   time.Duration
 
 	Shops map[string]*routing.Shop
 	Table *routing.Table
@@ -74,12 +78,14 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		BackoffMax:       l.Duration("DANGDANG_BACKOFF_MAX", 30*time.Second),
 		RateLimitBackoff: l.Duration("DANGDANG_RATE_LIMIT_BACKOFF", 10*time.Second),
 		PauseProbe:       l.Duration("DANGDANG_PAUSE_PROBE", time.Minute),
+		ParkAfter:        l.Duration("DANGDANG_PARK_AFTER", 15*time.Minute),
 		RetryCodes:       l.List("DANGDANG_RETRY_CODES", "1208"),
 		StateTTL:         l.Duration("DANGDANG_STATE_TTL", 30*24*time.Hour),
 
-		Grace:          l.Duration("SHUTDOWN_GRACE", 10*time.Second),
-		MaxInFlight:    l.Int("MAX_IN_FLIGHT", 50000, 1, 10_000_000),
-		CommitInterval: l.Duration("COMMIT_INTERVAL", time.Second),
+		Grace:            l.Duration("SHUTDOWN_GRACE", 10*time.Second),
+		MaxInFlight:      l.Int("MAX_IN_FLIGHT", 50000, 1, 10_000_000),
+		MaxPartitionSpan: l.Int("MAX_PARTITION_SPAN", 10000, 2, 10_000_000),
+		CommitInterval:   l.Duration("COMMIT_INTERVAL", time.Second),
 	}
 	if c.BackoffMin > c.BackoffMax {
 		l.Fail("DANGDANG_BACKOFF_MIN", "%s is above DANGDANG_BACKOFF_MAX %s", c.BackoffMin, c.BackoffMax)
@@ -94,6 +100,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		l.Fail("DANGDANG_SHOPS", "%v", err)
 	}
 	c.Shops = shops
+	if err := demoShopAgainstSandboxOnly(shops, c.APIURL); err != nil {
+		l.Fail("DANGDANG_SHOPS", "%v", err)
+	}
 	routes, src := defaultRoutes, "default routing table"
 	if p := strings.TrimSpace(getenv("ROUTES_FILE")); p != "" {
 		b, err := os.ReadFile(p)
@@ -118,4 +127,45 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// demoShopAgainstSandboxOnly refuses the embedded demo shop (shops.yaml: the made-up
+// credentials of the worked sign example) against anything but a sandbox. Against the real
+// Dangdang every write-back would fail, or worse, go out under credentials nobody owns. A shop is
+// the demo shop when its app key and secret are the embedded one's, whatever its name.
+func demoShopAgainstSandboxOnly(shops map[string]*routing.Shop, apiURL string) error {
+	if isSandboxURL(apiURL) {
+		return nil
+	}
+	demo, err := routing.LoadShops("", defaultShops, func(string) string { return "" })
+	if err != nil {
+		return nil // the embedded file is checked by the default config's own load
+	}
+	for name, s := range shops {
+		for _, d := range demo {
+			if s.AppKey == d.AppKey && s.AppSecret == d.AppSecret {
+				u := apiURL
+				if p, err := url.Parse(apiURL); err == nil {
+					u = p.Scheme + "://" + p.Host // never the query: it may hold credentials
+				}
+				return fmt.Errorf("shop %q is the embedded demo shop (made-up credentials only the sandbox accepts) but DANGDANG_API_URL %s is not a sandbox (loopback or the ddsandbox service): set DANGDANG_SHOPS to the real shops (in Kubernetes the orderpipe-dangdang-shops Secret) or point DANGDANG_API_URL at the sandbox", name, u)
+			}
+		}
+	}
+	return nil
+}
+
+// isSandboxURL: the sandbox runs on this machine (loopback) or as the ddsandbox service of
+// docker-compose.yml / a test cluster.
+func isSandboxURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" || host == "ddsandbox" || strings.HasPrefix(host, "ddsandbox.") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

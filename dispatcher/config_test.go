@@ -14,7 +14,7 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 // The lead's make run and walking skeleton rely on this: a Dianwoda completed callback for order
 // DD1719544796 goes to the demo shop as Dangdang order 1719544796.
 func TestDefaultConfig(t *testing.T) {
-	cfg, err := loadConfig(envOf(nil))
+	cfg, err := loadConfig(envOf(map[string]string{"DANGDANG_API_URL": "http://127.0.0.1:8090/openapi/rest"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,5 +75,47 @@ routes:
 				}
 			}
 		})
+	}
+}
+
+// TestDemoShopOnlyAgainstSandbox: the embedded demo shop has made-up credentials (the worked
+// sign example); against the real Dangdang it would fail every write-back, or worse, be a real
+// shop's by accident. With a non-sandbox DANGDANG_API_URL the dispatcher refuses to start and
+// says why; against a sandbox (loopback, or the ddsandbox service) it starts.
+func TestDemoShopOnlyAgainstSandbox(t *testing.T) {
+	refused := []map[string]string{
+		nil, // the default URL is production
+		{"DANGDANG_API_URL": "https://api.open.dangdang.com/openapi/rest"},
+		{"DANGDANG_API_URL": "http://dangdang-proxy.internal:8080/openapi/rest"},
+		// the demo credentials under another name are still the demo shop
+		{"DANGDANG_API_URL": "https://api.open.dangdang.com/openapi/rest", "DANGDANG_SHOPS": `{"shops": {"acme": {"app_key": "2100000000", "app_secret": "test_secret", "session": "SESSIONKEY"}}}`,
+			"ROUTES_FILE": writeFile(t, "r.yaml", "routes:\n  - {name: a, match: {kind: delivery, order_id: '^DD(?P<order>[0-9]+)$'}, to: {dangdang: {shop: acme}}}\n")},
+	}
+	for _, env := range refused {
+		_, err := loadConfig(envOf(env))
+		if err == nil {
+			t.Errorf("env %v: the demo shop against a non-sandbox URL was accepted", env)
+			continue
+		}
+		for _, w := range []string{"DANGDANG_SHOPS", "demo shop", "sandbox", "DANGDANG_API_URL"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not say %q", err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "test_secret") || strings.Contains(err.Error(), "SESSIONKEY") {
+			t.Errorf("error %q shows a credential", err)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:8090/openapi/rest", "http://localhost:8090/openapi/rest", "http://[::1]:8090/openapi/rest", "http://ddsandbox:8090/openapi/rest"} {
+		if _, err := loadConfig(envOf(map[string]string{"DANGDANG_API_URL": u})); err != nil {
+			t.Errorf("demo shop against sandbox %s refused: %v", u, err)
+		}
+	}
+	real := map[string]string{
+		"DANGDANG_API_URL": "https://api.open.dangdang.com/openapi/rest",
+		"DANGDANG_SHOPS":   `{"shops": {"demo": {"app_key": "7", "app_secret": "real", "session": "s"}}}`,
+	}
+	if _, err := loadConfig(envOf(real)); err != nil {
+		t.Errorf("a real shop against production refused: %v", err)
 	}
 }

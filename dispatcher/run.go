@@ -67,15 +67,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
 		Help: "Failed Kafka write attempts (retried until they succeed or the service stops)."})
 	reg.MustRegister(writeErrors)
-	prod.OnError = func(error) { writeErrors.Inc() }
+	prod.OnError = func(string, error) { writeErrors.Inc() }
+	prod.Health = func(topic string, err error) { ready.Set("write "+topic, err) }
 
 	client := &dangdang.Client{URL: cfg.APIURL, HTTP: &http.Client{Timeout: cfg.CallTimeout}, Propagator: tr.Propagator}
 	sink := writeback.New(writeback.Config{
 		Window: cfg.Window, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts,
 		BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RateLimitBackoff: cfg.RateLimitBackoff,
-		PauseProbe: cfg.PauseProbe, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
+		PauseProbe: cfg.PauseProbe, ParkAfter: cfg.ParkAfter, RetryCodes: cfg.RetryCodes, Shops: cfg.Shops, Tracer: tr.Tracer,
+		Limiter: writeback.NewLocalLimiter(cfg.Shops), // the Redis-shared shoplimit.Limiter drops in here
 	}, client, &writeback.RedisStore{C: rdb, Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL},
-		&dispatch.ResultsRecorder{Topic: cfg.TopicResults, Prod: prod}, writeback.NewMetrics(reg), log)
+		(&dispatch.Results{Topic: cfg.TopicResults, Prod: prod}).Report, writeback.NewMetrics(reg), log)
 	dm := dispatch.NewMetrics(reg)
 
 	shopNames := make([]string, 0, len(cfg.Shops))
@@ -111,10 +113,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		if err := cfg.PrepareTopics(gctx, ready, "kafka", log, topicSpecs(cfg)...); err != nil {
 			return nil // stopped while waiting
 		}
+		// A routed topic that is missing or denied stops the service here, naming it.
+		if err := dispatch.CheckTopics(gctx, probe.Client, topicNames(cfg), ready, log); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		reader := cfg.Kafka.NewReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
-			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
+			MaxInFlight: cfg.MaxInFlight, MaxPartitionSpan: cfg.MaxPartitionSpan, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
 			reader, cfg.Table, prod, sink, dm, ready, log)
 		if err := d.Run(gctx); err != nil {
 			return fmt.Errorf("dispatch: %w", err)
@@ -140,4 +149,19 @@ func topicSpecs(cfg *config) []kafkaio.TopicSpec {
 	}
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	return specs
+}
+
+// topicNames is every topic the dispatcher reads or writes, each once.
+func topicNames(cfg *config) []string {
+	names := map[string]bool{cfg.TopicStatus: true, cfg.TopicResults: true, cfg.TopicDLQ: true}
+	for _, r := range cfg.Table.Routes {
+		if r.To.Topic != "" {
+			names[r.To.Topic] = true
+		}
+	}
+	out := make([]string, 0, len(names))
+	for n := range names {
+		out = append(out, n)
+	}
+	return out
 }

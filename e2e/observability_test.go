@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -26,6 +27,10 @@ func TestDashboardAndAlertsUseRegisteredMetrics(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		// Every service says which build it runs (plumbing/ops).
+		if !slices.Contains(strings.Fields(string(b)), "orderpipe_build_info") {
+			t.Errorf("%s: no orderpipe_build_info", url)
+		}
 		for _, name := range strings.Fields(string(b)) {
 			registered[name] = true
 		}

@@ -25,6 +25,7 @@ type config struct {
 	TopicRaw string
 
 	MaxBody           int64
+	MaxBodyMemory     int64
 	MaxInflight       int
 	WriteTimeout      time.Duration
 	BatchTimeout      time.Duration
@@ -47,6 +48,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DianwodaSecrets:   l.SecretList("DIANWODA_SECRETS"),
 		TopicRaw:          l.String("TOPIC_RAW", schemas.TopicRaw),
 		MaxBody:           l.Bytes("INGRESS_MAX_BODY", 1<<20),
+		MaxBodyMemory:     l.Bytes("INGRESS_MAX_BODY_MEMORY", 32<<20),
 		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 256, 1, 1<<20),
 		WriteTimeout:      l.Duration("INGRESS_WRITE_TIMEOUT", 5*time.Second),
 		BatchTimeout:      l.Duration("INGRESS_BATCH_TIMEOUT", 2*time.Millisecond),
@@ -69,6 +71,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.MaxBody > MaxBodyLimit {
 		l.Fail("INGRESS_MAX_BODY", "%d bytes is over %d: the raw envelope (the body in base64, the query, the headers) would not fit the raw topic's max.message.bytes (%d)",
 			c.MaxBody, MaxBodyLimit, schemas.RawMaxMessageBytes)
+	}
+	if c.MaxBodyMemory < c.MaxBody {
+		l.Fail("INGRESS_MAX_BODY_MEMORY", "%d bytes is under INGRESS_MAX_BODY (%d): a body at the limit could never be read", c.MaxBodyMemory, c.MaxBody)
 	}
 	return c, l.Err()
 }

@@ -82,11 +82,11 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	opsHandler := ops.Handler(reg, ready)
 	srv := server.New(server.Config{
 		MaxBody:         cfg.MaxBody,
+		MaxBodyMemory:   cfg.MaxBodyMemory,
 		DianwodaSecrets: cfg.DianwodaSecrets,
 		ElemeSecrets:    cfg.ElemeSecrets,
 		Publisher:       pub,
 		Ready:           ready.Err,
-		Metrics:         opsHandler,
 		Log:             log,
 		Registry:        reg,
 	})

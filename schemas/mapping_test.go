@@ -41,7 +41,7 @@ func TestMappingRowsUseDefinedStatuses(t *testing.T) {
 }
 
 func TestElemeOrderTypesAllMapped(t *testing.T) {
-	// platforms.md §1.4: every type that concerns an order must map to a defined status.
+	// docs/specs/platforms.md §1.4: every type that concerns an order must map to a defined status.
 	types := []int{10, 12, 14, 15, 17, 18, 217, 39}
 	for t := 20; t <= 26; t++ {
 		types = append(types, t)
@@ -70,7 +70,7 @@ func TestElemeOrderTypesAllMapped(t *testing.T) {
 }
 
 func TestContractDeliveryTable(t *testing.T) {
-	// contract.md "Delivery statuses, and Dianwoda's mapping".
+	// docs/specs/contract.md "Delivery statuses, and Dianwoda's mapping".
 	tests := []struct {
 		give     string
 		want     string

@@ -149,10 +149,44 @@ listener.name.ssl.ssl.client.auth=required
 PROPS
 }
 
+binds() { local n; n=$(grep -c "Address already in use" "$run/broker.log" 2>/dev/null || true); echo "${n:-0}"; }
+
+# free_ports waits (up to 90 s) until the broker's ports can be bound (as the broker binds them,
+# with SO_REUSEADDR): another process's outgoing connection, or its TIME_WAIT, can hold one.
+free_ports() {
+  local ports="$port $cport" i
+  [ -z "$certs" ] || ports="$ports $sport $mport"
+  for i in $(seq 1 450); do
+    # shellcheck disable=SC2086
+    bindable $ports && return
+    [ "$i" = 1 ] && echo "kafka.sh: a port of the broker on 127.0.0.1:$port is held by another connection; waiting" >&2
+    sleep 0.2
+  done
+}
+
+# bindable PORT...: whether every port can be bound on 127.0.0.1 now (true when python3 is missing).
+bindable() {
+  command -v python3 >/dev/null || return 0
+  python3 -c '
+import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", int(p)))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+' "$@"
+}
+
 launch() {
+  free_ports
   local starts
   starts=$(( $(grep -c "Kafka Server started" "$run/broker.log" 2>/dev/null || true) + 1 ))
   echo "$starts" >"$run/starts"
+  binds >"$run/binds"
   # shellcheck disable=SC2086 # $heap is a list of JVM flags
   LOG_DIR="$run" nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" -Dkafka.logs.dir="$run" \
@@ -160,15 +194,25 @@ launch() {
   echo $! >"$run/pid"
 }
 
+# await waits until the broker answers. The test ports lie in Linux's ephemeral range, so another
+# process's outgoing connection (or its TIME_WAIT, up to 60 s) can hold one of the broker's
+# ports: a broker that exits because a bind failed is started again for up to 90 s.
 await() {
-  local starts
+  local starts deadline=$((SECONDS + 300)) retry_until=$((SECONDS + 90))
   starts=$(cat "$run/starts")
-  for _ in $(seq 1 360); do
+  while [ "$SECONDS" -lt "$deadline" ]; do
     if [ "$(grep -c "Kafka Server started" "$run/broker.log" 2>/dev/null)" -ge "$starts" ] && up; then
       echo "kafka.sh: Apache Kafka $version (KRaft) node $node on 127.0.0.1:$port${certs:+ (SASL_SSL :$sport, mTLS :$mport)}, pid $(cat "$run/pid")" >&2
       return
     fi
-    if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then break; fi
+    if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+      [ "$(binds)" -gt "$(cat "$run/binds")" ] && [ "$SECONDS" -lt "$retry_until" ] || break
+      echo "kafka.sh: a port of the broker on 127.0.0.1:$port is held by another connection; trying again" >&2
+      sleep 1
+      launch
+      deadline=$((SECONDS + 300))
+      continue
+    fi
     sleep 0.25
   done
   echo "kafka.sh: broker on 127.0.0.1:$port did not start; last log lines:" >&2

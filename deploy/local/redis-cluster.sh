@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a Redis Cluster as local processes on 127.0.0.1 (plain TCP, no auth): three primaries on
-# PORT..PORT+2, each with one replica on PORT+3..PORT+5, made with
+# PORT..PORT+2, each with one replica on PORT+3..PORT+5 (cluster bus ports PORT+6..PORT+11, node
+# port + 6, rather than Redis's default +10000, which lands in other programs' ports), made with
 # `redis-cli --cluster create --cluster-replicas 1`. Each node is a deploy/local/redis.sh node
 # (kind cluster: cluster-node-timeout 3000 ms, a replica always allowed to fail over) with its run
 # dir at .run/redis-<its port>, so one node can be killed and restarted with
@@ -19,7 +20,7 @@ node() { env -u REDIS_RUN_DIR "$here/redis.sh" "$@"; }
 start() {
   local i pids=() addrs=()
   for i in 0 1 2 3 4 5; do
-    REDIS_NODE_KIND=cluster node start $((port + i)) &
+    REDIS_NODE_KIND=cluster REDIS_NODE_BUS_PORT=$((port + 6 + i)) node start $((port + i)) &
     pids+=($!)
     addrs+=("127.0.0.1:$((port + i))")
   done

@@ -16,6 +16,7 @@
 #   REDIS_RUN_DIR             default .run/redis-$PORT
 #   REDIS_NODE_KIND           plain (default) | cluster (cluster-enabled, cluster-node-timeout 3000 ms,
 #                             replicas always allowed to fail over) | sentinel (a Sentinel on PORT)
+#   REDIS_NODE_BUS_PORT       for kind cluster: the cluster bus port (default PORT+10000)
 #   REDIS_NODE_REPLICAOF      host:port: start as a replica of that primary
 #   REDIS_NODE_TLS_DIR        a directory made by deploy/local/certs.sh: TLS only (port 0, tls-port
 #                             PORT), server.crt/.key, clients' certificates checked against ca.crt when
@@ -44,7 +45,9 @@ install() {
 write_conf() {
   local kind=${REDIS_NODE_KIND:-plain} tls=${REDIS_NODE_TLS_DIR:-}
   # What cli needs to reach the node, kept apart from redis.conf (which Sentinel and Cluster rewrite).
-  { echo "tls=$tls"; echo "user=${REDIS_NODE_USERNAME:-}"; echo "kind=$kind"; } >"$run/node.env"
+  local bus=""
+  [ "$kind" != cluster ] || bus=${REDIS_NODE_BUS_PORT:-$((port + 10000))}
+  { echo "tls=$tls"; echo "user=${REDIS_NODE_USERNAME:-}"; echo "kind=$kind"; echo "bus=$bus"; } >"$run/node.env"
   if [ -n "${REDIS_NODE_PASSWORD:-}" ]; then
     (umask 077 && printf '%s' "$REDIS_NODE_PASSWORD" >"$run/password")
   fi
@@ -86,6 +89,7 @@ write_conf() {
     if [ "$kind" = cluster ]; then
       echo "cluster-enabled yes"
       echo "cluster-config-file nodes.conf"
+      echo "cluster-port ${REDIS_NODE_BUS_PORT:-$((port + 10000))}"
       echo "cluster-node-timeout 3000"
       echo "cluster-replica-validity-factor 0"
     fi
@@ -113,18 +117,51 @@ describe() {
   echo "$d"
 }
 
+# free_port waits (until the deadline in $1, SECONDS) until the node's port (and a cluster node's
+# bus port) can be bound (as redis binds it, with SO_REUSEADDR): another process's outgoing
+# connection, or its TIME_WAIT, can hold one.
+free_port() {
+  local i=0 bus
+  bus=$(sed -n 's/^bus=//p' "$run/node.env")
+  while [ "$SECONDS" -lt "$1" ]; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086
+    bindable "$port" $bus && return
+    [ "$i" = 1 ] && echo "redis.sh: 127.0.0.1:$port is held by another connection; waiting" >&2
+    sleep 0.2
+  done
+}
+
+# bindable PORT...: whether every port can be bound on 127.0.0.1 now (true when python3 is missing).
+bindable() {
+  command -v python3 >/dev/null || return 0
+  python3 -c '
+import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", int(p)))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+' "$@"
+}
+
+inuse() { local n; n=$(grep -c "Address already in use" "$run/redis.log" 2>/dev/null || true); echo "${n:-0}"; }
+
 # launch starts the node from its config and waits until it answers. The test ports lie in
 # Linux's ephemeral range, so another process's outgoing connection (or its TIME_WAIT, up to
 # 60 s) can hold the port: a bind that fails with "Address already in use" is tried again for
 # up to 90 s.
-inuse() { local n; n=$(grep -c "Address already in use" "$run/redis.log" 2>/dev/null); echo "${n:-0}"; }
-
 launch() {
   local seen sentinel=""
   [ "$(sed -n 's/^kind=//p' "$run/node.env")" = sentinel ] && sentinel=--sentinel
   local deadline=$((SECONDS + 90))
   while :; do
     seen=$(inuse)
+    free_port "$deadline"
     redis-server "$run/redis.conf" $sentinel
     for _ in $(seq 1 100); do
       if [ "$(cli ping 2>/dev/null)" = PONG ]; then

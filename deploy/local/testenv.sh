@@ -29,7 +29,8 @@
 #   TEST_REDIS_SENTINEL_ADDRS=127.0.0.1:rport+4,+5,+6    three sentinels (quorum 2) watching
 #   TEST_REDIS_MASTER_NAME=orderpipe                primary rport+2, replica rport+3; plain, no auth
 #   TEST_REDIS_CLUSTER_ADDRS=127.0.0.1:rport+7,+8,+9     a Redis Cluster's three primaries (each with a
-#                                                   replica on rport+10..+12); plain, no auth
+#                                                   replica on rport+10..+12, bus ports rport+13..+18);
+#                                                   plain, no auth
 #
 # TEST_KAFKA_CLUSTER=1 starts deploy/local/kafka-cluster.sh on kport (three KRaft nodes, each
 # broker+controller; RF 3, min ISR 2) instead of the single broker: KAFKA_BROKERS,

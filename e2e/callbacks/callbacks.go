@@ -1,6 +1,6 @@
 // Package callbacks builds signed platform callbacks the way Dianwoda and Eleme send them, for the
 // demo (`make run`), the end-to-end tests and the load generator. The signing follows
-// shared/specs/platforms.md; the ingress's verifiers are tested against the same worked examples.
+// docs/specs/platforms.md; the ingress's verifiers are tested against the same worked examples.
 package callbacks
 
 import (

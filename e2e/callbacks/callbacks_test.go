@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The worked examples of shared/specs/platforms.md §1.2 and §2.2 are the test vectors.
+// The worked examples of docs/specs/platforms.md §1.2 and §2.2 are the test vectors.
 func TestSignWorkedExamples(t *testing.T) {
 	tests := []struct {
 		name string

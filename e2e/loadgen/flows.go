@@ -12,7 +12,7 @@ import (
 )
 
 // This file builds realistic, signed callbacks. The signing is written here again, from
-// platforms.md, rather than imported from the ingress: the load generator is an independent
+// docs/specs/platforms.md, rather than imported from the ingress: the load generator is an independent
 // client, so a signing bug in the ingress cannot hide behind the same bug here.
 
 // Callback is one HTTP request to send.

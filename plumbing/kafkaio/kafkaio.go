@@ -1,5 +1,5 @@
 // Package kafkaio builds kafka-go readers and writers with settings that are safe for this
-// pipeline, whatever kafka-go's defaults are (see shared/specs/kafka-go.md):
+// pipeline, whatever kafka-go's defaults are (see docs/specs/kafka-go.md):
 //
 //   - writers wait for every in-sync replica (RequireAll), key records with the Murmur2 balancer
 //     (the Java client's partitioner, so one key is one partition everywhere), and batch for a few

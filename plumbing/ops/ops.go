@@ -99,16 +99,19 @@ func Catalog(reg prometheus.Collector) []string {
 	return out
 }
 
-// NewRegistry returns a per-process registry with the Go and process collectors.
+// NewRegistry returns a per-process registry with the Go and process collectors and
+// orderpipe_build_info.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	return reg
 }
 
 // Handler returns the ops routes. It also registers orderpipe_ready in reg: 1 while ready, 0
-// while not, so that alerting on readiness needs no Kubernetes metrics.
+// while not, so that alerting on readiness needs no Kubernetes metrics; and
+// orderpipe_build_info when reg does not have it yet, so every service exposes it.
 func Handler(reg *prometheus.Registry, ready *Readiness) http.Handler {
+	_ = reg.Register(newBuildInfo()) // already registered by NewRegistry: the error says so
 	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderpipe_ready",
 		Help: "1 while the service is ready (every dependency check passes, not draining), else 0.",

@@ -79,7 +79,7 @@ func Topics(t testing.TB, brokers []string, partitions int, names ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rf := 1
-	if os.Getenv("TEST_KAFKA_CLUSTER") == "1" { // the three-broker Kafka: replicate as production does
+	if os.Getenv("TEST_KAFKA_CLUSTER") == "1" && len(brokers) >= 3 { // the three-broker Kafka: replicate as production does
 		rf = 3
 	}
 	specs := make([]kafkaio.TopicSpec, len(names))

@@ -21,7 +21,7 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/ddsandbox"
 )
 
-// DemoShops is the demo shop of the default routing table (platforms.md §3.2's made-up values).
+// DemoShops is the demo shop of the default routing table (docs/specs/platforms.md §3.2's made-up values).
 const DemoShops = "2100000000=test_secret"
 
 func main() {

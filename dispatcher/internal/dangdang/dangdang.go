@@ -1,7 +1,7 @@
 // Package dangdang is a client of Dangdang's dangdang.orders.distristatus.update API: it marks
 // self-delivered orders as delivered (distriStatus 1) or failed (2), up to 100 orders per call.
 //
-// The wire format follows the Dangdang page and platforms.md §3: system parameters on the URL
+// The wire format follows the Dangdang page and docs/specs/platforms.md §3: system parameters on the URL
 // query, signed with the upper-case MD5 of secret + sorted key+value of the seven system
 // parameters + secret over GBK bytes; the request XML GBK-encoded in the multipart file part
 // updateMultiOrdersDistriStatus; times in Beijing time as 2006-01-02 15:04:05. The answer is GBK

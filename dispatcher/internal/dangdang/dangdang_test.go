@@ -34,7 +34,7 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 }
 
-// The worked example of platforms.md §3.2 is the test vector.
+// The worked example of docs/specs/platforms.md §3.2 is the test vector.
 func TestSignWorkedExample(t *testing.T) {
 	now := time.Date(2024, 1, 2, 3, 4, 5, 0, Beijing)
 	p := SystemParams(Credentials{AppKey: "2100000000", AppSecret: "test_secret", Session: "SESSIONKEY"}, now)

@@ -6,6 +6,11 @@
 // Per partition, the highest offset below which every event is finished is committed; a crash or
 // a stop replays from there, never skips (delivery is at least once; event_id identifies repeats).
 //
+// One completion model runs through it: every asynchronous step (a topic copy, a Dangdang
+// write-back, a results record, a DLQ write) completes exactly once with an error value, and the
+// tracker (tracker.go) turns an event's completions into its offset. The stop is one
+// shutdown.Stop value handed to the producer and the write-back.
+//
 // Records that cannot be decoded or validated go to the DLQ unchanged, with headers saying why and
 // where they came from, and the loop goes on. Stale events (stale: true) are routed to topics as
 // they are and never sent to Dangdang (recorded as skipped "stale").
@@ -16,8 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,9 +31,11 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
 	"github.com/orderpipe/pipeline/dispatcher/internal/produce"
 	"github.com/orderpipe/pipeline/dispatcher/internal/routing"
+	"github.com/orderpipe/pipeline/dispatcher/internal/shutdown"
 	"github.com/orderpipe/pipeline/dispatcher/internal/writeback"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/ops"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/plumbing/tracing"
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -49,16 +54,41 @@ type Config struct {
 	InputTopic   string
 	ResultsTopic string
 	DLQTopic     string
-	// MaxInFlight bounds events fetched but not finished (memory, and how far a paused shop can
-	// hold the others back); default 50,000.
+	// MaxInFlight bounds the records tracked at once (fetched, offset not yet passed by the commit
+	// mark): memory, and backpressure; default 50,000.
 	MaxInFlight int
+	// MaxPartitionSpan is how many records one partition may hold before the waiting Dangdang
+	// orders at its head are parked in the DLQ; default 10,000 (0 < span <= MaxInFlight).
+	MaxPartitionSpan int
 	// CommitInterval is how often finished offsets are committed; default 1 s.
 	CommitInterval time.Duration
 	// Grace is how long a stop may take to flush and record what is pending; default 10 s.
 	Grace time.Duration
+	// StallAfter is how long fetching may wait for room, or commits may fail, before readiness
+	// turns false; default 30 s.
+	StallAfter time.Duration
 	// Tracing reads each event's trace context, so its Dangdang call continues the trace; nil
 	// means none is read.
 	Tracing *tracing.Tracing
+}
+
+func (c *Config) defaults() {
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 50000
+	}
+	if c.MaxPartitionSpan <= 0 {
+		c.MaxPartitionSpan = 10000
+	}
+	c.MaxPartitionSpan = min(c.MaxPartitionSpan, c.MaxInFlight)
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 10 * time.Second
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = 30 * time.Second
+	}
 }
 
 // Metrics of the loop.
@@ -77,8 +107,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Routed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_events_routed_total",
 			Help: "Events sent per destination: a topic name, dangdang/<shop>, or none."}, []string{"destination"}),
 		DLQ: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_dlq_total",
-			Help: "Records written to orders.status.dlq.v1, by reason (decode, validate, panic, dangdang_retries_exhausted)."}, []string{"reason"}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_events_in_flight", Help: "Events fetched whose outcome is not final yet."}),
+			Help: "Records written to orders.status.dlq.v1, by reason (decode, validate, panic, unknown_shop, dangdang_retries_exhausted, dangdang_parked)."}, []string{"reason"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_events_in_flight", Help: "Records tracked: fetched, and their offset not yet passed by the commit mark (bounded by MAX_IN_FLIGHT)."}),
 		Commits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_offset_commits_total",
 			Help: "Offset commits by outcome (ok, error)."}, []string{"outcome"}),
 	}
@@ -96,192 +126,174 @@ type Dispatcher struct {
 	log   *zap.Logger
 	m     *Metrics
 	ready *ops.Readiness
-	offs  *offsets
-	sem   chan struct{}
-	hard  context.Context
+	tr    *tracker
 }
 
 // New wires a dispatcher. ready may be nil.
 func New(cfg Config, r Reader, table *routing.Table, prod *produce.Producer, sink *writeback.Sink, m *Metrics, ready *ops.Readiness, log *zap.Logger) *Dispatcher {
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 50000
-	}
-	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = time.Second
-	}
-	if cfg.Grace <= 0 {
-		cfg.Grace = 10 * time.Second
-	}
+	cfg.defaults()
 	if ready == nil {
 		ready = ops.NewReadiness()
 	}
-	return &Dispatcher{cfg: cfg, r: r, table: table, prod: prod, sink: sink, m: m, ready: ready, log: log,
-		offs: newOffsets(), sem: make(chan struct{}, cfg.MaxInFlight)}
+	d := &Dispatcher{cfg: cfg, r: r, table: table, prod: prod, sink: sink, m: m, ready: ready, log: log,
+		tr: newTracker(cfg.MaxInFlight, cfg.MaxPartitionSpan)}
+	d.tr.onReleased = func(n int) { m.InFlight.Sub(float64(n)) }
+	return d
 }
 
-// ResultsRecorder writes dangdang.results.v1 records through a producer.
-type ResultsRecorder struct {
+// Results records Dangdang outcomes in dangdang.results.v1: its Report is the write-back's
+// report function.
+type Results struct {
 	Topic string
 	Prod  *produce.Producer
 }
 
-// Record implements writeback.Recorder.
-func (rr *ResultsRecorder) Record(ctx context.Context, r writeback.Result, done func()) error {
-	v, err := json.Marshal(r)
+// Report writes r's result and completes r's items once it is durable.
+func (rr *Results) Report(r writeback.Report) {
+	v, err := json.Marshal(r.Result)
 	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
+		r.Complete(fmt.Errorf("encode result: %w", err))
+		return
 	}
-	return rr.Prod.Send(ctx, []kafka.Message{{Topic: rr.Topic, Key: []byte(r.DangdangOrderID), Value: v,
-		Headers: []kafka.Header{{Key: schemas.HeaderContentType, Value: []byte("application/json")}}}}, done)
+	rr.Prod.Send([]kafka.Message{{Topic: rr.Topic, Key: []byte(r.Result.DangdangOrderID), Value: v,
+		Headers: []kafka.Header{{Key: schemas.HeaderContentType, Value: []byte("application/json")}}}}, r.Complete)
 }
 
 // Run consumes until ctx ends, then drains within Grace: pending batches are flushed, outcomes
 // recorded, finished offsets committed. It returns nil on a clean stop.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHard()
-	d.hard = hard
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	go func() {
-		select {
-		case <-runCtx.Done():
-		case <-hard.Done():
-			return
-		}
-		t := time.NewTimer(d.cfg.Grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			d.log.Warn("shutdown grace period over, abandoning unfinished events", zap.Int("events", d.offs.Pending()))
-			cancelHard()
-		case <-hard.Done():
-		}
-	}()
+	// The parts' soft stop is the end of fetching, so nothing is handed to a part that already
+	// drained; the hard stop comes Grace later.
+	fetching, fetched := context.WithCancel(context.WithoutCancel(ctx))
+	defer fetched()
+	stop, abandon := shutdown.New(fetching, d.cfg.Grace)
+	defer abandon()
+	parts := make(chan struct{}, 3)
+	go func() { _ = d.prod.Run(stop); parts <- struct{}{} }()
+	go func() { _ = d.sink.Run(stop); parts <- struct{}{} }()
+	go func() { d.commitLoop(ctx); parts <- struct{}{} }()
 
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = d.prod.Run(hard) })
-	wg.Go(func() { _ = d.sink.Run(runCtx, hard) })
-	wg.Go(func() { d.commitLoop(runCtx) })
-
-	err := d.fetchLoop(runCtx)
-	cancelRun()
+	err := d.fetchLoop(ctx)
+	fetched()
 	d.ready.Drain()
-
-	// Wait for what was fetched to finish, or for the grace period to end.
-	tick := time.NewTicker(10 * time.Millisecond)
-	for d.offs.Pending() > 0 && hard.Err() == nil {
-		select {
-		case <-tick.C:
-		case <-hard.Done():
-		}
+	select {
+	case <-d.tr.Idle():
+	case <-stop.Hard().Done():
+		d.log.Warn("shutdown grace period over, abandoning unfinished events", zap.Int("events", d.tr.Unsettled()))
 	}
-	tick.Stop()
-	d.commit(context.Background())
-	cancelHard()
-	wg.Wait()
+	d.commit()
+	abandon()
+	for range 3 {
+		<-parts
+	}
 	return err
 }
 
 func (d *Dispatcher) fetchLoop(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	b := retry.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}.New()
 	for {
-		select {
-		case d.sem <- struct{}{}:
-		case <-ctx.Done():
+		if err := d.acquire(ctx); err != nil {
 			return nil
 		}
 		m, err := d.r.FetchMessage(ctx)
 		if err != nil {
-			<-d.sem
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, context.Canceled) {
+			d.tr.Release()
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return nil
 			}
 			d.ready.Set("consumer", err)
 			d.log.Warn("kafka fetch failed", zap.Error(err))
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
+			if retry.Sleep(ctx, b.Next()) != nil {
 				return nil
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		b.Reset()
 		d.ready.Set("consumer", nil)
 		d.m.Consumed.Inc()
 		d.m.InFlight.Inc()
-		d.offs.Add(m.Partition, m.Offset)
-		d.handle(m)
+		d.handle(ctx, m)
 	}
+}
+
+// acquire waits for room to track one more record; a wait longer than StallAfter turns
+// readiness false until there is room again.
+func (d *Dispatcher) acquire(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.StallAfter)
+	err := d.tr.Acquire(wctx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	d.ready.Set("in_flight", fmt.Errorf("fetching stopped: MAX_IN_FLIGHT (%d) records tracked for %s", d.cfg.MaxInFlight, d.cfg.StallAfter))
+	d.log.Error("fetching stopped, in-flight bound reached", zap.Int("events", d.cfg.MaxInFlight))
+	err = d.tr.Acquire(ctx)
+	d.ready.Set("in_flight", nil)
+	return err
 }
 
 func (d *Dispatcher) commitLoop(ctx context.Context) {
 	t := time.NewTicker(d.cfg.CommitInterval)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
 		select {
 		case <-t.C:
-			d.commit(ctx)
 		case <-ctx.Done():
 			return
+		}
+		d.tr.ParkOverSpan()
+		switch err := d.commit(); {
+		case err == nil:
+			failingSince = time.Time{}
+			d.ready.Set("commit", nil)
+		case failingSince.IsZero():
+			failingSince = time.Now()
+		case time.Since(failingSince) >= d.cfg.StallAfter:
+			d.ready.Set("commit", err)
 		}
 	}
 }
 
-func (d *Dispatcher) commit(ctx context.Context) {
-	parts := d.offs.Committable()
-	if len(parts) == 0 {
-		return
+// commit commits what the tracker says is finished.
+func (d *Dispatcher) commit() error {
+	cs := d.tr.Commits()
+	if len(cs) == 0 {
+		return nil
 	}
-	msgs := make([]kafka.Message, 0, len(parts))
-	for _, p := range sortedParts(parts) {
-		msgs = append(msgs, kafka.Message{Topic: d.cfg.InputTopic, Partition: p, Offset: parts[p]})
+	msgs := make([]kafka.Message, len(cs))
+	for i, c := range cs {
+		// kafka-go commits a message's offset + 1: the next offset to read.
+		msgs[i] = kafka.Message{Topic: d.cfg.InputTopic, Partition: c.Partition, Offset: c.Offset - 1}
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := d.r.CommitMessages(cctx, msgs...); err != nil {
-		d.offs.Requeue(parts)
+	err := d.r.CommitMessages(ctx, msgs...)
+	for _, c := range cs {
+		d.tr.Committed(c, err)
+	}
+	if err != nil {
 		d.m.Commits.WithLabelValues("error").Inc()
 		d.log.Warn("offset commit failed", zap.String("topic", d.cfg.InputTopic), zap.Error(err))
-		return
+		return fmt.Errorf("commit offsets: %w", err)
 	}
 	d.m.Commits.WithLabelValues("ok").Inc()
+	return nil
 }
 
-// event tracks one fetched record until every destination has its final outcome.
-type event struct {
-	d         *Dispatcher
-	msg       kafka.Message
-	remaining atomic.Int32
-	dlq       atomic.Bool
-}
-
-func (e *event) partDone() {
-	if e.remaining.Add(-1) == 0 {
-		e.d.offs.Done(e.msg.Partition, e.msg.Offset)
-		e.d.m.InFlight.Dec()
-		<-e.d.sem
-	}
-}
-
-// deadLetter writes the source record unchanged to the DLQ with headers saying why; the part is
-// done once that write is durable. An event is dead-lettered at most once.
-func (e *event) deadLetter(reason, detail string) {
-	if !e.dlq.CompareAndSwap(false, true) {
-		e.partDone()
+// deadLetter writes the source record unchanged to the DLQ with headers saying why; the part
+// completes once that write is durable. An event is dead-lettered at most once.
+func (d *Dispatcher) deadLetter(e *Event, reason, detail string) {
+	if !e.dead.CompareAndSwap(false, true) {
+		e.Done(nil)
 		return
 	}
-	d := e.d
 	d.m.DLQ.WithLabelValues(reason).Inc()
-	d.log.Warn("event dead-lettered", zap.String("reason", reason), zap.String("topic", e.msg.Topic),
-		zap.Int("partition", e.msg.Partition), zap.Int64("offset", e.msg.Offset), zap.String("error", detail))
-	dead := kafkaio.DeadLetter(e.msg, Service, reason, detail, time.Now())
+	d.log.Warn("event dead-lettered", zap.String("reason", reason), zap.String("topic", e.Msg.Topic),
+		zap.Int("partition", e.Msg.Partition), zap.Int64("offset", e.Msg.Offset), zap.String("error", detail))
+	dead := kafkaio.DeadLetter(e.Msg, Service, reason, detail, time.Now())
 	dead.Topic = d.cfg.DLQTopic
-	_ = d.prod.Send(d.hard, []kafka.Message{dead}, e.partDone)
+	d.prod.Send([]kafka.Message{dead}, e.Done)
 }
 
 // DistriStatus maps a unified delivery status to Dangdang's distriStatus; 0 means not sent.
@@ -337,12 +349,11 @@ func (d *Dispatcher) plan(m kafka.Message) (topics []string, items []writeback.I
 	return dest.Topics, items, "", nil
 }
 
-func (d *Dispatcher) handle(m kafka.Message) {
-	e := &event{d: d, msg: m}
+// handle starts every part of one fetched record; each completes through the tracker.
+func (d *Dispatcher) handle(ctx context.Context, m kafka.Message) {
 	topics, items, reason, err := d.plan(m)
 	if err != nil {
-		e.remaining.Store(1)
-		e.deadLetter(reason, err.Error())
+		d.deadLetter(d.tr.Track(m, 1), reason, err.Error())
 		return
 	}
 	parts := len(items)
@@ -351,38 +362,42 @@ func (d *Dispatcher) handle(m kafka.Message) {
 	}
 	if parts == 0 {
 		d.m.Routed.WithLabelValues("none").Inc()
-		e.remaining.Store(1)
-		e.partDone()
+		d.tr.Track(m, 1).Done(nil)
 		return
 	}
-	e.remaining.Store(int32(parts))
+	e := d.tr.Track(m, parts)
 	if len(topics) > 0 {
 		msgs := make([]kafka.Message, len(topics))
 		for i, t := range topics {
 			msgs[i] = kafka.Message{Topic: t, Key: m.Key, Value: m.Value, Headers: m.Headers}
 			d.m.Routed.WithLabelValues(t).Inc()
 		}
-		_ = d.prod.Send(d.hard, msgs, e.partDone)
+		d.prod.Send(msgs, e.Done)
 	}
 	var sc trace.SpanContext
-	if d.cfg.Tracing != nil {
+	if d.cfg.Tracing != nil && len(items) > 0 {
 		sc = trace.SpanContextFromContext(d.cfg.Tracing.FromMessage(context.Background(), m))
 	}
 	for _, it := range items {
 		it.Trace = sc
+		it.Done = func(o writeback.Outcome) { d.dangdangDone(e, o) }
 		d.m.Routed.WithLabelValues("dangdang/" + it.Shop).Inc()
-		it.Done = func(outcome, reason string) {
-			if outcome == writeback.OutcomeDeadLettered {
-				e.deadLetter("dangdang_retries_exhausted", reason)
-				return
-			}
-			e.partDone()
+		e.OnPark(func() { d.sink.Park(it.Shop, it.OrderID) })
+		if err := d.sink.Submit(ctx, it); err != nil {
+			// Only an unknown shop: the table was validated against the shops.
+			d.deadLetter(e, "unknown_shop", err.Error())
 		}
-		if err := d.sink.Submit(d.hard, it); err != nil {
-			// Only an unknown shop (the table was validated against the shops) or a hard stop.
-			if errors.Is(err, writeback.ErrUnknownShop) {
-				e.deadLetter("unknown_shop", err.Error())
-			}
-		}
+	}
+}
+
+// dangdangDone completes an event's Dangdang part with the write-back's outcome.
+func (d *Dispatcher) dangdangDone(e *Event, o writeback.Outcome) {
+	switch {
+	case o.Err != nil:
+		e.Done(o.Err)
+	case o.DLQReason != "":
+		d.deadLetter(e, o.DLQReason, o.Detail)
+	default:
+		e.Done(nil)
 	}
 }

@@ -14,6 +14,7 @@ type Metrics struct {
 	Skipped       *prometheus.CounterVec // reason
 	Rejected      *prometheus.CounterVec // code
 	DeadLettered  prometheus.Counter
+	Parked        *prometheus.CounterVec // shop
 }
 
 // NewMetrics registers the write-back metrics on reg.
@@ -38,8 +39,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_dangdang_rejected_total",
 			Help: "Orders Dangdang refused for good, by orderOperCode."}, []string{"code"}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_dangdang_dead_lettered_total",
-			Help: "Orders that exhausted their attempts and went to the DLQ."}),
+			Help: "Orders that exhausted their attempts and went to the DLQ (dlq_reason dangdang_retries_exhausted)."}),
+		Parked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_dangdang_parked_total",
+			Help: "Orders parked in the DLQ (dlq_reason dangdang_parked) after waiting past the bound; replay them once the shop is back."}, []string{"shop"}),
 	}
-	reg.MustRegister(m.Calls, m.OrdersPerCall, m.Flushes, m.Retries, m.Paused, m.Delay, m.Results, m.Skipped, m.Rejected, m.DeadLettered)
+	reg.MustRegister(m.Calls, m.OrdersPerCall, m.Flushes, m.Retries, m.Paused, m.Delay, m.Results, m.Skipped, m.Rejected, m.DeadLettered, m.Parked)
 	return m
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
 	"github.com/orderpipe/pipeline/dispatcher/internal/ddsandbox"
 	"github.com/orderpipe/pipeline/dispatcher/internal/routing"
+	"github.com/orderpipe/pipeline/dispatcher/internal/shutdown"
 )
 
 // handlerTransport serves requests in memory, so the sink can run inside a synctest bubble with
@@ -50,6 +51,9 @@ func (s *memStore) Save(_ context.Context, shop string, states map[string]State)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, st := range states {
+		if cur, ok := s.m[shop+"/"+id]; ok && cur.OccurredAt.After(st.OccurredAt) {
+			continue // compare-and-set on occurred_at, as RedisStore does
+		}
 		s.m[shop+"/"+id] = st
 	}
 	return nil
@@ -60,12 +64,12 @@ type memRecorder struct {
 	res []Result
 }
 
-func (r *memRecorder) Record(_ context.Context, res Result, done func()) error {
+// report records a report and completes its items at once (the results topic is durable).
+func (r *memRecorder) report(rep Report) {
 	r.mu.Lock()
-	r.res = append(r.res, res)
+	r.res = append(r.res, rep.Result)
 	r.mu.Unlock()
-	done()
-	return nil
+	rep.Complete(nil)
 }
 
 func (r *memRecorder) outcomes() map[string]int {
@@ -92,15 +96,24 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	}
 	f := &fixture{sb: sb, rec: &memRecorder{}}
 	client := &dangdang.Client{URL: "http://sandbox/openapi/rest", HTTP: &http.Client{Transport: handlerTransport{sb.Handler()}}}
-	f.sink = New(cfg, client, &memStore{m: map[string]State{}}, f.rec, NewMetrics(prometheus.NewRegistry()), zap.NewNop())
+	f.sink = New(cfg, client, &memStore{m: map[string]State{}}, f.rec.report, NewMetrics(prometheus.NewRegistry()), zap.NewNop())
 	return f
+}
+
+// run runs the sink until the returned stop is called (a soft stop, then a hard one after grace).
+func (f *fixture) run(grace time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, abandon := shutdown.New(ctx, grace)
+	stopped := make(chan struct{})
+	go func() { f.sink.Run(st); close(stopped) }()
+	return func() { cancel(); <-stopped; abandon() }
 }
 
 func (f *fixture) submit(t *testing.T, from, n int, status int) {
 	for i := from; i < from+n; i++ {
 		f.done.Add(1)
 		it := Item{Shop: "a", OrderID: strconv.Itoa(i), DistriStatus: status, OccurredAt: time.Now(), EventID: "e" + strconv.Itoa(i),
-			Done: func(string, string) { f.done.Done() }}
+			Done: func(Outcome) { f.done.Done() }}
 		if err := f.sink.Submit(context.Background(), it); err != nil {
 			t.Fatal(err)
 		}
@@ -111,9 +124,7 @@ func (f *fixture) submit(t *testing.T, from, n int, status int) {
 func TestFlushBySizeThenWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, Config{Window: time.Second})
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { f.sink.Run(ctx, context.Background()); close(stopped) }()
+		stop := f.run(time.Minute)
 		start := time.Now()
 		f.submit(t, 1, 250, dangdang.DistriDelivered)
 		synctest.Wait()
@@ -135,8 +146,7 @@ func TestFlushBySizeThenWindow(t *testing.T) {
 		if got := f.rec.outcomes(); got[OutcomeAccepted] != 250 {
 			t.Fatalf("outcomes = %v", got)
 		}
-		cancel()
-		<-stopped
+		stop()
 	})
 }
 
@@ -146,9 +156,7 @@ func TestSubscriptionExpiredPausesUntilProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, Config{Window: 100 * time.Millisecond, PauseProbe: time.Minute})
 		f.sb.Inject(ddsandbox.Fault{Kind: ddsandbox.FaultExpired})
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { f.sink.Run(ctx, context.Background()); close(stopped) }()
+		stop := f.run(time.Minute)
 		f.submit(t, 1, 10, dangdang.DistriDelivered)
 		time.Sleep(time.Second)
 		synctest.Wait()
@@ -168,8 +176,7 @@ func TestSubscriptionExpiredPausesUntilProbe(t *testing.T) {
 		if got := f.rec.outcomes(); got[OutcomeAccepted] != 20 || testutil.ToFloat64(f.sink.m.Paused.WithLabelValues("a")) != 0 {
 			t.Fatalf("after resume: %v", got)
 		}
-		cancel()
-		<-stopped
+		stop()
 	})
 }
 
@@ -180,9 +187,7 @@ func TestRetriesOnlyWhatNeedsIt(t *testing.T) {
 		f.sb.Inject(ddsandbox.Fault{Kind: ddsandbox.FaultOrderFail, OrderIDs: []string{"2"}, Times: 1})     // retryable 1208, once
 		f.sb.Inject(ddsandbox.Fault{Kind: ddsandbox.FaultOrderFail, OrderIDs: []string{"3"}, Code: "1206"}) // permanent
 		f.sb.Inject(ddsandbox.Fault{Kind: ddsandbox.FaultOrderFail, OrderIDs: []string{"4"}, Code: "1208"}) // retryable, forever
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { f.sink.Run(ctx, context.Background()); close(stopped) }()
+		stop := f.run(time.Minute)
 		f.submit(t, 1, 5, dangdang.DistriDelivered)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
@@ -195,8 +200,7 @@ func TestRetriesOnlyWhatNeedsIt(t *testing.T) {
 		if len(calls) != 3 || len(calls[0].Orders) != 5 || len(calls[1].Orders) != 2 || len(calls[2].Orders) != 1 {
 			t.Fatalf("calls = %+v; want 5, then orders 2 and 4, then 4", calls)
 		}
-		cancel()
-		<-stopped
+		stop()
 	})
 }
 
@@ -205,9 +209,7 @@ func TestRateLimiterSpacesCalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, Config{Window: time.Second, Shops: map[string]*routing.Shop{
 			"a": {Name: "a", AppKey: "1", AppSecret: "s", Session: "x", RatePerSecond: 2, Burst: 1, Concurrency: 5}}})
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { f.sink.Run(ctx, context.Background()); close(stopped) }()
+		stop := f.run(time.Minute)
 		start := time.Now()
 		f.submit(t, 1, 500, dangdang.DistriDelivered)
 		f.done.Wait()
@@ -220,7 +222,6 @@ func TestRateLimiterSpacesCalls(t *testing.T) {
 				t.Errorf("call %d at +%s, want +%s", i, c.At.Sub(start), want)
 			}
 		}
-		cancel()
-		<-stopped
+		stop()
 	})
 }

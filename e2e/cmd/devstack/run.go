@@ -25,7 +25,7 @@ const (
 	ingressAddr   = "127.0.0.1:8080"
 	sandboxAddr   = "127.0.0.1:8090"
 
-	// Demo credentials. The Dangdang shop is the made-up one of platforms.md §3.2, which the
+	// Demo credentials. The Dangdang shop is the made-up one of docs/specs/platforms.md §3.2, which the
 	// dispatcher's default routing table names "demo".
 	demoDianwodaSecret = "demo-dianwoda-secret"
 	demoElemeAppID     = "62933118"

@@ -1,4 +1,4 @@
-// Package dianwoda verifies and keys Dianwoda (点我达) callbacks (platforms.md §2.2).
+// Package dianwoda verifies and keys Dianwoda (点我达) callbacks (docs/specs/platforms.md §2.2).
 //
 // The signature is the lower-case hex SHA-1 of
 //

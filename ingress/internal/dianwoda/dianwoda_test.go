@@ -14,7 +14,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// The worked example of platforms.md §2.2.
+// The worked example of docs/specs/platforms.md §2.2.
 const (
 	exampleBody   = `{"content":{"order_original_id":"FTP201511091198","order_status":"abnormal"},"deliver_times":1,"msg_id":"67798ea556724ee499b3aa65a3274047","pub_time":1545188246307}`
 	exampleSecret = "test_secret"
@@ -28,7 +28,7 @@ func exampleQuery() url.Values {
 func TestSignWorkedExample(t *testing.T) {
 	got := Sign("123456", "1545188246307", TypeStatusUpdate, []byte(exampleBody), exampleSecret)
 	if got != exampleSign {
-		t.Fatalf("Sign = %s, want %s (platforms.md §2.2)", got, exampleSign)
+		t.Fatalf("Sign = %s, want %s (docs/specs/platforms.md §2.2)", got, exampleSign)
 	}
 }
 

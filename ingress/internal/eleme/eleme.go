@@ -1,4 +1,4 @@
-// Package eleme verifies and keys Eleme (饿了么) push messages (platforms.md §1.2).
+// Package eleme verifies and keys Eleme (饿了么) push messages (docs/specs/platforms.md §1.2).
 //
 // The signature is the upper-case hex MD5 of every top-level "key=value" pair of the body except
 // signature, sorted and joined without separator, followed by the app's secret. A value is the

@@ -13,7 +13,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// The worked example of platforms.md §1.2 (type 12 from the seed page, made-up secret).
+// The worked example of docs/specs/platforms.md §1.2 (type 12 from the seed page, made-up secret).
 const (
 	exampleBase   = `appId=62933118message={"orderId":"100027500485933656","state":"settled","shopId":968861,"updateTime":1482161481,"role":3}requestId=10135shopId=968861timestamp=1482161482053type=12userId=62864532`
 	exampleSecret = "test_secret"
@@ -28,7 +28,7 @@ func exampleBody(sig string) string {
 
 func TestSignWorkedExample(t *testing.T) {
 	if got := Sign(exampleBase, exampleSecret); got != exampleSign {
-		t.Fatalf("Sign = %s, want %s (platforms.md §1.2)", got, exampleSign)
+		t.Fatalf("Sign = %s, want %s (docs/specs/platforms.md §1.2)", got, exampleSign)
 	}
 	p, err := ParsePush([]byte(exampleBody(exampleSign)))
 	if err != nil {

@@ -4,7 +4,7 @@
 //
 // A callback is answered "success" only after publish.Publisher returned nil, i.e. Kafka
 // acknowledged the record with acks=all. Every other answer is in the platform's own shape so the
-// platform's retry does the right thing; contract.md lists them and README.md has the table.
+// platform's retry does the right thing; docs/specs/contract.md lists them and README.md has the table.
 package server
 
 import (
@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
 	"github.com/orderpipe/pipeline/ingress/internal/dianwoda"
@@ -36,7 +37,6 @@ const (
 	PathEleme    = "/v1/callbacks/eleme"
 	PathHealthz  = "/healthz"
 	PathReadyz   = "/readyz"
-	PathMetrics  = "/metrics"
 )
 
 // Outcomes, the bounded values of the outcome label.
@@ -48,6 +48,7 @@ const (
 	OutcomeTooLarge     = "too_large"
 	OutcomeUnconfigured = "unconfigured"
 	OutcomeBusy         = "busy"
+	OutcomeBodyMemory   = "body_memory_full"
 	OutcomeUnavailable  = "kafka_unavailable"
 	OutcomePanic        = "panic"
 )
@@ -59,14 +60,20 @@ type Publisher interface {
 
 // Config configures New.
 type Config struct {
-	MaxBody         int64
+	MaxBody int64
+	// MaxBodyMemory bounds the bytes of request bodies being read and held (until the reply)
+	// across all requests, before and independently of the bound on Kafka writes in flight:
+	// a request that does not fit is answered 503 in its platform's shape, its body discarded
+	// as it arrives (never buffered).
+	// A held request costs about 1.5 times its body in memory (its envelope). 0: 32 MiB.
+	MaxBodyMemory   int64
 	DianwodaSecrets []string
 	ElemeSecrets    map[string][]string
 	Publisher       Publisher
 	// Ready answers /readyz on this port (the ops port's readiness).
 	Ready func() error
-	// Metrics is served as /metrics on this port too; nil leaves the route out.
-	Metrics  http.Handler
+	// Metrics are served on the ops port only (OPS_ADDR): they name internal topics, outcomes
+	// and rates, which the public callback port does not show.
 	Log      *zap.Logger
 	Registry prometheus.Registerer
 	// Now and NewID are injectable for tests; defaults time.Now and UUIDv7.
@@ -83,7 +90,14 @@ type Server struct {
 	sigFails *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	// bodies is the body-memory budget, in bytes (MaxBodyMemory).
+	bodies   *semaphore.Weighted
+	bodyHeld prometheus.Gauge
 }
+
+// DefaultMaxBodyMemory is MaxBodyMemory's default: 32 bodies of the default 1 MiB, ~50 MiB of
+// heap with their envelopes, well inside the 256 MiB the Kubernetes manifest gives the pod.
+const DefaultMaxBodyMemory = 32 << 20
 
 // New builds the server and registers its metrics.
 func New(c Config) *Server {
@@ -95,6 +109,12 @@ func New(c Config) *Server {
 	}
 	if c.Ready == nil {
 		c.Ready = func() error { return nil }
+	}
+	if c.MaxBodyMemory <= 0 {
+		c.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	if c.MaxBodyMemory < c.MaxBody {
+		c.MaxBodyMemory = c.MaxBody // one body at the limit must always fit
 	}
 	s := &Server{
 		c:   c,
@@ -117,10 +137,19 @@ func New(c Config) *Server {
 			Name: "ingress_inflight_requests",
 			Help: "Callback requests being handled now.",
 		}),
+		bodies: semaphore.NewWeighted(c.MaxBodyMemory),
+		bodyHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingress_body_memory_bytes",
+			Help: "Bytes of the body-memory budget (INGRESS_MAX_BODY_MEMORY) held by requests now.",
+		}),
 	}
-	c.Registry.MustRegister(s.requests, s.sigFails, s.seconds, s.inflight)
+	c.Registry.MustRegister(s.requests, s.sigFails, s.seconds, s.inflight, s.bodyHeld,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ingress_body_memory_limit_bytes",
+			Help: "The body-memory budget, INGRESS_MAX_BODY_MEMORY.",
+		}, func() float64 { return float64(c.MaxBodyMemory) }))
 	for _, p := range []string{schemas.PlatformDianwoda, schemas.PlatformEleme} {
-		for _, o := range []string{OutcomeOK, OutcomeBadSignature, OutcomeMalformed, OutcomeUnavailable, OutcomeBusy} {
+		for _, o := range []string{OutcomeOK, OutcomeBadSignature, OutcomeMalformed, OutcomeUnavailable, OutcomeBusy, OutcomeBodyMemory} {
 			s.requests.WithLabelValues(p, o)
 		}
 	}
@@ -141,8 +170,8 @@ func (s *Server) Handler() *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.requestID, s.accessLog, s.recover)
-	e.POST(PathDianwoda, s.dianwoda)
-	e.POST(PathEleme, s.eleme)
+	e.POST(PathDianwoda, s.dianwoda, s.bodyBudget(dwdShape))
+	e.POST(PathEleme, s.eleme, s.bodyBudget(elmShape))
 	e.GET(PathEleme, s.elemeURLCheck)
 	e.GET(PathHealthz, func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET(PathReadyz, func(c echo.Context) error {
@@ -151,9 +180,6 @@ func (s *Server) Handler() *echo.Echo {
 		}
 		return c.String(http.StatusOK, "ready\n")
 	})
-	if s.c.Metrics != nil {
-		e.GET(PathMetrics, echo.WrapHandler(s.c.Metrics))
-	}
 	return e
 }
 
@@ -192,6 +218,41 @@ func (s *Server) fail(c echo.Context, p platform, status int, outcome, message s
 func (s *Server) ok(c echo.Context, p platform, outcome string) error {
 	stateOf(c).outcome = outcome
 	return c.JSONBlob(http.StatusOK, p.success)
+}
+
+// bodyBudget reserves the request's body size (its Content-Length, or MaxBody when it is not
+// known) from the body-memory budget before the handler reads anything, and gives it back when
+// the request is answered. When the budget is spent the request is answered 503, its body
+// discarded without being kept: memory stays bounded however many uploads arrive, before any
+// bound on Kafka writes.
+// Bodies over MaxBody are refused (413) without reading, so reserve nothing.
+func (s *Server) bodyBudget(p platform) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			n := c.Request().ContentLength
+			if n < 0 {
+				n = s.c.MaxBody
+			}
+			if n == 0 || n > s.c.MaxBody {
+				return next(c)
+			}
+			if !s.bodies.TryAcquire(n) {
+				stateOf(c).platform = p.name
+				// Discard the body through a small pooled buffer (never held) so the caller,
+				// still sending, gets the reply instead of a reset connection. ReadTimeout and
+				// MaxBody bound how long that takes.
+				req := c.Request()
+				_, _ = io.Copy(io.Discard, http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody))
+				return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBodyMemory, "too busy, retry later")
+			}
+			s.bodyHeld.Add(float64(n))
+			defer func() {
+				s.bodyHeld.Sub(float64(n))
+				s.bodies.Release(n)
+			}()
+			return next(c)
+		}
+	}
 }
 
 // readBody reads at most MaxBody bytes. A non-zero status is the refusal to send, with its

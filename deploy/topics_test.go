@@ -1,0 +1,108 @@
+package deploy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+)
+
+// kafkaCLI writes kafka-topics.sh and kafka-configs.sh wrappers around the Kafka jars that
+// deploy/local/kafka.sh fetched (the same release as the apache/kafka image of the Job).
+func kafkaCLI(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Fatal("java is needed to run the Kafka command-line tools (deploy/local/testenv.sh installs it)")
+	}
+	out, err := exec.Command("local/kafka.sh", "classpath").Output()
+	if err != nil {
+		t.Fatalf("kafka.sh classpath: %v", errText(err))
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	cp := lines[len(lines)-1]
+	bin := t.TempDir()
+	for name, class := range map[string]string{
+		"kafka-topics.sh":  "org.apache.kafka.tools.TopicCommand",
+		"kafka-configs.sh": "kafka.admin.ConfigCommand",
+	} {
+		script := "#!/bin/sh\nexec java -Xshare:auto -XX:TieredStopAtLevel=1 -cp '" + cp + "' " + class + ` "$@"` + "\n"
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bin
+}
+
+// TestTopicJobScriptIdempotent runs the topic Job's script (k8s/base/topics.sh) against the real
+// broker twice: it creates every topic, converges the settings of a topic that existed with other
+// ones (retention), leaves that topic's partitions alone and says so, and a second run changes
+// nothing and succeeds.
+func TestTopicJobScriptIdempotent(t *testing.T) {
+	t.Parallel() // ~30 JVM starts of the Kafka tools: let the offline checks run meanwhile
+	brokers := testenv.Kafka(t)
+	bin := kafkaCLI(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix := "topicsjob" + hex.EncodeToString(b[:]) + "."
+	cli := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), append([]string{"--bootstrap-server", brokers[0]}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	// An existing topic with a retention of 1 s and fewer partitions than asked for.
+	cli("kafka-topics.sh", "--create", "--topic", prefix+"orders.status.v1", "--partitions", "2", "--replication-factor", "1", "--config", "retention.ms=1000")
+
+	run := func() (string, error) {
+		cmd := exec.Command("bash", "k8s/base/topics.sh")
+		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+brokers[0], "KAFKA_BIN="+bin, "TOPIC_PREFIX="+prefix,
+			"PARTITIONS=3", "REPLICATION=1", "MIN_ISR=1")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	for i := 1; i <= 2; i++ {
+		out, err := run()
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, out)
+		}
+		if !strings.Contains(out, prefix+"orders.status.v1 has 2 partitions, fewer than PARTITIONS=3") {
+			t.Errorf("run %d does not report the short topic:\n%s", i, out)
+		}
+	}
+	described := cli("kafka-topics.sh", "--describe", "--topic", prefix+".*")
+	for _, topic := range []string{"callbacks.raw.v1", "callbacks.dlq.v1", "orders.status.v1", "orders.delivery.v1",
+		"orders.lifecycle.v1", "orders.refund.v1", "orders.status.dlq.v1", "dangdang.results.v1"} {
+		if !strings.Contains(described, "Topic: "+prefix+topic+"\t") {
+			t.Errorf("topic %s was not created:\n%s", topic, described)
+		}
+	}
+	if !strings.Contains(described, "Topic: "+prefix+"orders.status.v1\tTopicId") || !regexpMatch(`Topic: `+prefix+`orders\.status\.v1\s+TopicId: \S+\s+PartitionCount: 2`, described) {
+		t.Errorf("the existing topic's partitions changed:\n%s", described)
+	}
+	for topic, want := range map[string][]string{
+		"orders.status.v1": {"retention.ms=604800000", "min.insync.replicas=1", "cleanup.policy=delete"},
+		"callbacks.raw.v1": {"retention.ms=604800000", "max.message.bytes=2097152"},
+		"callbacks.dlq.v1": {"retention.ms=2592000000", "max.message.bytes=2097152"},
+	} {
+		cfg := cli("kafka-configs.sh", "--describe", "--entity-type", "topics", "--entity-name", prefix+topic)
+		for _, w := range want {
+			if !strings.Contains(cfg, w) {
+				t.Errorf("%s: %s not set:\n%s", topic, w, cfg)
+			}
+		}
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
