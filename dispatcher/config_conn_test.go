@@ -13,8 +13,9 @@ func TestConfigConnection(t *testing.T) {
 	cfg, err := loadConfig(envOf(map[string]string{
 		"KAFKA_BROKERS": "k1:9093", "KAFKA_TLS": "true", "KAFKA_TLS_SERVER_NAME": "kafka.internal", "KAFKA_SASL_MECHANISM": "plain",
 		"KAFKA_SASL_USERNAME": "dispatcher", "KAFKA_SASL_PASSWORD": "kpw", "TOPIC_REPLICATION_FACTOR": "3", "TOPIC_MIN_INSYNC_REPLICAS": "2",
-		"DANGDANG_API_URL": "http://127.0.0.1:1/openapi/rest",
-		"REDIS_ADDR":       "s1:26379,s2:26379,s3:26379", "REDIS_MASTER_NAME": "orderpipe", "REDIS_DB": "2", "REDIS_USERNAME": "dispatcher", "REDIS_PASSWORD": "rpw",
+		"REDIS_ADDR": "s1:26379,s2:26379,s3:26379", "REDIS_MASTER_NAME": "orderpipe", "REDIS_DB": "2", "REDIS_USERNAME": "dispatcher", "REDIS_PASSWORD": "rpw",
+		// The embedded demo shop is only accepted against a sandbox (main's c3d2425).
+		"DANGDANG_API_URL": "http://127.0.0.1:8090/openapi/rest",
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/orderpipe/pipeline/schemas"
 )
 
 // SandboxCall is one call in the sandbox's log.
@@ -41,6 +43,13 @@ func (s Sandbox) get(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Orders returns the sandbox's orders.
+func (s Sandbox) Orders(ctx context.Context) ([]SandboxOrder, error) {
+	var orders []SandboxOrder
+	err := s.get(ctx, "/sandbox/orders", &orders)
+	return orders, err
 }
 
 // Fault arms a sandbox fault (see ddsandbox.Fault).
@@ -99,11 +108,24 @@ type Report struct {
 	// Cost names a check the scenario is known to cost (reported, not failed), e.g. the wrong
 	// final states a Redis flush causes; set by the scenario.
 	Cost string
+
+	// OrderViolations counts, on the status topic and on every routed topic the collector read,
+	// the non-stale events that come after a non-stale event of the same order and kind that
+	// happened later (see OrderViolations); RoutedViolations is the routed topics' share.
+	OrderViolations, RoutedViolations int
+	// RoutedMissing counts status events that never reached a routed topic they are routed to
+	// (set by CheckRouted).
+	RoutedMissing int
+	// Recovery is the time from the fault to both consumer groups' lag back to zero (set by the
+	// scenario; 0 = not measured).
+	Recovery time.Duration
+	// MaxRSS is the largest resident set of each service during the scenario, in bytes.
+	MaxRSS map[string]int64
 }
 
 // OK reports whether nothing was lost or duplicated and every check held.
 func (r *Report) OK() bool {
-	return r.Lost == 0 && r.Duplicated == 0 && r.WrongFinal == 0 && r.Phantoms == 0 && r.Leaks == 0 && r.DDMissing == 0 &&
+	return r.Lost == 0 && r.Duplicated == 0 && r.WrongFinal == 0 && r.OrderViolations == 0 && r.RoutedMissing == 0 && r.Phantoms == 0 && r.Leaks == 0 && r.DDMissing == 0 &&
 		r.DDCallsOver100 == 0 && r.DDTwiceInCall == 0 && r.PoisonMissing == 0 && r.DLQOther == 0 && r.Unacked == 0
 }
 
@@ -309,6 +331,23 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 		}
 	}
 
+	// Order: no non-stale event after a later one, on the status topic and each routed topic.
+	n, det := OrderViolations(status)
+	r.OrderViolations += n
+	for _, d := range det {
+		r.detail("ORDER status: %s", d)
+	}
+	c.with(func() {
+		for topic, recs := range c.Routed {
+			n, det := OrderViolations(recs)
+			r.OrderViolations += n
+			r.RoutedViolations += n
+			for _, d := range det {
+				r.detail("ORDER %s: %s", topic, d)
+			}
+		}
+	})
+
 	// Forged and malformed callbacks leave no trace.
 	for _, s := range status {
 		if strings.HasPrefix(s.Ev.OrderID, ForgedPrefix) || strings.HasPrefix(s.Ev.OrderID, MalformedPrefix) {
@@ -420,6 +459,83 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 	return r
 }
 
+// OrderViolations counts the order violations among non-stale events in recs (one topic's
+// records): per order and kind, in topic order (partition, then offset; one order lives in one
+// partition), a non-stale event whose occurred_at is before that of a non-stale event already
+// seen is a violation: a consumer that trusts the stale flag would move the order back. A copy
+// of an event_id already seen is skipped (consumers dedup on event_id; copies are counted as
+// redelivered), and so is every stale event.
+func OrderViolations(recs []StatusRec) (int, []string) {
+	recs = slices.Clone(recs)
+	slices.SortStableFunc(recs, func(a, b StatusRec) int {
+		if a.Partition != b.Partition {
+			return a.Partition - b.Partition
+		}
+		return int(a.Offset - b.Offset)
+	})
+	type last struct {
+		at time.Time
+		id string
+	}
+	latest := map[string]last{}
+	seen := map[string]bool{}
+	n := 0
+	var details []string
+	for _, s := range recs {
+		if seen[s.Ev.EventID] {
+			continue
+		}
+		seen[s.Ev.EventID] = true
+		if s.Ev.Stale {
+			continue
+		}
+		k := s.Ev.Platform + ":" + s.Ev.OrderID + "|" + s.Ev.Kind
+		at := s.Ev.OccurredAt.Time
+		if prev, ok := latest[k]; ok && at.Before(prev.at) {
+			n++
+			if len(details) < 10 {
+				details = append(details, fmt.Sprintf("%s: non-stale %s (%s, occurred %s) after %s (occurred %s), partition %d offset %d",
+					k, s.Ev.EventID, s.Ev.PlatformStatus, at.Format("15:04:05.000"), prev.id, prev.at.Format("15:04:05.000"), s.Partition, s.Offset))
+			}
+			continue
+		}
+		latest[k] = last{at: at, id: s.Ev.EventID}
+	}
+	return n, details
+}
+
+// CheckRouted adds to r the status events that never reached a routed topic: routeOf names the
+// routed topics (among those the collector read) an event goes to; gone lists topics deleted on
+// purpose, which are not checked.
+func CheckRouted(r *Report, c *Collector, routeOf func(schemas.StatusEvent) []string, gone map[string]bool) {
+	c.with(func() {
+		on := map[string]map[string]bool{}
+		for topic, recs := range c.Routed {
+			on[topic] = map[string]bool{}
+			for _, s := range recs {
+				on[topic][s.Ev.EventID] = true
+			}
+		}
+		done := map[string]bool{}
+		for _, s := range c.Status {
+			if done[s.Ev.EventID] {
+				continue
+			}
+			done[s.Ev.EventID] = true
+			for _, topic := range routeOf(s.Ev) {
+				if gone[topic] || on[topic] == nil {
+					continue
+				}
+				if !on[topic][s.Ev.EventID] {
+					r.RoutedMissing++
+					r.detail("ROUTED MISSING %s on %s (%s %s %s)", s.Ev.EventID, topic, s.Ev.Platform, s.Ev.OrderID, s.Ev.PlatformStatus)
+				}
+			}
+		}
+	})
+	slices.Sort(r.Details)
+}
+
 func quantiles(d []time.Duration) (p50, p99, maxd time.Duration) {
 	if len(d) == 0 {
 		return 0, 0, 0
@@ -458,8 +574,56 @@ func (r *Report) String() string {
 		r.WrongFinal, r.Phantoms, r.Leaks, r.Unacked, r.DDOrders, r.DDMissing, r.DDCalls, r.DDResent, r.DDCallsOver100, r.DDTwiceInCall,
 		r.PoisonAcked, r.PoisonMissing, r.DLQOther, r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.MaxDelay.Round(time.Millisecond),
 		r.DDP50.Round(time.Millisecond), r.DDP99.Round(time.Millisecond), r.DDMaxDelay.Round(time.Millisecond))
+	fmt.Fprintf(&b, " | order violations %d (routed topics %d) routed missing %d | recovery %s | max RSS %s",
+		r.OrderViolations, r.RoutedViolations, r.RoutedMissing, recovery(r.Recovery), rss(r.MaxRSS))
 	for _, d := range r.Details {
 		b.WriteString("\n    " + d)
 	}
 	return b.String()
+}
+
+// TopoHeader and TopoRow render the production-topology reports (issue 13's columns).
+const TopoHeader = "| scenario | load | callbacks acked | transitions expected / seen | lost | duplicated | redelivered copies | wrong final state | order violations (status + routed / routed) | DD orders / missing / twice in a call / calls over 100 | largest RSS (MiB) | fault → both groups' lag back | p99 reply → event | verdict |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+
+// TopoRow is the report's row in the topology table.
+func (r *Report) TopoRow() string {
+	verdict := "**ok**"
+	if !r.OK() {
+		verdict = "**FAIL**"
+		if r.Cost != "" {
+			verdict = "ok except the known cost: " + r.Cost
+		}
+	}
+	return fmt.Sprintf("| %s | %s | %s | %d / %d | %d | %d | %d | %d | %d / %d | %d / %d / %d / %d | %s | %s | %s | %s |\n",
+		r.Scenario, r.Duration.Round(time.Second), r.Acked, r.Expected, r.Seen, r.Lost, r.Duplicated, r.Redelivered, r.WrongFinal,
+		r.OrderViolations, r.RoutedViolations, r.DDOrders, r.DDMissing, r.DDTwiceInCall, r.DDCallsOver100, rss(r.MaxRSS),
+		recovery(r.Recovery), r.P99.Round(time.Millisecond), verdict)
+}
+
+func recovery(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "–"
+	case d < 0:
+		return "never"
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// rss renders the largest RSS per service, in MiB, in a fixed order.
+func rss(m map[string]int64) string {
+	if len(m) == 0 {
+		return "–"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k]>>20)
+	}
+	return strings.Join(parts, ", ")
 }

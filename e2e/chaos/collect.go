@@ -17,6 +17,8 @@ import (
 // Topics are the topics the collector reads.
 type Topics struct {
 	Raw, RawDLQ, Status, Results, StatusDLQ string
+	// Routed are the dispatcher's destination topics to read too (records are status events).
+	Routed []string
 }
 
 // StatusRec is one record of the unified status topic as the collector saw it.
@@ -57,18 +59,26 @@ type Collector struct {
 	last      time.Time
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+
+	// Routed holds the records of each routed topic, as Status does.
+	Routed map[string][]StatusRec
 }
 
 // StartCollector starts reading; Stop ends it.
 func StartCollector(conn kafkaio.Conn, tp Topics, partitions int) *Collector {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Collector{cancel: cancel, last: time.Now()}
-	for _, t := range []struct {
+	c := &Collector{cancel: cancel, last: time.Now(), Routed: map[string][]StatusRec{}}
+	type source struct {
 		topic  string
 		handle func(kafka.Message, time.Time)
-	}{
+	}
+	sources := []source{
 		{tp.Status, c.onStatus}, {tp.Raw, c.onRaw}, {tp.RawDLQ, c.onRawDLQ}, {tp.Results, c.onResult}, {tp.StatusDLQ, c.onStatusDLQ},
-	} {
+	}
+	for _, topic := range tp.Routed {
+		sources = append(sources, source{topic, func(m kafka.Message, now time.Time) { c.onRouted(topic, m, now) }})
+	}
+	for _, t := range sources {
 		for p := range partitions {
 			c.wg.Add(1)
 			go func() {
@@ -113,6 +123,15 @@ func (c *Collector) onStatus(m kafka.Message, now time.Time) {
 		return
 	}
 	c.Status = append(c.Status, StatusRec{Ev: ev, Partition: m.Partition, Offset: m.Offset, SeenAt: now})
+}
+
+func (c *Collector) onRouted(topic string, m kafka.Message, now time.Time) {
+	var ev schemas.StatusEvent
+	if err := json.Unmarshal(m.Value, &ev); err != nil {
+		c.DecodeErr = append(c.DecodeErr, topic+": "+err.Error())
+		return
+	}
+	c.Routed[topic] = append(c.Routed[topic], StatusRec{Ev: ev, Partition: m.Partition, Offset: m.Offset, SeenAt: now})
 }
 
 func decodeRaw(m kafka.Message) RawRec {
@@ -170,11 +189,15 @@ func (c *Collector) with(f func()) {
 	f()
 }
 
+// Inspect runs f with the collector locked: f may read its fields.
+func (c *Collector) Inspect(f func(c *Collector)) { c.with(func() { f(c) }) }
+
 // Reset forgets what was collected so far (after a warm-up).
 func (c *Collector) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.Status, c.Raw, c.RawDLQ, c.Results, c.StatusDLQ, c.DecodeErr = nil, nil, nil, nil, nil, nil
+	c.Routed = map[string][]StatusRec{}
 }
 
 // Counts returns how many status and Dangdang result records were seen so far.

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/orderpipe/pipeline/e2e/callbacks"
@@ -97,6 +99,12 @@ type Config struct {
 	// acknowledged by the platform: the compensation poller must bring it to the pipeline.
 	ElemeHold      func(ctx context.Context, body []byte) error
 	ElemeHoldAfter int
+
+	// IngressURLs, when set, replaces IngressURL: several ingress instances behind a load
+	// balancer. Each sender spreads its requests over them round robin and, when one refuses the
+	// connection (down), sends the same request to the next one at once, as a load balancer
+	// would.
+	IngressURLs []string
 }
 
 // entry is one callback to send until acknowledged.
@@ -194,6 +202,9 @@ func Drive(ctx context.Context, c Config) *Ledger {
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
 	}
+	if len(c.IngressURLs) == 0 {
+		c.IngressURLs = []string{c.IngressURL}
+	}
 	l := newLedger()
 	l.Started = time.Now()
 	client := &http.Client{
@@ -234,7 +245,7 @@ func Drive(ctx context.Context, c Config) *Ledger {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wk := &worker{c: &c, l: l, client: client, rng: rand.New(rand.NewPCG(c.Seed, uint64(w))), seq: &seq, drain: drainCtx}
+			wk := &worker{c: &c, l: l, client: client, rng: rand.New(rand.NewPCG(c.Seed, uint64(w))), seq: &seq, drain: drainCtx, next: w}
 			wk.run(ticks)
 		}()
 	}
@@ -256,6 +267,7 @@ type worker struct {
 	seq    *atomic.Int64
 	drain  context.Context
 	live   []*liveOrder
+	next   int // the ingress instance of the next request (round robin)
 }
 
 func (w *worker) run(ticks <-chan struct{}) {
@@ -369,23 +381,41 @@ func (w *worker) send(e entry) bool {
 	}
 }
 
+// post sends one request to the next ingress instance; when that one is down (connection
+// refused) it tries the others at once, as a load balancer does.
 func (w *worker) post(path string, body []byte) int {
+	urls := w.c.IngressURLs
+	if len(urls) == 0 {
+		urls = []string{w.c.IngressURL}
+	}
+	for range len(urls) {
+		base := urls[w.next%len(urls)]
+		w.next++
+		status, refused := w.postTo(base, path, body)
+		if !refused {
+			return status
+		}
+	}
+	return 0
+}
+
+func (w *worker) postTo(base, path string, body []byte) (status int, refused bool) {
 	ctx, cancel := context.WithTimeout(w.drain, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.c.IngressURL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.client.Do(req)
 	if err != nil {
 		w.l.NetErrors.Add(1)
-		return 0
+		return 0, errors.Is(err, syscall.ECONNREFUSED)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	w.l.status(resp.StatusCode)
-	return resp.StatusCode
+	return resp.StatusCode, false
 }
 
 func (w *worker) id() int64 { return w.seq.Add(1) }

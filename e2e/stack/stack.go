@@ -127,6 +127,16 @@ func (s *Service) signal(sig syscall.Signal, grace time.Duration) error {
 	}
 }
 
+// Pid is the running process's id, 0 when it is not running.
+func (s *Service) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Running reports whether the process was started and not yet stopped.
 func (s *Service) Running() bool {
 	s.mu.Lock()
