@@ -252,13 +252,13 @@ func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([]topicPart
 const metadataMaxAge = 250 * time.Millisecond
 
 type topicMeta struct {
-	partitions []int           // sorted ids, what the balancer picks from
-	leaders    map[int32]int32 // partition → leader broker id; absent while it has none
+	partitions []int // sorted ids, what the balancer picks from
 }
 
 type metaSnapshot struct {
-	at     time.Time
-	topics map[string]*topicMeta
+	at      time.Time
+	topics  map[string]*topicMeta
+	leaders map[topicPartition]int32 // every partition that has a leader
 }
 
 func (s *metaSnapshot) fresh(topics []string) bool {
@@ -296,16 +296,16 @@ func (p *Producer) metadata(ctx context.Context, topics []string, force bool) (*
 	if err != nil {
 		return nil, fmt.Errorf("kafka metadata: %w", err)
 	}
-	snap := &metaSnapshot{at: time.Now(), topics: map[string]*topicMeta{}}
+	snap := &metaSnapshot{at: time.Now(), topics: map[string]*topicMeta{}, leaders: map[topicPartition]int32{}}
 	for _, t := range md.Topics {
 		if t.Error != nil || len(t.Partitions) == 0 {
 			continue
 		}
-		tm := &topicMeta{leaders: map[int32]int32{}}
+		tm := &topicMeta{}
 		for _, pt := range t.Partitions {
 			tm.partitions = append(tm.partitions, pt.ID)
 			if pt.Error == nil && pt.Leader.ID >= 0 && pt.Leader.Host != "" {
-				tm.leaders[int32(pt.ID)] = int32(pt.Leader.ID)
+				snap.leaders[topicPartition{t.Name, int32(pt.ID)}] = int32(pt.Leader.ID)
 			}
 		}
 		slices.Sort(tm.partitions)
@@ -512,13 +512,7 @@ func (p *Producer) leaders() (map[topicPartition]int32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[topicPartition]int32{}
-	for name, tm := range snap.topics {
-		for part, leader := range tm.leaders {
-			out[topicPartition{name, part}] = leader
-		}
-	}
-	return out, nil
+	return snap.leaders, nil
 }
 
 // send makes one round trip and settles every batch of r.
