@@ -29,8 +29,6 @@ type config struct {
 	MaxBodyMemory     int64
 	MaxInflight       int
 	WriteTimeout      time.Duration
-	BatchTimeout      time.Duration
-	BatchSize         int
 	PingInterval      time.Duration
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -52,8 +50,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MaxBodyMemory:     l.Bytes("INGRESS_MAX_BODY_MEMORY", 32<<20),
 		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 256, 1, 1<<20),
 		WriteTimeout:      l.Duration("INGRESS_WRITE_TIMEOUT", 5*time.Second),
-		BatchTimeout:      l.Duration("INGRESS_BATCH_TIMEOUT", 2*time.Millisecond),
-		BatchSize:         l.Int("INGRESS_BATCH_SIZE", 64, 1, 100000),
 		PingInterval:      l.Duration("INGRESS_KAFKA_PING_INTERVAL", time.Second),
 		ReadHeaderTimeout: l.Duration("INGRESS_READ_HEADER_TIMEOUT", 5*time.Second),
 		ReadTimeout:       l.Duration("INGRESS_READ_TIMEOUT", 10*time.Second),

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -61,23 +60,22 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness(publish.CheckName)
-	writer := cfg.Kafka.NewWriter(kafkaio.WriterConfig{
+	// The transport refreshes metadata every second; by default for every topic of the cluster,
+	// which on a cluster with many topics dominated the ingress's allocations (pprof: kafka-go
+	// makeLayout ~40% of bytes against the shared test broker). It only needs its own topic.
+	transport := cfg.Kafka.NewTransport()
+	transport.MetadataTopics = []string{cfg.TopicRaw}
+	// One produce request per broker for every partition's records (kafkaio.Producer), not one
+	// per partition batch as kafka.Writer sends: the broker's cost per callback is its cost per
+	// request divided by the records in it (docs/performance.md).
+	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{
 		Topic:        cfg.TopicRaw,
-		BatchTimeout: cfg.BatchTimeout,
-		// kafka-go allocates BatchSize message slots for every batch, however few it holds;
-		// with 2 ms batches per partition, plumbing's 1000 cost ~150 KB per record (pprof).
-		BatchSize:    cfg.BatchSize,
+		Transport:    transport,
 		WriteTimeout: cfg.WriteTimeout,
 		// A record at INGRESS_MAX_BODY is larger than plumbing's default batch cap; the raw
 		// topic allows schemas.RawMaxMessageBytes, less room for the batch's own framing.
 		BatchBytes: schemas.RawMaxMessageBytes - 16<<10,
 	})
-	// The transport refreshes metadata every second; by default for every topic of the cluster,
-	// which on a cluster with many topics dominated the ingress's allocations (pprof: kafka-go
-	// makeLayout ~40% of bytes against the shared test broker). It only needs its own topic.
-	if tr, ok := writer.Transport.(*kafka.Transport); ok {
-		tr.MetadataTopics = []string{cfg.TopicRaw}
-	}
 	pub := publish.New(writer, publish.Config{MaxInflight: cfg.MaxInflight, WriteTimeout: cfg.WriteTimeout}, ready, reg)
 	opsHandler := ops.Handler(reg, ready)
 	srv := server.New(server.Config{

@@ -25,7 +25,7 @@ var forbiddenKafka = map[string]map[string]bool{
 	},
 	"github.com/orderpipe/pipeline/plumbing/kafkaio": {
 		"NewWriter": true, "NewReader": true, "NewTransport": true, "EnsureTopics": true, "Ping": true,
-		"GroupLag": true, "WatchLag": true,
+		"GroupLag": true, "WatchLag": true, "NewProducer": true,
 	},
 }
 

@@ -56,15 +56,30 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 // BenchmarkHandlerKafka adds the synchronous acks=all write to the real broker, from parallel
-// callers (as HTTP requests would be).
+// callers (as HTTP requests would be), through the Producer main uses (one request per broker)
+// and, for comparison, through kafka.Writer (one request per partition batch).
 //
 //	KAFKA_BROKERS=127.0.0.1:39092 go test -run=^$ -bench=HandlerKafka -benchmem ./internal/server
 func BenchmarkHandlerKafka(b *testing.B) {
-	brokers := testenv.Kafka(b)
-	topic := testenv.Name(b, "bench")
-	createTopic(b, brokers, topic, 12)
-	w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic, BatchSize: 64})
-	w.Transport.(*kafka.Transport).MetadataTopics = []string{topic} // as main does
+	b.Run("producer", func(b *testing.B) {
+		brokers := testenv.Kafka(b)
+		topic := testenv.Name(b, "bench")
+		createTopic(b, brokers, topic, 12)
+		tr := kafkaio.NewTransport()
+		tr.MetadataTopics = []string{topic} // as main does
+		benchHandlerKafka(b, kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers, Topic: topic, Transport: tr}))
+	})
+	b.Run("writer", func(b *testing.B) {
+		brokers := testenv.Kafka(b)
+		topic := testenv.Name(b, "bench")
+		createTopic(b, brokers, topic, 12)
+		w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic, BatchSize: 64})
+		w.Transport.(*kafka.Transport).MetadataTopics = []string{topic}
+		benchHandlerKafka(b, w)
+	})
+}
+
+func benchHandlerKafka(b *testing.B, w publish.Writer) {
 	pub := publish.New(w, publish.Config{MaxInflight: 1024, WriteTimeout: 10 * time.Second}, ops.NewReadiness(), prometheus.NewRegistry())
 	defer pub.Close()
 	h := benchServer(b, pub)

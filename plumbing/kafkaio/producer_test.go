@@ -1,0 +1,258 @@
+package kafkaio_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
+)
+
+// readAll reads every partition of topic from the start until it has want records.
+func readAll(t *testing.T, brokers []string, topic string, partitions, want int) map[int][]kafka.Message {
+	t.Helper()
+	out := map[int][]kafka.Message{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	total := 0
+	for p := 0; p < partitions; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			for {
+				mu.Lock()
+				done := total >= want
+				mu.Unlock()
+				if done {
+					return
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				m, err := r.ReadMessage(rctx)
+				rcancel()
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				out[p] = append(out[p], m)
+				total++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if total < want {
+		t.Fatalf("read %d records of %s, want %d", total, topic, want)
+	}
+	return out
+}
+
+// Every acknowledged record is in the partition the Murmur2 balancer (the Java client's) picks
+// for its key, each key's records in the order its writer wrote them, and the many partitions
+// written at once travel in fewer requests than partition batches: the point of the Producer.
+func TestProducerKeysOrderAndRequestsPerBroker(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Name(t, "producer")
+	const partitions, writers, each = 12, 48, 40
+	testenv.Topics(t, brokers, partitions, topic)
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers, Topic: topic})
+	defer p.Close()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []byte("order-" + strconv.Itoa(w))
+			for i := 0; i < each; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				err := p.WriteMessages(ctx, kafka.Message{Key: key, Value: []byte(strconv.Itoa(i))})
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("writer %d record %d: %w", w, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	got := readAll(t, brokers, topic, partitions, writers*each)
+	ids := make([]int, partitions)
+	for i := range ids {
+		ids[i] = i
+	}
+	next := map[string]int{}
+	for part, msgs := range got {
+		for _, m := range msgs {
+			if want := (kafka.Murmur2Balancer{}).Balance(m, ids...); want != part {
+				t.Fatalf("key %s in partition %d, Murmur2 picks %d", m.Key, part, want)
+			}
+			if string(m.Value) != strconv.Itoa(next[string(m.Key)]) {
+				t.Fatalf("key %s: record %s where %d was due (reordered or lost)", m.Key, m.Value, next[string(m.Key)])
+			}
+			next[string(m.Key)]++
+		}
+	}
+	for w := 0; w < writers; w++ {
+		if n := next["order-"+strconv.Itoa(w)]; n != each {
+			t.Fatalf("order-%d: %d records, want %d", w, n, each)
+		}
+	}
+	st := p.Stats()
+	t.Logf("stats: %+v (%.1f partition batches per request)", st, float64(st.Batches)/float64(st.Requests))
+	if float64(st.Batches) < 1.5*float64(st.Requests) {
+		t.Fatalf("%d requests carried %d partition batches: partitions are not sharing requests", st.Requests, st.Batches)
+	}
+}
+
+// A record the broker refuses as too large fails its own caller only: records that shared its
+// batch are tried again alone and succeed.
+func TestProducerTooLargeFailsOnlyItsCaller(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Name(t, "producer-large")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1,
+		Configs: map[string]string{"max.message.bytes": strconv.Itoa(64 << 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers, Topic: topic})
+	defer p.Close()
+	// Warm the connection so the writes below queue behind each other into one batch.
+	if err := p.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("warm")}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]error, 20)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := []byte("small-" + strconv.Itoa(i))
+			if i == 7 {
+				v = bytes.Repeat([]byte("x"), 200<<10)
+			}
+			results[i] = p.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: v})
+		}()
+	}
+	wg.Wait()
+	for i, err := range results {
+		if i == 7 {
+			if !errors.Is(err, kafka.MessageSizeTooLarge) {
+				t.Fatalf("the oversized record: %v, want MessageSizeTooLarge", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("small record %d failed with the large one: %v", i, err)
+		}
+	}
+	got := readAll(t, brokers, topic, 1, 20)
+	if n := len(got[0]); n != 20 {
+		t.Fatalf("%d records on the topic, want 20 (warm-up + 19 small)", n)
+	}
+}
+
+func TestProducerUnknownTopicFailsFast(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers})
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := p.WriteMessages(ctx, kafka.Message{Topic: testenv.Name(t, "missing"), Value: []byte("x")})
+	if !errors.Is(err, kafka.UnknownTopicOrPartition) {
+		t.Fatalf("write to a missing topic: %v, want UnknownTopicOrPartition", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("took %s to fail", time.Since(start))
+	}
+}
+
+// With the broker down a write ends with its context, unacknowledged (the caller answers 503
+// and the platform retries); with the broker back the same Producer writes again, and every
+// acknowledged record is there.
+func TestProducerBrokerDownThenBack(t *testing.T) {
+	b := testenv.OwnKafka(t)
+	topic := testenv.Name(t, "producer-down")
+	testenv.Topics(t, b.Brokers, 3, topic)
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: b.Brokers, Topic: topic, WriteTimeout: 3 * time.Second})
+	defer p.Close()
+	write := func(v string, d time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return p.WriteMessages(ctx, kafka.Message{Key: []byte(v), Value: []byte(v)})
+	}
+	if err := write("before", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: stopping the broker", time.Now().Format(time.StampMilli))
+	b.Stop()
+	t.Logf("%s: stopped", time.Now().Format(time.StampMilli))
+	if err := write("during", 2*time.Second); err == nil {
+		t.Fatal("a write with the broker down was acknowledged")
+	}
+	t.Logf("%s: restarting", time.Now().Format(time.StampMilli))
+	b.Restart()
+	t.Logf("%s: restarted", time.Now().Format(time.StampMilli))
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		err := write("after", 5*time.Second)
+		if err == nil {
+			t.Logf("%s: written again", time.Now().Format(time.StampMilli))
+			break
+		}
+		t.Logf("%s: %v", time.Now().Format(time.StampMilli), err)
+		if time.Now().After(deadline) {
+			t.Fatalf("no write succeeded within 45 s of the restart: %v", err)
+		}
+	}
+	got := readAll(t, b.Brokers, topic, 3, 2)
+	seen := map[string]bool{}
+	for _, msgs := range got {
+		for _, m := range msgs {
+			seen[string(m.Value)] = true
+		}
+	}
+	if !seen["before"] || !seen["after"] {
+		t.Fatalf("acknowledged records missing: %v", seen)
+	}
+}
+
+func TestProducerCloseFailsLaterWrites(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Name(t, "producer-close")
+	testenv.Topics(t, brokers, 1, topic)
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers, Topic: topic})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WriteMessages(ctx, kafka.Message{Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteMessages(ctx, kafka.Message{Value: []byte("y")}); !errors.Is(err, kafkaio.ErrProducerClosed) {
+		t.Fatalf("write after Close: %v, want ErrProducerClosed", err)
+	}
+}
