@@ -38,7 +38,7 @@ bench: ## run the module benchmarks and the system benchmark (e2e/bench/system.s
 	@deploy/local/testenv.sh bash -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run=^$$ -bench=. -benchmem ./...); done; e2e/bench/system.sh'
 
 chaos: ## the long fault-injection runs (TestChaos, then TestTopology on a 3-broker cluster + Sentinel): CHAOS_DURATION of load per scenario (default 60s), CHAOS_RATE callbacks/s (default 100), CHAOS_176_WINDOW (default 5m); writes the tables to docs/reliability.md
-	@TEST_KAFKA_PORT=$${TEST_KAFKA_PORT:-39392} TEST_REDIS_PORT=$${TEST_REDIS_PORT:-36579} deploy/local/testenv.sh bash -c 'cd e2e && CHAOS_DURATION=$${CHAOS_DURATION:-60s} CHAOS_RATE=$${CHAOS_RATE:-100} CHAOS_176_WINDOW=$${CHAOS_176_WINDOW:-5m} CHAOS_DOC=$$ORDERPIPE_ROOT/docs/reliability.md E2E_QUIET_LOGS=1 $(GO) test -count=1 -timeout 180m -run "^(TestChaos|TestTopology)$$" -v . 2>&1 | tee $${TMPDIR:-/tmp}/orderpipe-chaos.log | grep --line-buffered -E "^(=== RUN|--- |ok|FAIL|PASS)|(chaos|topology)_test.go:[0-9]+: [a-z0-9-]+: sent|\| "; exit $${PIPESTATUS[0]}'
+	@TEST_KAFKA_PORT=$${TEST_KAFKA_PORT:-29392} TEST_REDIS_PORT=$${TEST_REDIS_PORT:-26579} deploy/local/testenv.sh bash -c 'cd e2e && CHAOS_DURATION=$${CHAOS_DURATION:-60s} CHAOS_RATE=$${CHAOS_RATE:-100} CHAOS_176_WINDOW=$${CHAOS_176_WINDOW:-5m} CHAOS_DOC=$$ORDERPIPE_ROOT/docs/reliability.md E2E_QUIET_LOGS=1 $(GO) test -count=1 -timeout 180m -run "^(TestChaos|TestTopology)$$" -v . 2>&1 | tee $${TMPDIR:-/tmp}/orderpipe-chaos.log | grep --line-buffered -E "^(=== RUN|--- |ok|FAIL|PASS)|(chaos|topology)_test.go:[0-9]+: [a-z0-9-]+: sent|\| "; exit $${PIPESTATUS[0]}'
 
 lint: ## gofmt, go vet and staticcheck over every module
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }

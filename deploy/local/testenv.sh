@@ -11,7 +11,7 @@
 # these scripts to start brokers of their own), runs the command, and stops what it started
 # whether it passed or not. Its state is in .run/testenv-$TEST_KAFKA_PORT (made fresh every run).
 #
-# Ports: TEST_KAFKA_PORT (kport, default 39292), TEST_REDIS_PORT (rport, default 36479).
+# Ports: TEST_KAFKA_PORT (kport, default 29292), TEST_REDIS_PORT (rport, default 26479).
 #
 #   KAFKA_BROKERS=127.0.0.1:kport                  plaintext, no auth (controller on kport+1)
 #   TEST_KAFKA_SASL_SSL_BROKERS=127.0.0.1:kport+2   SASL_SSL: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN
@@ -40,8 +40,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export ORDERPIPE_ROOT="$root"
-kport=${TEST_KAFKA_PORT:-39292}
-rport=${TEST_REDIS_PORT:-36479}
+kport=${TEST_KAFKA_PORT:-29292}
+rport=${TEST_REDIS_PORT:-26479}
 run="$root/.run/testenv-$kport"
 started_kafka=0
 started_redis=0
