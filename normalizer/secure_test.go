@@ -34,8 +34,10 @@ func TestSecuredReadiness(t *testing.T) {
 			}
 			w := in.Kafka.NewWriter(kafkaio.WriterConfig{Topic: raw})
 			defer w.Close()
-			body := `{"content":{"order_original_id":"S1","order_status":"completed","action_code":"customer_sign","time_status_update":1429861697905},"deliver_times":1,"msg_id":"x","pub_time":1}`
-			v, _ := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "i", Platform: "dianwoda", OrderID: "S1", ReceivedAt: schemas.UnixMilli(1), Body: []byte(body)})
+			// A plausible time: the normalizer dead-letters one far from received_at (implausible_time).
+			now := time.Now()
+			body := fmt.Sprintf(`{"content":{"order_original_id":"S1","order_status":"completed","action_code":"customer_sign","time_status_update":%d},"deliver_times":1,"msg_id":"x","pub_time":1}`, now.Add(-time.Second).UnixMilli())
+			v, _ := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "i", Platform: "dianwoda", OrderID: "S1", ReceivedAt: schemas.At(now), Body: []byte(body)})
 			var err error
 			for i := 0; i < 50; i++ {
 				if err = w.WriteMessages(ctx, kafka.Message{Key: []byte("dianwoda:S1"), Value: v}); err == nil {

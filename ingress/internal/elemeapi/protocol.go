@@ -1,6 +1,6 @@
 // Package elemeapi speaks Eleme's OpenAPI request protocol (饿了么开放平台 "nop" JSON-RPC) for the
 // two calls the compensation poller needs: eleme.msgNew.getPushFailMsg and
-// eleme.msgNew.confirmPullMsg (platforms.md §1.3). It is the client side only; the sandbox in
+// eleme.msgNew.confirmPullMsg (docs/specs/platforms.md §1.3). It is the client side only; the sandbox in
 // internal/elemesandbox is the server side of the same protocol, and both sign with Sign.
 //
 // # The request envelope

@@ -350,7 +350,7 @@ func (p *Poller) round(ctx context.Context, app elemeapi.App, log *zap.Logger) e
 // ErrUnreadable fails a round that pulled messages it could not rebuild into push bodies.
 var ErrUnreadable = errors.New("pulled messages left unconfirmed, unreadable")
 
-// pushFields are the members of a push body (platforms.md §1.1), in the order of Eleme's
+// pushFields are the members of a push body (docs/specs/platforms.md §1.1), in the order of Eleme's
 // examples; signature is appended last.
 var pushFields = []string{"appId", "requestId", "type", "message", "shopId", "timestamp", "userId"}
 
