@@ -234,13 +234,10 @@ func envFloat(name string, def float64) float64 {
 // CHAOS_RATE 60/s); `make chaos` runs it long and writes the table to docs/reliability.md
 // (CHAOS_DOC).
 func TestChaos(t *testing.T) {
-	// In make test's short form the two long suites run side by side (each on brokers, Redis and
-	// topics of its own): most of their time is waiting on faults and recoveries, not CPU, and in
-	// sequence they were make test's longest path. The long form (make chaos, CHAOS_DURATION set)
-	// runs them one after the other, so each one's RSS and delays are its own.
-	if os.Getenv("CHAOS_DURATION") == "" {
-		t.Parallel()
-	}
+	// The two long suites run side by side (each on brokers, Redis and topics of its own): most
+	// of their time is waiting on faults and recoveries, not CPU, and together they are make test's
+	// longest path.
+	t.Parallel()
 	d := envDuration("CHAOS_DURATION", 6*time.Second)
 	rate := envFloat("CHAOS_RATE", 60)
 	var reports []*chaos.Report
