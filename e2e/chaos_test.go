@@ -234,10 +234,6 @@ func envFloat(name string, def float64) float64 {
 // CHAOS_RATE 60/s); `make chaos` runs it long and writes the table to docs/reliability.md
 // (CHAOS_DOC).
 func TestChaos(t *testing.T) {
-	// The two long suites run side by side (each on brokers, Redis and topics of its own): most
-	// of their time is waiting on faults and recoveries, not CPU, and together they are make test's
-	// longest path.
-	t.Parallel()
 	d := envDuration("CHAOS_DURATION", 6*time.Second)
 	rate := envFloat("CHAOS_RATE", 60)
 	var reports []*chaos.Report

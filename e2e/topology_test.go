@@ -660,10 +660,6 @@ func (e *topoEnv) flowDuring(from, to time.Time) (shopA, routed int) {
 // 40/s, shop B's 176 for 20 s); `make chaos` long, writing the table to docs/reliability.md.
 // TOPO_SCENARIOS (a regexp) picks scenarios.
 func TestTopology(t *testing.T) {
-	// The two long suites run side by side (each on brokers, Redis and topics of its own): most
-	// of their time is waiting on faults and recoveries, not CPU, and together they are make test's
-	// longest path.
-	t.Parallel()
 	d := envDuration("CHAOS_DURATION", 6*time.Second)
 	rate := envFloat("CHAOS_RATE", 40)
 	t0 := time.Now()
