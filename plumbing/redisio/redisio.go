@@ -136,7 +136,7 @@ func Load(l *envconfig.Loader, defaultAddr string) Config {
 	}
 	if c.TLS {
 		if _, err := c.tlsConfig(); err != nil {
-			var ve *VarError
+			var ve *envconfig.VarError
 			if errors.As(err, &ve) {
 				l.Fail(ve.Variable, "%v", ve.Err)
 			}
@@ -153,18 +153,18 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	if c.TLSCAFile != "" {
 		pem, err := os.ReadFile(c.TLSCAFile)
 		if err != nil {
-			return nil, &VarError{Variable: "REDIS_TLS_CA_FILE", Err: fmt.Errorf("read %s: %w", c.TLSCAFile, errors.Unwrap(err))}
+			return nil, &envconfig.VarError{Variable: "REDIS_TLS_CA_FILE", Err: fmt.Errorf("read %s: %w", c.TLSCAFile, errors.Unwrap(err))}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &VarError{Variable: "REDIS_TLS_CA_FILE", Err: fmt.Errorf("%s holds no PEM certificate", c.TLSCAFile)}
+			return nil, &envconfig.VarError{Variable: "REDIS_TLS_CA_FILE", Err: fmt.Errorf("%s holds no PEM certificate", c.TLSCAFile)}
 		}
 		cfg.RootCAs = pool
 	}
 	if c.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
 		if err != nil {
-			return nil, &VarError{Variable: "REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE", Err: fmt.Errorf("load client certificate: %w", err)}
+			return nil, &envconfig.VarError{Variable: "REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE", Err: fmt.Errorf("load client certificate: %w", err)}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
@@ -237,34 +237,9 @@ func (c Config) Ping(ctx context.Context, rdb redis.UniversalClient) error {
 	return c.Explain(err)
 }
 
-// VarError is a Redis failure with the variable the operator should check. It never holds a
-// password: go-redis's errors do not carry one, and VarError adds only the variable's name.
-type VarError struct {
-	Variable string
-	Err      error
-}
-
-func (e *VarError) Error() string { return e.Err.Error() + " (check " + e.Variable + ")" }
-func (e *VarError) Unwrap() error { return e.Err }
-
-// VariableName is the variable to check.
-func (e *VarError) VariableName() string { return e.Variable }
-
-// Explain wraps err in a VarError naming the variable most likely at fault; errors it cannot
-// place, and nil, are returned as they are.
-func (c Config) Explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ve *VarError
-	if errors.As(err, &ve) {
-		return err
-	}
-	if v := c.suspect(err); v != "" {
-		return &VarError{Variable: v, Err: err}
-	}
-	return err
-}
+// Explain wraps err in an *envconfig.VarError naming the variable most likely at fault; errors
+// it cannot place, and nil, are returned as they are.
+func (c Config) Explain(err error) error { return envconfig.Explain(err, c.suspect) }
 
 func (c Config) suspect(err error) string {
 	var (
