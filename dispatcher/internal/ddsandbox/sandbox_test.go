@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
+	"github.com/orderpipe/pipeline/plumbing/sandbox/sandboxtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -236,4 +237,15 @@ func TestParseShops(t *testing.T) {
 			t.Errorf("%q: want error", bad)
 		}
 	}
+}
+
+// TestAdminContract pins the admin routes the e2e harness and the chaos suite call.
+func TestAdminContract(t *testing.T) {
+	sandboxtest.Run(t, sandboxtest.Contract{
+		Handler: New(Shop{AppKey: "2100000000", Secret: "test_secret"}).Handler(),
+		Fault:   `{"kind":"order_fail","shop":"2100000000","times":2,"order_ids":["7"]}`,
+		Echo:    "{\n  \"kind\": \"order_fail\",\n  \"shop\": \"2100000000\",\n  \"times\": 2,\n  \"order_ids\": [\n    \"7\"\n  ]\n}\n",
+		Armed:   "[\n  {\n    \"kind\": \"order_fail\",\n    \"shop\": \"2100000000\",\n    \"times\": 2,\n    \"order_ids\": [\n      \"7\"\n    ]\n  }\n]\n",
+		Stats:   "{\n  \"calls\": 0,\n  \"calls_by_outcome\": {},\n  \"orders_accepted\": 0,\n  \"orders_rejected\": 0\n}\n",
+	})
 }

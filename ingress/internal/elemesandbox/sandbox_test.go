@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/ingress/internal/elemeapi"
+	"github.com/orderpipe/pipeline/plumbing/sandbox/sandboxtest"
 )
 
 var testApp = App{AppID: "62933118", AppKey: "test_app_key", Secret: "test_secret"}
@@ -185,4 +186,16 @@ func TestFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdminContract pins the admin routes the e2e harness and the elemepull tests call; a
+// confirm fault is armed for confirmPullMsg whatever action it names.
+func TestAdminContract(t *testing.T) {
+	sandboxtest.Run(t, sandboxtest.Contract{
+		Handler: New(testApp).Handler(),
+		Fault:   `{"kind":"confirm_lost","app":"62933118","times":2}`,
+		Echo:    "{\n  \"kind\": \"confirm_lost\",\n  \"app\": \"62933118\",\n  \"times\": 2\n}\n",
+		Armed:   "[\n  {\n    \"kind\": \"confirm_lost\",\n    \"action\": \"eleme.msgNew.confirmPullMsg\",\n    \"app\": \"62933118\",\n    \"times\": 2\n  }\n]\n",
+		Stats:   "{\n  \"calls\": 0,\n  \"calls_by_outcome\": {},\n  \"held\": 0,\n  \"pulled\": 0,\n  \"confirmed\": 0\n}\n",
+	})
 }
