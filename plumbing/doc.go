@@ -4,6 +4,7 @@
 // configuration every service embeds (service), zap set-up and masking (logging), the ops server
 // with /healthz, /readyz and /metrics (ops), typed environment configuration with secrets from
 // files (envconfig), one retry policy (retry), and the gate that points integration tests at the
-// real Kafka and Redis (testenv). One safe constructor
+// real Kafka and Redis (testenv); the fault injection, call log and admin routes the partner
+// sandboxes share (sandbox). One safe constructor
 // beats three copies that can each forget RequireAll.
 package plumbing

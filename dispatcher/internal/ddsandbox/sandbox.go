@@ -11,8 +11,8 @@ package ddsandbox
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
+	"github.com/orderpipe/pipeline/plumbing/sandbox"
 )
 
 // Shop is a shop the sandbox knows.
@@ -63,13 +64,13 @@ func ParseShops(spec string) ([]Shop, error) {
 
 // Fault kinds.
 const (
-	FaultHTTP5xx     = "http_5xx"     // answer Status (default 503) with a plain body
-	FaultTimeout     = "timeout"      // hold the call until the client gives up (or DelayMS), apply nothing
-	FaultSlow        = "slow"         // wait DelayMS, then answer normally
-	FaultRateLimit   = "rate_limit"   // errorResponse "SHOP访问API一分钟频次超限"
-	FaultExpired     = "expired"      // errorResponse errorCode 176
-	FaultSystemError = "system_error" // <response><Error><operCode>Code</operCode>…
-	FaultOrderFail   = "order_fail"   // orderOperCode Code (default 1208) for OrderIDs (all when empty)
+	FaultHTTP5xx     = sandbox.FaultHTTP5xx // answer Status (default 503) with a plain body
+	FaultTimeout     = sandbox.FaultTimeout // hold the call until the client gives up (or DelayMS), apply nothing
+	FaultSlow        = sandbox.FaultSlow    // wait DelayMS, then answer normally
+	FaultRateLimit   = "rate_limit"         // errorResponse "SHOP访问API一分钟频次超限"
+	FaultExpired     = "expired"            // errorResponse errorCode 176
+	FaultSystemError = "system_error"       // <response><Error><operCode>Code</operCode>…
+	FaultOrderFail   = "order_fail"         // orderOperCode Code (default 1208) for OrderIDs (all when empty)
 )
 
 // Fault is one injected misbehaviour. It applies to the shop's next Times calls (0: until cleared).
@@ -82,19 +83,13 @@ type Fault struct {
 	Code     string   `json:"code,omitempty"`
 	Message  string   `json:"message,omitempty"`
 	OrderIDs []string `json:"order_ids,omitempty"`
-	used     int
 }
 
-func (f *Fault) validate() error {
-	switch f.Kind {
-	case FaultHTTP5xx, FaultTimeout, FaultSlow, FaultRateLimit, FaultExpired, FaultSystemError, FaultOrderFail:
-	default:
-		return fmt.Errorf("unknown fault kind %q", f.Kind)
-	}
-	if f.Times < 0 || f.DelayMS < 0 {
-		return errors.New("times and delay_ms must be >= 0")
-	}
-	return nil
+// Armable checks the fault for sandbox.FaultSet.
+func (f Fault) Armable() (Fault, int, error) {
+	err := sandbox.CheckFault(f.Kind, f.Times, f.DelayMS,
+		FaultHTTP5xx, FaultTimeout, FaultSlow, FaultRateLimit, FaultExpired, FaultSystemError, FaultOrderFail)
+	return f, f.Times, err
 }
 
 // Order is the sandbox's state of one order.
@@ -121,31 +116,30 @@ type Call struct {
 
 // Stats are the sandbox's counters.
 type Stats struct {
-	Calls          int            `json:"calls"`
-	CallsByOutcome map[string]int `json:"calls_by_outcome"`
-	OrdersAccepted int            `json:"orders_accepted"`
-	OrdersRejected int            `json:"orders_rejected"`
+	sandbox.CallCounts
+	OrdersAccepted int `json:"orders_accepted"`
+	OrdersRejected int `json:"orders_rejected"`
 }
 
 // Sandbox is the fake endpoint. The zero value is not usable: use New.
+//
+// Its faults (Inject, Faults, ClearFaults) are a sandbox.FaultSet.
 type Sandbox struct {
+	sandbox.FaultSet[Fault]
 	mu     sync.Mutex
 	shops  map[string]Shop
 	orders map[string]*Order
-	calls  []Call
-	seq    int
-	faults []*Fault
-	stats  Stats
+	calls  sandbox.CallLog[Call]
+	stats  Stats // orders accepted and rejected; the call counts are in calls
 	now    func() time.Time
 }
 
 // MaxCallLog bounds the call log.
-const MaxCallLog = 100000
+const MaxCallLog = sandbox.MaxCallLog
 
 // New returns a sandbox that knows shops.
 func New(shops ...Shop) *Sandbox {
 	s := &Sandbox{shops: map[string]Shop{}, orders: map[string]*Order{}, now: time.Now}
-	s.stats.CallsByOutcome = map[string]int{}
 	for _, sh := range shops {
 		s.shops[sh.AppKey] = sh
 	}
@@ -159,29 +153,12 @@ func (s *Sandbox) AddShop(sh Shop) {
 	s.mu.Unlock()
 }
 
-// Inject adds a fault.
-func (s *Sandbox) Inject(f Fault) error {
-	if err := f.validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.faults = append(s.faults, &f)
-	s.mu.Unlock()
-	return nil
-}
-
-// ClearFaults removes every fault.
-func (s *Sandbox) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
 // Reset forgets orders, calls, counters and faults (shops stay).
 func (s *Sandbox) Reset() {
 	s.mu.Lock()
-	s.orders, s.calls, s.faults, s.seq = map[string]*Order{}, nil, nil, 0
-	s.stats = Stats{CallsByOutcome: map[string]int{}}
+	s.orders, s.stats = map[string]*Order{}, Stats{}
+	s.calls.Reset()
+	s.ClearFaults()
 	s.mu.Unlock()
 }
 
@@ -217,16 +194,13 @@ func (s *Sandbox) Orders(shop string) []Order {
 	return out
 }
 
-// Calls returns the call log of shop (all when empty).
+// Calls returns the call log of shop (all when empty); never nil.
 func (s *Sandbox) Calls(shop string) []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Call
-	for _, c := range s.calls {
-		if shop == "" || c.Shop == shop {
-			c.Orders = append([]string(nil), c.Orders...)
-			out = append(out, c)
-		}
+	out := s.calls.Calls(func(c Call) bool { return shop == "" || c.Shop == shop })
+	for i := range out {
+		out[i].Orders = append([]string(nil), out[i].Orders...)
 	}
 	return out
 }
@@ -236,38 +210,21 @@ func (s *Sandbox) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.CallsByOutcome = map[string]int{}
-	for k, v := range s.stats.CallsByOutcome {
-		st.CallsByOutcome[k] = v
-	}
+	st.CallCounts = s.calls.Counts()
 	return st
 }
 
 func (s *Sandbox) record(shop string, orders []string, outcome, traceparent string) {
-	s.seq++
-	s.stats.Calls++
-	s.stats.CallsByOutcome[outcome]++
-	if len(s.calls) < MaxCallLog {
-		s.calls = append(s.calls, Call{Seq: s.seq, At: s.now(), Shop: shop, Orders: orders, Outcome: outcome, Traceparent: traceparent})
-	}
+	s.calls.Record(outcome, func(seq int) Call {
+		return Call{Seq: seq, At: s.now(), Shop: shop, Orders: orders, Outcome: outcome, Traceparent: traceparent}
+	})
 }
 
-// takeFaults returns the faults that apply to this call of shop and consumes one use of each.
-func (s *Sandbox) takeFaults(shop string) []Fault {
-	var out []Fault
-	kept := s.faults[:0]
-	for _, f := range s.faults {
-		if f.Shop == "" || f.Shop == shop {
-			out = append(out, *f)
-			f.used++
-			if f.Times > 0 && f.used >= f.Times {
-				continue
-			}
-		}
-		kept = append(kept, f)
-	}
-	s.faults = kept
-	return out
+// recordLocking records a call, taking the lock.
+func (s *Sandbox) recordLocking(shop string, orders []string, outcome, traceparent string) {
+	s.mu.Lock()
+	s.record(shop, orders, outcome, traceparent)
+	s.mu.Unlock()
 }
 
 type reqXML struct {
@@ -327,9 +284,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	shop, known := s.shops[appKey]
 	s.mu.Unlock()
 	fail := func(outcome, code, msg string) {
-		s.mu.Lock()
-		s.record(appKey, nil, outcome, tp)
-		s.mu.Unlock()
+		s.recordLocking(appKey, nil, outcome, tp)
 		writeXML(w, http.StatusOK, errorResponse(code, msg))
 	}
 	if r.Method != http.MethodPost || q.Get("method") != dangdang.Method {
@@ -382,52 +337,21 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 		ids[i] = strings.TrimSpace(o.OrderID)
 	}
 
-	s.mu.Lock()
-	faults := s.takeFaults(appKey)
-	s.mu.Unlock()
+	faults := s.TakeFaults(func(f Fault) bool { return f.Shop == "" || f.Shop == appKey })
 	orderFail := map[string]Fault{}
 	var failAll *Fault
 	for _, f := range faults {
+		delay, status := time.Duration(f.DelayMS)*time.Millisecond, cmp.Or(f.Status, http.StatusServiceUnavailable)
+		if sandbox.ActTransport(w, r, f.Kind, delay, status, func() { s.recordLocking(appKey, ids, f.Kind, tp) }) {
+			return
+		}
 		switch f.Kind {
-		case FaultSlow:
-			select {
-			case <-time.After(time.Duration(f.DelayMS) * time.Millisecond):
-			case <-r.Context().Done():
-			}
-		case FaultTimeout:
-			d := time.Duration(f.DelayMS) * time.Millisecond
-			if d == 0 {
-				d = time.Minute
-			}
-			select {
-			case <-time.After(d):
-			case <-r.Context().Done():
-			}
-			s.mu.Lock()
-			s.record(appKey, ids, f.Kind, tp)
-			s.mu.Unlock()
-			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
-			return
-		case FaultHTTP5xx:
-			st := f.Status
-			if st == 0 {
-				st = http.StatusServiceUnavailable
-			}
-			s.mu.Lock()
-			s.record(appKey, ids, f.Kind, tp)
-			s.mu.Unlock()
-			http.Error(w, "sandbox injected error", st)
-			return
 		case FaultRateLimit:
-			s.mu.Lock()
-			s.record(appKey, ids, f.Kind, tp)
-			s.mu.Unlock()
+			s.recordLocking(appKey, ids, f.Kind, tp)
 			writeXML(w, http.StatusOK, errorResponse(CodeRateLimit, "SHOP访问API一分钟频次超限"))
 			return
 		case FaultExpired:
-			s.mu.Lock()
-			s.record(appKey, ids, f.Kind, tp)
-			s.mu.Unlock()
+			s.recordLocking(appKey, ids, f.Kind, tp)
 			writeXML(w, http.StatusOK, errorResponse(dangdang.SubscriptionExpiredCode, "APP与SHOP订购关系过期"))
 			return
 		case FaultSystemError:
@@ -435,9 +359,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 			if code == "" {
 				code, msg = CodeOperFailed, "系统繁忙"
 			}
-			s.mu.Lock()
-			s.record(appKey, ids, f.Kind, tp)
-			s.mu.Unlock()
+			s.recordLocking(appKey, ids, f.Kind, tp)
 			writeXML(w, http.StatusOK, operError(code, msg))
 			return
 		case FaultOrderFail:
@@ -451,9 +373,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(doc.Orders) > dangdang.MaxOrders {
-		s.mu.Lock()
-		s.record(appKey, ids, "too_many", tp)
-		s.mu.Unlock()
+		s.recordLocking(appKey, ids, "too_many", tp)
 		writeXML(w, http.StatusOK, operError(CodeTooMany, "orderId超过100个"))
 		return
 	}

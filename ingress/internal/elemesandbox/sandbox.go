@@ -15,8 +15,8 @@ package elemesandbox
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -27,6 +27,7 @@ import (
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
 	"github.com/orderpipe/pipeline/ingress/internal/elemeapi"
+	"github.com/orderpipe/pipeline/plumbing/sandbox"
 )
 
 // App is an application the sandbox knows.
@@ -52,14 +53,14 @@ func ParseApps(spec string) ([]App, error) {
 
 // Fault kinds.
 const (
-	FaultHTTP5xx      = "http_5xx"      // answer Status (default 502) with a plain body
-	FaultTimeout      = "timeout"       // hold the call until the client gives up (or DelayMS), apply nothing
-	FaultSlow         = "slow"          // wait DelayMS, then answer normally
-	FaultExceedLimit  = "exceed_limit"  // error EXCEED_LIMIT
-	FaultError        = "error"         // error Code (default SERVER_ERROR) with Message
-	FaultConfirmFail  = "confirm_fail"  // confirmPullMsg answers SERVER_ERROR and confirms nothing
-	FaultConfirmFalse = "confirm_false" // confirmPullMsg answers result false and confirms nothing
-	FaultConfirmLost  = "confirm_lost"  // confirmPullMsg confirms, then the answer is lost (HTTP 504)
+	FaultHTTP5xx      = sandbox.FaultHTTP5xx // answer Status (default 502) with a plain body
+	FaultTimeout      = sandbox.FaultTimeout // hold the call until the client gives up (or DelayMS), apply nothing
+	FaultSlow         = sandbox.FaultSlow    // wait DelayMS, then answer normally
+	FaultExceedLimit  = "exceed_limit"       // error EXCEED_LIMIT
+	FaultError        = "error"              // error Code (default SERVER_ERROR) with Message
+	FaultConfirmFail  = "confirm_fail"       // confirmPullMsg answers SERVER_ERROR and confirms nothing
+	FaultConfirmFalse = "confirm_false"      // confirmPullMsg answers result false and confirms nothing
+	FaultConfirmLost  = "confirm_lost"       // confirmPullMsg confirms, then the answer is lost (HTTP 504)
 )
 
 // Fault is one injected misbehaviour for the next Times calls (0: until cleared) of Action
@@ -73,21 +74,18 @@ type Fault struct {
 	Status  int    `json:"status,omitempty"`
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
-	used    int
 }
 
-func (f *Fault) validate() error {
+// Armable checks the fault for sandbox.FaultSet.
+// A confirm fault is armed for confirmPullMsg, whatever action it names.
+func (f Fault) Armable() (Fault, int, error) {
 	switch f.Kind {
-	case FaultHTTP5xx, FaultTimeout, FaultSlow, FaultExceedLimit, FaultError:
 	case FaultConfirmFail, FaultConfirmFalse, FaultConfirmLost:
 		f.Action = elemeapi.ActionConfirmPullMsg
-	default:
-		return fmt.Errorf("unknown fault kind %q", f.Kind)
 	}
-	if f.Times < 0 || f.DelayMS < 0 {
-		return errors.New("times and delay_ms must be >= 0")
-	}
-	return nil
+	err := sandbox.CheckFault(f.Kind, f.Times, f.DelayMS, FaultHTTP5xx, FaultTimeout, FaultSlow, FaultExceedLimit, FaultError,
+		FaultConfirmFail, FaultConfirmFalse, FaultConfirmLost)
+	return f, f.Times, err
 }
 
 // Held is one failed push the sandbox holds for its app until it is confirmed.
@@ -121,24 +119,24 @@ type Call struct {
 
 // Stats are the sandbox's counters.
 type Stats struct {
-	Calls          int            `json:"calls"`
-	CallsByOutcome map[string]int `json:"calls_by_outcome"`
-	Held           int            `json:"held"`
-	Pulled         int            `json:"pulled"`    // messages returned, counting repeats
-	Confirmed      int            `json:"confirmed"` // messages confirmed (removed)
+	sandbox.CallCounts
+	Held      int `json:"held"`
+	Pulled    int `json:"pulled"`    // messages returned, counting repeats
+	Confirmed int `json:"confirmed"` // messages confirmed (removed)
 }
 
 // Sandbox is the fake gateway. Use New.
+//
+// Its faults (Inject, Faults, ClearFaults) are a sandbox.FaultSet.
 type Sandbox struct {
+	sandbox.FaultSet[Fault]
 	mu       sync.Mutex
 	apps     map[string]App // by app_key
 	held     []*Held
 	confirms []Confirm
-	calls    []Call
-	faults   []*Fault
-	seq      int
+	calls    sandbox.CallLog[Call]
 	nextMsg  int64
-	stats    Stats
+	stats    Stats // held, pulled, confirmed; the call counts are in calls
 	now      func() time.Time
 	// MaxSkew is how far metas.timestamp may be from the sandbox's clock; default 10 min.
 	MaxSkew time.Duration
@@ -147,7 +145,6 @@ type Sandbox struct {
 // New returns a sandbox knowing apps.
 func New(apps ...App) *Sandbox {
 	s := &Sandbox{apps: map[string]App{}, now: time.Now, nextMsg: 9_000_000_000_000_000_000, MaxSkew: 10 * time.Minute}
-	s.stats.CallsByOutcome = map[string]int{}
 	for _, a := range apps {
 		s.apps[a.AppKey] = a
 	}
@@ -161,29 +158,12 @@ func (s *Sandbox) AddApp(a App) {
 	s.mu.Unlock()
 }
 
-// Inject arms a fault.
-func (s *Sandbox) Inject(f Fault) error {
-	if err := f.validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.faults = append(s.faults, &f)
-	s.mu.Unlock()
-	return nil
-}
-
-// ClearFaults disarms every fault.
-func (s *Sandbox) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
 // Reset forgets held messages, confirms, calls, counters and faults (apps stay).
 func (s *Sandbox) Reset() {
 	s.mu.Lock()
-	s.held, s.confirms, s.calls, s.faults, s.seq = nil, nil, nil, nil, 0
-	s.stats = Stats{CallsByOutcome: map[string]int{}}
+	s.held, s.confirms, s.stats = nil, nil, Stats{}
+	s.calls.Reset()
+	s.ClearFaults()
 	s.mu.Unlock()
 }
 
@@ -307,9 +287,7 @@ func (s *Sandbox) Confirms() []Confirm {
 func (s *Sandbox) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Call, len(s.calls))
-	copy(out, s.calls)
-	return out
+	return s.calls.Calls(nil)
 }
 
 // Stats returns the counters.
@@ -317,40 +295,17 @@ func (s *Sandbox) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.CallsByOutcome = map[string]int{}
-	for k, v := range s.stats.CallsByOutcome {
-		st.CallsByOutcome[k] = v
-	}
+	st.CallCounts = s.calls.Counts()
 	return st
 }
 
 // MaxCallLog bounds the call and confirm logs.
-const MaxCallLog = 100000
+const MaxCallLog = sandbox.MaxCallLog
 
 func (s *Sandbox) recordLocked(action, appKey, outcome string, count int) {
-	s.seq++
-	s.stats.Calls++
-	s.stats.CallsByOutcome[outcome]++
-	if len(s.calls) < MaxCallLog {
-		s.calls = append(s.calls, Call{Seq: s.seq, At: s.now(), Action: action, AppKey: appKey, Outcome: outcome, Count: count})
-	}
-}
-
-func (s *Sandbox) takeFaultsLocked(action, appID string) []Fault {
-	var out []Fault
-	kept := s.faults[:0]
-	for _, f := range s.faults {
-		if (f.Action == "" || f.Action == action) && (f.App == "" || f.App == appID) {
-			out = append(out, *f)
-			f.used++
-			if f.Times > 0 && f.used >= f.Times {
-				continue
-			}
-		}
-		kept = append(kept, f)
-	}
-	s.faults = kept
-	return out
+	s.calls.Record(outcome, func(seq int) Call {
+		return Call{Seq: seq, At: s.now(), Action: action, AppKey: appKey, Outcome: outcome, Count: count}
+	})
 }
 
 var requestID = regexp.MustCompile(`^[0-9A-F]{32}\|[0-9]{13}$`)
@@ -421,35 +376,21 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	faults := s.takeFaultsLocked(action, app.AppID)
-	s.mu.Unlock()
+	faults := s.TakeFaults(func(f Fault) bool {
+		return (f.Action == "" || f.Action == action) && (f.App == "" || f.App == app.AppID)
+	})
 	var confirmFault string
 	for _, f := range faults {
+		delay, status := time.Duration(f.DelayMS)*time.Millisecond, cmp.Or(f.Status, http.StatusBadGateway)
+		record := func() {
+			s.mu.Lock()
+			s.recordLocked(action, appKey, f.Kind, 0)
+			s.mu.Unlock()
+		}
+		if sandbox.ActTransport(w, r, f.Kind, delay, status, record) {
+			return
+		}
 		switch f.Kind {
-		case FaultSlow:
-			wait(r, time.Duration(f.DelayMS)*time.Millisecond)
-		case FaultTimeout:
-			d := time.Duration(f.DelayMS) * time.Millisecond
-			if d == 0 {
-				d = time.Minute
-			}
-			wait(r, d)
-			s.mu.Lock()
-			s.recordLocked(action, appKey, f.Kind, 0)
-			s.mu.Unlock()
-			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
-			return
-		case FaultHTTP5xx:
-			st := f.Status
-			if st == 0 {
-				st = http.StatusBadGateway
-			}
-			s.mu.Lock()
-			s.recordLocked(action, appKey, f.Kind, 0)
-			s.mu.Unlock()
-			http.Error(w, "sandbox injected error", st)
-			return
 		case FaultExceedLimit:
 			fail(action, appKey, id, elemeapi.CodeExceedLimit, "接口调用超过限制")
 			return
@@ -590,15 +531,6 @@ func (s *Sandbox) failLocked(w http.ResponseWriter, action, appKey, id, code, ms
 	s.recordLocked(action, appKey, code, 0)
 	s.mu.Unlock()
 	answer(w, id, nil, &elemeapi.APIError{Code: code, Message: msg})
-}
-
-func wait(r *http.Request, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-r.Context().Done():
-	}
 }
 
 func deref(p *string) string {
