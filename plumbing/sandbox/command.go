@@ -15,26 +15,27 @@ import (
 	"time"
 )
 
-// Command is the skeleton of a sandbox command: its listen address from -addr or SANDBOX_ADDR,
-// its credentials from an environment variable and a repeatable flag, a banner on stdout, and an
-// HTTP server until the process is told to stop.
-type Command struct {
+// Command is the skeleton of a sandbox command whose credentials are of type T and whose
+// sandbox is an S: its listen address from -addr or SANDBOX_ADDR, its credentials from an
+// environment variable and a repeatable flag, a banner on stdout, and an HTTP server until the
+// process is told to stop.
+type Command[T any, S interface{ Handler() http.Handler }] struct {
 	Name string // the command's name, for its flags, its banner and its errors
 	Addr string // the listen address when neither -addr nor SANDBOX_ADDR gives one
 	API  string // the path of the partner API, for the banner
-	// Item is the repeatable flag that adds one credential ("shop", "app"), ItemUsage its usage.
-	Item, ItemUsage string
+	// Item is the repeatable flag that adds one credential ("shop", "app"), ItemForm its form.
+	Item, ItemForm string
 	// ItemsEnv is the environment variable with credentials separated by Sep; DemoItems are the
 	// credentials when neither it nor the flags give any.
 	ItemsEnv, Sep, DemoItems string
-	// New builds the sandbox from the credentials and returns its handler and the names of the
-	// credentials, for the banner.
-	New func(items string) (http.Handler, []string, error)
+	Parse                    func(string) ([]T, error) // reads the credentials
+	Key                      func(T) string            // names a credential in the banner
+	New                      func(...T) S              // makes the sandbox
 }
 
 // Main runs the command in the process: until SIGINT or SIGTERM, exiting 1 with the error on
 // stderr when it fails. It is the whole of a sandbox command's main.
-func (c Command) Main() {
+func (c Command[T, S]) Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := c.Run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
@@ -52,11 +53,11 @@ func (f *itemFlags) String() string     { return strings.Join(f.items, f.sep) }
 func (f *itemFlags) Set(v string) error { f.items = append(f.items, v); return nil }
 
 // Run serves the sandbox until ctx ends, then shuts its server down (waiting up to 5 s).
-func (c Command) Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func (c Command[T, S]) Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	addr := fs.String("addr", getenv("SANDBOX_ADDR"), "listen address (SANDBOX_ADDR)")
 	items := itemFlags{sep: c.Sep}
-	fs.Var(&items, c.Item, c.ItemUsage)
+	fs.Var(&items, c.Item, c.ItemForm+" (repeatable; adds to "+c.ItemsEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,9 +68,14 @@ func (c Command) Run(ctx context.Context, args []string, getenv func(string) str
 	if spec == "" {
 		spec = c.DemoItems
 	}
-	h, names, err := c.New(spec)
+	creds, err := c.Parse(spec)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.ItemsEnv, err)
+	}
+	h := c.New(creds...).Handler()
+	names := make([]string, len(creds))
+	for i, cr := range creds {
+		names[i] = c.Key(cr)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -4,43 +4,37 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
-// syncBuffer is a bytes.Buffer the command writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// nothing is a sandbox that answers 404 to everything.
+type nothing struct{}
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+func (nothing) Handler() http.Handler { return http.NotFoundHandler() }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testCommand() Command {
-	return Command{
-		Name: "testsandbox", Addr: "127.0.0.1:0", API: "/api",
-		Item: "cred", ItemUsage: "a credential", ItemsEnv: "TEST_CREDS", Sep: ";", DemoItems: "demo",
-		New: func(spec string) (http.Handler, []string, error) {
+// runCommand runs a sandbox command whose credentials are names separated by ";" and refused
+// when they contain "bad", with TEST_CREDS=env.
+func runCommand(ctx context.Context, env string, args []string, out io.Writer) error {
+	c := Command[string, nothing]{
+		Name: "testsandbox", Addr: "127.0.0.1:0", API: "/api", Item: "cred", ItemForm: "NAME",
+		ItemsEnv: "TEST_CREDS", Sep: ";", DemoItems: "demo",
+		Parse: func(spec string) ([]string, error) {
 			if strings.Contains(spec, "bad") {
-				return nil, nil, errors.New("bad credential")
+				return nil, errors.New("bad credential")
 			}
-			return http.NotFoundHandler(), strings.FieldsFunc(spec, func(r rune) bool { return r == ';' }), nil
+			return strings.FieldsFunc(spec, func(r rune) bool { return r == ';' }), nil
 		},
+		Key: func(s string) string { return s },
+		New: func(...string) nothing { return nothing{} },
 	}
+	return c.Run(ctx, args, func(k string) string { return map[string]string{"TEST_CREDS": env}[k] }, out)
 }
 
 func TestCommandRun(t *testing.T) {
@@ -57,10 +51,9 @@ func TestCommandRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
-			var out syncBuffer
+			var out testenv.Buffer
 			done := make(chan error, 1)
-			getenv := func(k string) string { return map[string]string{"TEST_CREDS": tt.env}[k] }
-			go func() { done <- testCommand().Run(ctx, tt.args, getenv, &out) }()
+			go func() { done <- runCommand(ctx, tt.env, tt.args, &out) }()
 			banner := regexp.MustCompile(`^testsandbox listening on http://(127\.0\.0\.1:\d+)/api \(admin: /sandbox/\), (.*)\n$`)
 			deadline := time.Now().Add(5 * time.Second)
 			for banner.FindStringSubmatch(out.String()) == nil && time.Now().Before(deadline) {
@@ -99,9 +92,8 @@ func TestCommandRunRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			getenv := func(k string) string { return map[string]string{"TEST_CREDS": tt.env}[k] }
 			var out bytes.Buffer
-			err := testCommand().Run(context.Background(), tt.args, getenv, &out)
+			err := runCommand(context.Background(), tt.env, tt.args, &out)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 				t.Fatalf("err %v, want one starting %q", err, tt.wantErr)
 			}

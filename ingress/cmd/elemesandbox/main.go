@@ -5,8 +5,6 @@
 package main
 
 import (
-	"net/http"
-
 	"github.com/orderpipe/pipeline/ingress/internal/elemesandbox"
 	"github.com/orderpipe/pipeline/plumbing/sandbox"
 )
@@ -14,21 +12,10 @@ import (
 // DemoApps is the demo app of `make run` and docker-compose.
 const DemoApps = "62933118=demo-app-key:demo-eleme-secret"
 
-var command = sandbox.Command{
-	Name: "elemesandbox", Addr: "127.0.0.1:8091", API: "/api/v1",
-	Item: "app", ItemUsage: "appId=appKey:secret (repeatable; adds to ELEME_SANDBOX_APPS)",
+var command = sandbox.Command[elemesandbox.App, *elemesandbox.Sandbox]{
+	Name: "elemesandbox", Addr: "127.0.0.1:8091", API: "/api/v1", Item: "app", ItemForm: "appId=appKey:secret",
 	ItemsEnv: "ELEME_SANDBOX_APPS", Sep: ",", DemoItems: DemoApps,
-	New: func(spec string) (http.Handler, []string, error) {
-		apps, err := elemesandbox.ParseApps(spec)
-		if err != nil {
-			return nil, nil, err
-		}
-		ids := make([]string, len(apps))
-		for i, a := range apps {
-			ids[i] = a.AppID
-		}
-		return elemesandbox.New(apps...).Handler(), ids, nil
-	},
+	Parse: elemesandbox.ParseApps, New: elemesandbox.New, Key: func(a elemesandbox.App) string { return a.AppID },
 }
 
 func main() { command.Main() }
