@@ -4,18 +4,6 @@
 // appId and secret the demo ingress verifies pushes with).
 package main
 
-import (
-	"github.com/orderpipe/pipeline/ingress/internal/elemesandbox"
-	"github.com/orderpipe/pipeline/plumbing/sandbox"
-)
+import "github.com/orderpipe/pipeline/ingress/internal/elemesandbox"
 
-// DemoApps is the demo app of `make run` and docker-compose.
-const DemoApps = "62933118=demo-app-key:demo-eleme-secret"
-
-var command = sandbox.Command[elemesandbox.App, *elemesandbox.Sandbox]{
-	Name: "elemesandbox", Addr: "127.0.0.1:8091", API: "/api/v1", Item: "app", ItemForm: "appId=appKey:secret",
-	ItemsEnv: "ELEME_SANDBOX_APPS", Sep: ",", DemoItems: DemoApps,
-	Parse: elemesandbox.ParseApps, New: elemesandbox.New, Key: func(a elemesandbox.App) string { return a.AppID },
-}
-
-func main() { command.Main() }
+func main() { elemesandbox.Command.Main() }
