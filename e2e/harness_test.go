@@ -126,11 +126,7 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 	if o.partitions == 0 {
 		o.partitions = 3
 	}
-	tp := topics{
-		Raw: testenv.Name(t, "raw"), RawDLQ: testenv.Name(t, "rawdlq"), Status: testenv.Name(t, "status"),
-		Delivery: testenv.Name(t, "delivery"), Lifecycle: testenv.Name(t, "lifecycle"), Refund: testenv.Name(t, "refund"),
-		Results: testenv.Name(t, "results"), StatusDLQ: testenv.Name(t, "statusdlq"),
-	}
+	tp := newTopics(t)
 	createTopics(t, o.secure.kafka, o.partitions, tp.all()...)
 	prefix := testenv.Name(t, "redis") + ":"
 	sandboxAddr, ingressAddr := freeAddr(t), freeAddr(t)
@@ -156,23 +152,42 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 		ReadyURL: "http://" + ingressOps + "/readyz", Output: p.out("ingress")}
 	p.normalizer = p.service("normalizer")
 	p.dispatcher = p.service("dispatcher")
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	for _, s := range []*stack.Service{p.sandbox, p.ingress, p.normalizer, p.dispatcher} {
+	all := []*stack.Service{p.sandbox, p.ingress, p.normalizer, p.dispatcher}
+	for _, s := range all {
 		p.start(s)
 	}
-	for _, s := range []*stack.Service{p.sandbox, p.ingress, p.normalizer, p.dispatcher} {
+	waitReady(t, all...)
+	return p
+}
+
+// newTopics names the test's own topics.
+func newTopics(t *testing.T) topics {
+	return topics{
+		Raw: testenv.Name(t, "raw"), RawDLQ: testenv.Name(t, "rawdlq"), Status: testenv.Name(t, "status"),
+		Delivery: testenv.Name(t, "delivery"), Lifecycle: testenv.Name(t, "lifecycle"), Refund: testenv.Name(t, "refund"),
+		Results: testenv.Name(t, "results"), StatusDLQ: testenv.Name(t, "statusdlq"),
+	}
+}
+
+// waitReady waits, two minutes at most, until every one of the started services is ready.
+func waitReady(t *testing.T, services ...*stack.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for _, s := range services {
 		if err := s.WaitReady(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return p
 }
 
 // out is the log file of one process; it is printed when the test fails.
-func (p *pipeline) out(name string) *os.File {
-	t := p.t
-	f, err := os.Create(filepath.Join(p.logs, name+".log"))
+func (p *pipeline) out(name string) *os.File { return processLog(p.t, p.logs, name, 64<<10) }
+
+// processLog creates the log file of the process name in dir; when the test fails, the last
+// tail bytes of it are printed (unless E2E_QUIET_LOGS is set).
+func processLog(t *testing.T, dir, name string, tail int) *os.File {
+	f, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +195,8 @@ func (p *pipeline) out(name string) *os.File {
 		f.Close()
 		if t.Failed() && os.Getenv("E2E_QUIET_LOGS") == "" {
 			b, _ := os.ReadFile(f.Name())
-			if len(b) > 64<<10 {
-				b = append([]byte("…\n"), b[len(b)-64<<10:]...)
+			if len(b) > tail {
+				b = append([]byte("…\n"), b[len(b)-tail:]...)
 			}
 			t.Logf("--- %s log ---\n%s", name, b)
 		}

@@ -83,11 +83,7 @@ type topoPipe struct {
 
 func startTopo(t *testing.T, kc *topo.KafkaCluster, rd topoRedis, partitions int, extraEnv []string) *topoPipe {
 	t.Helper()
-	tp := topics{
-		Raw: testenv.Name(t, "raw"), RawDLQ: testenv.Name(t, "rawdlq"), Status: testenv.Name(t, "status"),
-		Delivery: testenv.Name(t, "delivery"), Lifecycle: testenv.Name(t, "lifecycle"), Refund: testenv.Name(t, "refund"),
-		Results: testenv.Name(t, "results"), StatusDLQ: testenv.Name(t, "statusdlq"),
-	}
+	tp := newTopics(t)
 	var specs []kafkaio.TopicSpec
 	for _, name := range tp.all() {
 		specs = append(specs, kafkaio.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 3,
@@ -142,39 +138,18 @@ func startTopo(t *testing.T, kc *topo.KafkaCluster, rd topoRedis, partitions int
 	for range 2 {
 		all = append(all, p.newInstance("ingress"), p.newInstance("normalizer"), p.newInstance("dispatcher"))
 	}
-	for _, s := range append([]*stack.Service{p.sandbox}, all...) {
+	all = append([]*stack.Service{p.sandbox}, all...)
+	for _, s := range all {
 		if err := s.Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rctx, rcancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer rcancel()
-	for _, s := range append([]*stack.Service{p.sandbox}, all...) {
-		if err := s.WaitReady(rctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitReady(t, all...)
 	return p
 }
 
-func (p *topoPipe) out(name string) *os.File {
-	t := p.t
-	f, err := os.Create(filepath.Join(p.logs, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		f.Close()
-		if t.Failed() && os.Getenv("E2E_QUIET_LOGS") == "" {
-			b, _ := os.ReadFile(f.Name())
-			if len(b) > 16<<10 {
-				b = append([]byte("…\n"), b[len(b)-16<<10:]...)
-			}
-			t.Logf("--- %s log ---\n%s", name, b)
-		}
-	})
-	return f
-}
+// out is the log file of one process; its last 16 KiB are printed when the test fails.
+func (p *topoPipe) out(name string) *os.File { return processLog(p.t, p.logs, name, 16<<10) }
 
 // keep stops s (SIGTERM) when the test ends.
 func (p *topoPipe) keep(s *stack.Service) {
