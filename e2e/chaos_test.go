@@ -73,18 +73,8 @@ func killLoop(pick func(e *chaosEnv) *stack.Service, progress func(e *chaosEnv) 
 				return
 			}
 			s := pick(e)
-			_ = s.Kill()
-			e.note("kill -9 %s", s.Name)
-			time.Sleep(time.Duration(100+e.rng.IntN(400)) * time.Millisecond)
-			if err := s.Start(); err != nil {
-				e.t.Errorf("restart %s: %v", s.Name, err)
-				return
-			}
-			rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			err := s.WaitReady(rctx)
-			cancel()
-			if err != nil {
-				e.t.Errorf("%s not ready after restart: %v", s.Name, err)
+			if err := kill9Restart(s, time.Duration(100+e.rng.IntN(400))*time.Millisecond, e.note); err != nil {
+				e.t.Error(err)
 				return
 			}
 			if progress == nil {
@@ -97,6 +87,23 @@ func killLoop(pick func(e *chaosEnv) *stack.Service, progress func(e *chaosEnv) 
 			e.note("%s ready again, making progress after %s", s.Name, time.Since(start).Round(10*time.Millisecond))
 		}
 	}
+}
+
+// kill9Restart kills s with SIGKILL, waits pause, starts it again and waits, a minute at most,
+// until it is ready.
+func kill9Restart(s *stack.Service, pause time.Duration, note func(format string, args ...any)) error {
+	_ = s.Kill()
+	note("kill -9 %s", s.Name)
+	time.Sleep(pause)
+	if err := s.Start(); err != nil {
+		return fmt.Errorf("restart %s: %w", s.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx); err != nil {
+		return fmt.Errorf("%s not ready after restart: %w", s.Name, err)
+	}
+	return nil
 }
 
 func statusProgress(e *chaosEnv) int  { n, _ := e.col.Counts(); return n }
@@ -245,21 +252,13 @@ func TestChaos(t *testing.T) {
 			}
 		})
 	}
-	if len(reports) == 0 {
-		return
-	}
-	var b strings.Builder
-	b.WriteString(chaos.TableHeader)
-	for _, r := range reports {
-		b.WriteString(r.Row())
-	}
-	t.Logf("chaos results (%s per scenario at %.0f callbacks/s):\n%s", d, rate, b.String())
-	if doc := os.Getenv("CHAOS_DOC"); doc != "" {
-		if err := spliceTable(doc, d, rate, reports, b.String()); err != nil {
-			t.Error(err)
-		}
-	}
+	chaosTable.publish(t, reports, d, rate)
 }
+
+// chaosTable is the table of TestChaos: one row a scenario, details where a check failed or
+// noted something.
+var chaosTable = reportTable{name: "chaos", marker: "chaos-table", header: chaos.TableHeader, row: (*chaos.Report).Row,
+	detailed: func(r *chaos.Report) bool { return len(r.Details) > 0 || !r.OK() }}
 
 func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chaos.Report {
 	d = max(d, sc.minLoad)
@@ -285,16 +284,8 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	faultCtx, stopFault := context.WithTimeout(ctx, d)
+	stopFault, waitFault := startFault(ctx, d, sc.fault, e)
 	defer stopFault()
-	var wg sync.WaitGroup
-	if sc.fault != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sc.fault(faultCtx, e)
-		}()
-	}
 	cfg := chaos.Config{
 		IngressURL: p.ingressURL, Rate: rate, Duration: d, Drain: max(60*time.Second, d), Workers: 16, Mix: chaos.DefaultMix,
 		Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret},
@@ -309,10 +300,31 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 		e.note("%d Eleme callbacks held by the platform and pulled", l.HeldByPlatform.Load())
 	}
 	stopFault()
-	wg.Wait()
+	waitFault()
 	settled, why := chaos.Settle(ctx, l, col, 2*time.Second, max(90*time.Second, d))
 	r := chaos.Check(ctx, sc.name, l, col, e.sb)
-	for _, n := range e.log {
+	judge(t, sc.name, e.log, r, l, settled, why, sc.costs == "wrong-final", "losing Redis (the order guard forgot)")
+	return r
+}
+
+// startFault runs fault (when there is one) with e in the background for the load's duration d
+// at most; stop ends it early, wait waits until it has returned.
+func startFault[E any](ctx context.Context, d time.Duration, fault func(context.Context, E), e E) (stop, wait func()) {
+	faultCtx, stop := context.WithTimeout(ctx, d)
+	var wg sync.WaitGroup
+	if fault != nil {
+		wg.Go(func() { fault(faultCtx, e) })
+	}
+	return stop, wg.Wait
+}
+
+// judge logs a scenario's notes and report and fails the test where the run went wrong: it did
+// not settle, nothing was acknowledged, or a check failed. Where guardCost allows it, wrong final
+// states and order violations with nothing lost or duplicated are the known cost of the order
+// guard losing its state (cause): the run passes with the cost in r.Cost.
+func judge(t *testing.T, name string, notes []string, r *chaos.Report, l *chaos.Ledger, settled bool, why string, guardCost bool, cause string) {
+	t.Helper()
+	for _, n := range notes {
 		t.Log(n)
 	}
 	t.Log(r.String())
@@ -322,28 +334,56 @@ func runScenario(t *testing.T, sc scenario, d time.Duration, rate float64) *chao
 	if l.Acked.Load() == 0 {
 		t.Errorf("nothing was acknowledged: %v", l.Statuses())
 	}
-	if !r.OK() {
-		if sc.costs == "wrong-final" && r.Lost == 0 && r.Duplicated == 0 && r.WrongFinal+r.OrderViolations > 0 {
-			cp := *r
-			cp.WrongFinal, cp.OrderViolations = 0, 0 // both come from the guard forgetting
-			if cp.OK() {
-				t.Logf("%s: %d orders with a wrong final state, %d order violations: the known cost of losing Redis (the order guard forgot)", sc.name, r.WrongFinal, r.OrderViolations)
-				r.Cost = fmt.Sprintf("%d wrong final, %d order violations (guard state lost)", r.WrongFinal, r.OrderViolations)
-				return r
-			}
-		}
-		t.Errorf("%s: checks failed (see the report above)", sc.name)
+	if r.OK() {
+		return
 	}
-	return r
+	if guardCost && r.Lost == 0 && r.Duplicated == 0 {
+		cp := *r
+		cp.WrongFinal, cp.OrderViolations, cp.RoutedViolations = 0, 0, 0 // all come from the guard forgetting
+		if cp.OK() {
+			t.Logf("%s: %d orders with a wrong final state, %d order violations: the known cost of %s", name, r.WrongFinal, r.OrderViolations, cause)
+			r.Cost = fmt.Sprintf("%d wrong final, %d order violations (guard state lost)", r.WrongFinal, r.OrderViolations)
+			return
+		}
+	}
+	t.Errorf("%s: checks failed (see the report above)", name)
 }
 
-// spliceTable replaces the text between the chaos-table markers of doc with the table.
-func spliceTable(doc string, d time.Duration, rate float64, reports []*chaos.Report, table string) error {
+// reportTable is how a suite's reports are tabulated: the table's header and one row a report,
+// and between which markers of CHAOS_DOC the table goes.
+type reportTable struct {
+	name, marker, header string
+	row                  func(*chaos.Report) string
+	loadNote             string                   // after "of load each" in the heading
+	detailed             func(*chaos.Report) bool // whose details follow the table
+}
+
+// publish logs the table of reports and, when CHAOS_DOC names a document, writes it there.
+func (rt reportTable) publish(t *testing.T, reports []*chaos.Report, d time.Duration, rate float64) {
+	if len(reports) == 0 {
+		return
+	}
+	var b strings.Builder
+	b.WriteString(rt.header)
+	for _, r := range reports {
+		b.WriteString(rt.row(r))
+	}
+	t.Logf("%s results (%s per scenario at %.0f callbacks/s):\n%s", rt.name, d, rate, b.String())
+	if doc := os.Getenv("CHAOS_DOC"); doc != "" {
+		if err := rt.splice(doc, d, rate, reports, b.String()); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// splice replaces the text between the <!-- marker:begin --> and <!-- marker:end --> markers
+// of doc with a heading, the table and the details.
+func (rt reportTable) splice(doc string, d time.Duration, rate float64, reports []*chaos.Report, table string) error {
 	b, err := os.ReadFile(doc)
 	if err != nil {
 		return err
 	}
-	const begin, end = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"
+	begin, end := "<!-- "+rt.marker+":begin -->", "<!-- "+rt.marker+":end -->"
 	s := string(b)
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
@@ -354,11 +394,11 @@ func spliceTable(doc string, d time.Duration, rate float64, reports []*chaos.Rep
 		total += r.Duration
 	}
 	host, _ := os.Hostname()
-	head := fmt.Sprintf("Run of %s (UTC) on %s: %d scenarios, %s of load each at %.0f new callbacks/s (plus the drain), %s of load in all.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04"), host, len(reports), d, rate, total.Round(time.Second))
+	head := fmt.Sprintf("Run of %s (UTC) on %s: %d scenarios, %s of load each%s at %.0f new callbacks/s (plus the drain), %s of load in all.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04"), host, len(reports), d, rt.loadNote, rate, total.Round(time.Second))
 	var details strings.Builder
 	for _, r := range reports {
-		if len(r.Details) > 0 || !r.OK() {
+		if rt.detailed(r) {
 			fmt.Fprintf(&details, "\n<details><summary>%s: details</summary>\n\n```\n%s\n```\n</details>\n", r.Scenario, r.String())
 		}
 	}

@@ -506,18 +506,8 @@ func topoScenarios() []topoScenario {
 				}
 				victim := rs[e.rng.IntN(len(rs))]
 				e.fault()
-				_ = victim.Kill()
-				e.note("kill -9 %s", victim.Name)
-				time.Sleep(time.Duration(200+e.rng.IntN(800)) * time.Millisecond)
-				if err := victim.Start(); err != nil {
-					e.t.Errorf("restart %s: %v", victim.Name, err)
-					return
-				}
-				rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				err := victim.WaitReady(rctx)
-				cancel()
-				if err != nil {
-					e.t.Errorf("%s: %v", victim.Name, err)
+				if err := kill9Restart(victim, time.Duration(200+e.rng.IntN(800))*time.Millisecond, e.note); err != nil {
+					e.t.Error(err)
 					return
 				}
 				e.healed()
@@ -654,21 +644,12 @@ func TestTopology(t *testing.T) {
 		})
 	}
 	t.Logf("topology suite: %s wall", time.Since(t0).Round(time.Second))
-	if len(reports) == 0 {
-		return
-	}
-	var b strings.Builder
-	b.WriteString(chaos.TopoHeader)
-	for _, r := range reports {
-		b.WriteString(r.TopoRow())
-	}
-	t.Logf("topology results (%s per scenario at %.0f callbacks/s):\n%s", d, rate, b.String())
-	if doc := os.Getenv("CHAOS_DOC"); doc != "" {
-		if err := spliceMarked(doc, "topo-table", d, rate, reports, b.String()); err != nil {
-			t.Error(err)
-		}
-	}
+	topoTable.publish(t, reports, d, rate)
 }
+
+// topoTable is the table of TestTopology, with every scenario's details.
+var topoTable = reportTable{name: "topology", marker: "topo-table", header: chaos.TopoHeader, row: (*chaos.Report).TopoRow,
+	loadNote: " (longer where the fault needs it)", detailed: func(*chaos.Report) bool { return true }}
 
 func sentinelRedis(sg *topo.SentinelGroup) topoRedis {
 	return topoRedis{name: "sentinel", pids: sg.Pids, env: func(string) []string {
@@ -702,21 +683,13 @@ func runTopoScenario(t *testing.T, sc topoScenario, kc *topo.KafkaCluster, sg *t
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	faultCtx, stopFault := context.WithTimeout(ctx, d)
+	stopFault, waitFault := startFault(ctx, d, sc.fault, e)
 	defer stopFault()
-	var wg sync.WaitGroup
-	if sc.fault != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sc.fault(faultCtx, e)
-		}()
-	}
 	l := chaos.Drive(ctx, chaos.Config{
 		IngressURLs: p.ingressURL, Rate: rate, Duration: d, Drain: max(60*time.Second, d), Workers: 16, Mix: chaos.DefaultMix,
 		Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret},
 	})
-	wg.Wait() // a fault that started finishes (restarts what it stopped) even after the load
+	waitFault() // a fault that started finishes (restarts what it stopped) even after the load
 	stopFault()
 	settle := sc.settle
 	if settle == 0 {
@@ -747,28 +720,7 @@ func runTopoScenario(t *testing.T, sc topoScenario, kc *topo.KafkaCluster, sg *t
 		f(r)
 	}
 	r.Details = append(r.Details, shopSplit(ctx, e.sb, l))
-	for _, n := range e.log {
-		t.Log(n)
-	}
-	t.Log(r.String())
-	if !settled {
-		t.Errorf("the pipeline did not settle: %s", why)
-	}
-	if l.Acked.Load() == 0 {
-		t.Errorf("nothing was acknowledged: %v", l.Statuses())
-	}
-	if !r.OK() {
-		if sc.costs == "wrong-final" && r.Lost == 0 && r.Duplicated == 0 {
-			cp := *r
-			cp.WrongFinal, cp.OrderViolations, cp.RoutedViolations = 0, 0, 0
-			if cp.OK() {
-				t.Logf("%s: %d wrong final states, %d order violations: the known cost of Redis losing the guard's last writes", sc.name, r.WrongFinal, r.OrderViolations)
-				r.Cost = fmt.Sprintf("%d wrong final, %d order violations (guard state lost)", r.WrongFinal, r.OrderViolations)
-				return r
-			}
-		}
-		t.Errorf("%s: checks failed (see the report above)", sc.name)
-	}
+	judge(t, sc.name, e.log, r, l, settled, why, sc.costs == "wrong-final", "Redis losing the guard's last writes")
 	return r
 }
 
@@ -805,32 +757,4 @@ func firstNonZero(ts ...time.Time) time.Time {
 
 func latest(ts ...time.Time) time.Time {
 	return slices.MaxFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-}
-
-// spliceMarked replaces the text between the <!-- name:begin --> and <!-- name:end --> markers
-// of doc with the table.
-func spliceMarked(doc, name string, d time.Duration, rate float64, reports []*chaos.Report, table string) error {
-	b, err := os.ReadFile(doc)
-	if err != nil {
-		return err
-	}
-	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
-	s := string(b)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: markers %s … %s not found", doc, begin, end)
-	}
-	var total time.Duration
-	for _, r := range reports {
-		total += r.Duration
-	}
-	host, _ := os.Hostname()
-	head := fmt.Sprintf("Run of %s (UTC) on %s: %d scenarios, %s of load each (longer where the fault needs it) at %.0f new callbacks/s (plus the drain), %s of load in all.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04"), host, len(reports), d, rate, total.Round(time.Second))
-	var details strings.Builder
-	for _, r := range reports {
-		fmt.Fprintf(&details, "\n<details><summary>%s: details</summary>\n\n```\n%s\n```\n</details>\n", r.Scenario, r.String())
-	}
-	s = s[:i+len(begin)] + "\n" + head + table + details.String() + s[j:]
-	return os.WriteFile(doc, []byte(s), 0o644)
 }
