@@ -107,6 +107,38 @@ func (fs *FaultSet[F]) TakeFaults(match func(F) bool) []F {
 	return out
 }
 
+// Credentials are the credentials of type T a sandbox knows, by the key that Key gives (its
+// app_key). Safe for concurrent use; use NewCredentials.
+type Credentials[T any] struct {
+	key func(T) string
+	mu  sync.Mutex
+	m   map[string]T
+}
+
+// NewCredentials returns credentials keyed by key, knowing creds.
+func NewCredentials[T any](key func(T) string, creds ...T) *Credentials[T] {
+	c := &Credentials[T]{key: key, m: map[string]T{}}
+	for _, cr := range creds {
+		c.m[key(cr)] = cr
+	}
+	return c
+}
+
+// Add adds or replaces cr.
+func (c *Credentials[T]) Add(cr T) {
+	c.mu.Lock()
+	c.m[c.key(cr)] = cr
+	c.mu.Unlock()
+}
+
+// Get returns the credential of key.
+func (c *Credentials[T]) Get(key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cr, ok := c.m[key]
+	return cr, ok
+}
+
 // MaxCallLog bounds a sandbox's call log: calls beyond it are counted but not kept.
 const MaxCallLog = 100000
 
@@ -116,31 +148,41 @@ type CallCounts struct {
 	CallsByOutcome map[string]int `json:"calls_by_outcome"`
 }
 
-// CallLog is a sandbox's log of calls of type C and their counters. It does no locking of its
-// own: the sandbox guards it with the lock of the state the calls change, so that what the
-// counters say and what the state holds agree.
-type CallLog[C any] struct {
+// Book is a sandbox's book of calls of type C: the call log, the call counters, and the lock that
+// the sandbox takes over its own state too, so that what the counters say and what the state
+// holds agree. Record and Counts want the lock held; Calls, Read and Reset take it.
+type Book[C any] struct {
+	sync.Mutex
 	calls  []C
 	counts CallCounts
 }
 
 // Record counts one call with outcome and, while the log has room, keeps the entry that entry
-// makes of the call's sequence number (1 for the first call since New or Reset).
-func (l *CallLog[C]) Record(outcome string, entry func(seq int) C) {
-	if l.counts.CallsByOutcome == nil {
-		l.counts.CallsByOutcome = map[string]int{}
+// makes of the call's sequence number (1 for the first call since the start or Reset).
+func (b *Book[C]) Record(outcome string, entry func(seq int) C) {
+	if b.counts.CallsByOutcome == nil {
+		b.counts.CallsByOutcome = map[string]int{}
 	}
-	l.counts.Calls++
-	l.counts.CallsByOutcome[outcome]++
-	if len(l.calls) < MaxCallLog {
-		l.calls = append(l.calls, entry(l.counts.Calls))
+	b.counts.Calls++
+	b.counts.CallsByOutcome[outcome]++
+	if len(b.calls) < MaxCallLog {
+		b.calls = append(b.calls, entry(b.counts.Calls))
 	}
 }
 
+// RecordLocking is Record taking the lock.
+func (b *Book[C]) RecordLocking(outcome string, entry func(seq int) C) {
+	b.Lock()
+	b.Record(outcome, entry)
+	b.Unlock()
+}
+
 // Calls returns a copy of the kept calls that keep accepts (all when keep is nil); never nil.
-func (l *CallLog[C]) Calls(keep func(C) bool) []C {
-	out := make([]C, 0, len(l.calls))
-	for _, c := range l.calls {
+func (b *Book[C]) Calls(keep func(C) bool) []C {
+	b.Lock()
+	defer b.Unlock()
+	out := make([]C, 0, len(b.calls))
+	for _, c := range b.calls {
 		if keep == nil || keep(c) {
 			out = append(out, c)
 		}
@@ -149,17 +191,28 @@ func (l *CallLog[C]) Calls(keep func(C) bool) []C {
 }
 
 // Counts returns a copy of the counters.
-func (l *CallLog[C]) Counts() CallCounts {
-	byOutcome := maps.Clone(l.counts.CallsByOutcome)
+func (b *Book[C]) Counts() CallCounts {
+	byOutcome := maps.Clone(b.counts.CallsByOutcome)
 	if byOutcome == nil {
 		byOutcome = map[string]int{}
 	}
-	return CallCounts{Calls: l.counts.Calls, CallsByOutcome: byOutcome}
+	return CallCounts{Calls: b.counts.Calls, CallsByOutcome: byOutcome}
 }
 
-// Reset forgets every call and zeroes the counters.
-func (l *CallLog[C]) Reset() {
-	*l = CallLog[C]{}
+// Read returns what read makes of the counters and the sandbox's state, under the lock.
+func Read[C, S any](b *Book[C], read func(CallCounts) S) S {
+	b.Lock()
+	defer b.Unlock()
+	return read(b.Counts())
+}
+
+// Reset forgets every call and zeroes the counters, and under the same lock runs forget, which
+// forgets the sandbox's own state.
+func (b *Book[C]) Reset(forget func()) {
+	b.Lock()
+	defer b.Unlock()
+	b.calls, b.counts = nil, CallCounts{}
+	forget()
 }
 
 // Wait waits d, or less when the client abandons the request.

@@ -54,28 +54,32 @@ func TestFaultSetTakeFaults(t *testing.T) {
 	}
 }
 
-func TestCallLogBounded(t *testing.T) {
-	var l CallLog[int]
+func TestBookBounded(t *testing.T) {
+	var b Book[int]
 	for range MaxCallLog + 3 {
-		l.Record("ok", func(seq int) int { return seq })
+		b.RecordLocking("ok", func(seq int) int { return seq })
 	}
-	l.Record("bad", func(seq int) int { return seq })
-	calls := l.Calls(nil)
+	b.RecordLocking("bad", func(seq int) int { return seq })
+	calls := b.Calls(nil)
 	if len(calls) != MaxCallLog || calls[0] != 1 || calls[MaxCallLog-1] != MaxCallLog {
 		t.Fatalf("kept %d calls from %d to %d, want %d from 1", len(calls), calls[0], calls[len(calls)-1], MaxCallLog)
 	}
-	c := l.Counts()
+	c := Read(&b, func(c CallCounts) CallCounts { return c })
 	if c.Calls != MaxCallLog+4 || c.CallsByOutcome["ok"] != MaxCallLog+3 || c.CallsByOutcome["bad"] != 1 {
 		t.Fatalf("counts %+v", c)
 	}
 	c.CallsByOutcome["ok"] = 0
-	if l.Counts().CallsByOutcome["ok"] == 0 {
-		t.Fatal("Counts shares its map with the log")
+	if b.Counts().CallsByOutcome["ok"] == 0 {
+		t.Fatal("Counts shares its map with the book")
 	}
-	l.Reset()
-	l.Record("ok", func(seq int) int { return seq })
-	if got := l.Calls(nil); len(got) != 1 || got[0] != 1 || l.Counts().Calls != 1 {
-		t.Fatalf("after reset: calls %v counts %+v", got, l.Counts())
+	forgot := false
+	b.Reset(func() { forgot = true })
+	b.RecordLocking("ok", func(seq int) int { return seq })
+	if got := b.Calls(nil); !forgot || len(got) != 1 || got[0] != 1 || b.Counts().Calls != 1 {
+		t.Fatalf("after reset (forgot %v): calls %v counts %+v", forgot, got, b.Counts())
+	}
+	if odd := b.Calls(func(n int) bool { return n%2 == 1 }); len(odd) != 1 {
+		t.Fatalf("filtered calls %v", odd)
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/orderpipe/pipeline/dispatcher/internal/dangdang"
@@ -129,11 +128,10 @@ type Stats struct {
 // Its faults (Inject, Faults, ClearFaults) are a sandbox.FaultSet.
 type Sandbox struct {
 	sandbox.FaultSet[Fault]
-	mu     sync.Mutex
-	shops  map[string]Shop
+	book   sandbox.Book[Call] // its lock guards orders and stats too
+	shops  *sandbox.Credentials[Shop]
 	orders map[string]*Order
-	calls  sandbox.CallLog[Call]
-	stats  Stats // orders accepted and rejected; the call counts are in calls
+	stats  Stats // orders accepted and rejected; the call counts are in book
 	now    func() time.Time
 }
 
@@ -142,35 +140,26 @@ const MaxCallLog = sandbox.MaxCallLog
 
 // New returns a sandbox that knows shops.
 func New(shops ...Shop) *Sandbox {
-	s := &Sandbox{shops: map[string]Shop{}, orders: map[string]*Order{}, now: time.Now}
-	for _, sh := range shops {
-		s.shops[sh.AppKey] = sh
-	}
-	return s
+	return &Sandbox{shops: sandbox.NewCredentials(Shop.key, shops...), orders: map[string]*Order{}, now: time.Now}
 }
 
+func (sh Shop) key() string { return sh.AppKey }
+
 // AddShop adds or replaces a shop.
-func (s *Sandbox) AddShop(sh Shop) {
-	s.mu.Lock()
-	s.shops[sh.AppKey] = sh
-	s.mu.Unlock()
-}
+func (s *Sandbox) AddShop(sh Shop) { s.shops.Add(sh) }
 
 // Reset forgets orders, calls, counters and faults (shops stay).
 func (s *Sandbox) Reset() {
-	s.mu.Lock()
-	s.orders, s.stats = map[string]*Order{}, Stats{}
-	s.calls.Reset()
+	s.book.Reset(func() { s.orders, s.stats = map[string]*Order{}, Stats{} })
 	s.ClearFaults()
-	s.mu.Unlock()
 }
 
 func orderKey(shop, id string) string { return shop + "/" + id }
 
 // Order returns one order's state.
 func (s *Sandbox) Order(shop, id string) (Order, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.book.Lock()
+	defer s.book.Unlock()
 	o, ok := s.orders[orderKey(shop, id)]
 	if !ok {
 		return Order{}, false
@@ -180,14 +169,14 @@ func (s *Sandbox) Order(shop, id string) (Order, bool) {
 
 // Orders returns the orders of shop (all shops when empty), sorted by shop and id.
 func (s *Sandbox) Orders(shop string) []Order {
-	s.mu.Lock()
+	s.book.Lock()
 	out := make([]Order, 0, len(s.orders))
 	for _, o := range s.orders {
 		if shop == "" || o.Shop == shop {
 			out = append(out, *o)
 		}
 	}
-	s.mu.Unlock()
+	s.book.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Shop != out[j].Shop {
 			return out[i].Shop < out[j].Shop
@@ -199,9 +188,7 @@ func (s *Sandbox) Orders(shop string) []Order {
 
 // Calls returns the call log of shop (all when empty); never nil.
 func (s *Sandbox) Calls(shop string) []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.calls.Calls(func(c Call) bool { return shop == "" || c.Shop == shop })
+	out := s.book.Calls(func(c Call) bool { return shop == "" || c.Shop == shop })
 	for i := range out {
 		out[i].Orders = append([]string(nil), out[i].Orders...)
 	}
@@ -210,24 +197,24 @@ func (s *Sandbox) Calls(shop string) []Call {
 
 // Stats returns the counters.
 func (s *Sandbox) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	st.CallCounts = s.calls.Counts()
-	return st
+	return sandbox.Read(&s.book, func(c sandbox.CallCounts) Stats { st := s.stats; st.CallCounts = c; return st })
 }
 
-func (s *Sandbox) record(shop string, orders []string, outcome, traceparent string) {
-	s.calls.Record(outcome, func(seq int) Call {
+// call is the log entry of a call.
+func (s *Sandbox) call(shop string, orders []string, outcome, traceparent string) func(seq int) Call {
+	return func(seq int) Call {
 		return Call{Seq: seq, At: s.now(), Shop: shop, Orders: orders, Outcome: outcome, Traceparent: traceparent}
-	})
+	}
+}
+
+// record records a call, the lock held.
+func (s *Sandbox) record(shop string, orders []string, outcome, traceparent string) {
+	s.book.Record(outcome, s.call(shop, orders, outcome, traceparent))
 }
 
 // recordLocking records a call, taking the lock.
 func (s *Sandbox) recordLocking(shop string, orders []string, outcome, traceparent string) {
-	s.mu.Lock()
-	s.record(shop, orders, outcome, traceparent)
-	s.mu.Unlock()
+	s.book.RecordLocking(outcome, s.call(shop, orders, outcome, traceparent))
 }
 
 type reqXML struct {
@@ -283,9 +270,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	tp := r.Header.Get("traceparent")
 	appKey := q.Get("app_key")
-	s.mu.Lock()
-	shop, known := s.shops[appKey]
-	s.mu.Unlock()
+	shop, known := s.shops.Get(appKey)
 	fail := func(outcome, code, msg string) {
 		s.recordLocking(appKey, nil, outcome, tp)
 		writeXML(w, http.StatusOK, errorResponse(code, msg))
@@ -384,7 +369,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="GBK" standalone="yes"?>` + "\n<response>\n<functionID>" + dangdang.Method +
 		"</functionID>\n<time>" + dangdang.BeijingTime(s.now()) + "</time>\n<Result>\n<OrdersList>\n")
-	s.mu.Lock()
+	s.book.Lock()
 	for i, o := range doc.Orders {
 		id := ids[i]
 		code, msg := s.applyLocked(shop, id, strings.TrimSpace(o.DistriStatus), strings.TrimSpace(o.DistriTime), orderFail, failAll)
@@ -392,7 +377,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 			"</orderOperCode><orderOperation>" + xmlEscape(msg) + "</orderOperation></OrderInfo>\n")
 	}
 	s.record(appKey, ids, "ok", tp)
-	s.mu.Unlock()
+	s.book.Unlock()
 	b.WriteString("</OrdersList>\n</Result>\n</response>\n")
 	writeXML(w, http.StatusOK, b.String())
 }

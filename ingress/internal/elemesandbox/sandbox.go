@@ -22,7 +22,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/orderpipe/pipeline/ingress/internal/callback"
@@ -133,13 +132,12 @@ type Stats struct {
 // Its faults (Inject, Faults, ClearFaults) are a sandbox.FaultSet.
 type Sandbox struct {
 	sandbox.FaultSet[Fault]
-	mu       sync.Mutex
-	apps     map[string]App // by app_key
+	book     sandbox.Book[Call] // its lock guards the rest too
+	apps     *sandbox.Credentials[App]
 	held     []*Held
 	confirms []Confirm
-	calls    sandbox.CallLog[Call]
 	nextMsg  int64
-	stats    Stats // held, pulled, confirmed; the call counts are in calls
+	stats    Stats // held, pulled, confirmed; the call counts are in book
 	now      func() time.Time
 	// MaxSkew is how far metas.timestamp may be from the sandbox's clock; default 10 min.
 	MaxSkew time.Duration
@@ -147,35 +145,25 @@ type Sandbox struct {
 
 // New returns a sandbox knowing apps.
 func New(apps ...App) *Sandbox {
-	s := &Sandbox{apps: map[string]App{}, now: time.Now, nextMsg: 9_000_000_000_000_000_000, MaxSkew: 10 * time.Minute}
-	for _, a := range apps {
-		s.apps[a.AppKey] = a
-	}
-	return s
+	return &Sandbox{apps: sandbox.NewCredentials(func(a App) string { return a.AppKey }, apps...),
+		now: time.Now, nextMsg: 9_000_000_000_000_000_000, MaxSkew: 10 * time.Minute}
 }
 
 // AddApp adds or replaces an app.
-func (s *Sandbox) AddApp(a App) {
-	s.mu.Lock()
-	s.apps[a.AppKey] = a
-	s.mu.Unlock()
-}
+func (s *Sandbox) AddApp(a App) { s.apps.Add(a) }
 
 // Reset forgets held messages, confirms, calls, counters and faults (apps stay).
 func (s *Sandbox) Reset() {
-	s.mu.Lock()
-	s.held, s.confirms, s.stats = nil, nil, Stats{}
-	s.calls.Reset()
+	s.book.Reset(func() { s.held, s.confirms, s.stats = nil, nil, Stats{} })
 	s.ClearFaults()
-	s.mu.Unlock()
 }
 
 // Hold adds failed pushes of appID. Each item is a push body as Eleme would have POSTed it
 // (its signature, if any, is dropped) or a message in getPushFailMsg's form; a message without
 // msgId gets one. It returns the msgIds in order.
 func (s *Sandbox) Hold(appID string, items ...json.RawMessage) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.book.Lock()
+	defer s.book.Unlock()
 	ids := make([]string, 0, len(items))
 	var add []*Held
 	for i, it := range items {
@@ -266,8 +254,8 @@ func sortStrings(a []string) {
 
 // HeldMessages returns the messages still held for appID ("" all).
 func (s *Sandbox) HeldMessages(appID string) []Held {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.book.Lock()
+	defer s.book.Unlock()
 	out := []Held{}
 	for _, h := range s.held {
 		if appID == "" || h.AppID == appID {
@@ -279,8 +267,8 @@ func (s *Sandbox) HeldMessages(appID string) []Held {
 
 // Confirms returns the confirm log.
 func (s *Sandbox) Confirms() []Confirm {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.book.Lock()
+	defer s.book.Unlock()
 	out := make([]Confirm, len(s.confirms))
 	copy(out, s.confirms)
 	return out
@@ -288,25 +276,23 @@ func (s *Sandbox) Confirms() []Confirm {
 
 // Calls returns the call log.
 func (s *Sandbox) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls.Calls(nil)
+	return s.book.Calls(nil)
 }
 
 // Stats returns the counters.
 func (s *Sandbox) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	st.CallCounts = s.calls.Counts()
-	return st
+	return sandbox.Read(&s.book, func(c sandbox.CallCounts) Stats {
+		st := s.stats
+		st.CallCounts = c
+		return st
+	})
 }
 
 // MaxCallLog bounds the call and confirm logs.
 const MaxCallLog = sandbox.MaxCallLog
 
 func (s *Sandbox) recordLocked(action, appKey, outcome string, count int) {
-	s.calls.Record(outcome, func(seq int) Call {
+	s.book.Record(outcome, func(seq int) Call {
 		return Call{Seq: seq, At: s.now(), Action: action, AppKey: appKey, Outcome: outcome, Count: count}
 	})
 }
@@ -338,9 +324,9 @@ func answer(w http.ResponseWriter, id string, result any, apiErr *elemeapi.APIEr
 func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	var req wireRequest
 	fail := func(action, appKey, id, code, msg string) {
-		s.mu.Lock()
+		s.book.Lock()
 		s.recordLocked(action, appKey, code, 0)
-		s.mu.Unlock()
+		s.book.Unlock()
 		answer(w, id, nil, &elemeapi.APIError{Code: code, Message: msg})
 	}
 	if r.Method != http.MethodPost {
@@ -361,9 +347,7 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	appKey := *req.Metas.AppKey
-	s.mu.Lock()
-	app, known := s.apps[appKey]
-	s.mu.Unlock()
+	app, known := s.apps.Get(appKey)
 	if !known {
 		fail(action, appKey, id, elemeapi.CodeUnauthorized, "app_key不存在")
 		return
@@ -386,9 +370,9 @@ func (s *Sandbox) ServeAPI(w http.ResponseWriter, r *http.Request) {
 	for _, f := range faults {
 		delay, status := time.Duration(f.DelayMS)*time.Millisecond, cmp.Or(f.Status, http.StatusBadGateway)
 		record := func() {
-			s.mu.Lock()
+			s.book.Lock()
 			s.recordLocked(action, appKey, f.Kind, 0)
-			s.mu.Unlock()
+			s.book.Unlock()
 		}
 		if sandbox.ActTransport(w, r, f.Kind, delay, status, record) {
 			return
@@ -447,7 +431,7 @@ func (s *Sandbox) getPushFailMsg(w http.ResponseWriter, id string, app App, para
 		s.failLocked(w, elemeapi.ActionGetPushFailMsg, app.AppKey, id, elemeapi.CodeValidationFailed, "pageSize 超出范围")
 		return
 	}
-	s.mu.Lock()
+	s.book.Lock()
 	out := []json.RawMessage{}
 	for _, h := range s.held {
 		if h.AppID != app.AppID {
@@ -461,7 +445,7 @@ func (s *Sandbox) getPushFailMsg(w http.ResponseWriter, id string, app App, para
 		out = append(out, h.Message)
 	}
 	s.recordLocked(elemeapi.ActionGetPushFailMsg, app.AppKey, "ok", len(out))
-	s.mu.Unlock()
+	s.book.Unlock()
 	answer(w, id, out, nil)
 }
 
@@ -487,7 +471,7 @@ func (s *Sandbox) confirmPullMsg(w http.ResponseWriter, id string, app App, para
 		}
 		ids = append(ids, t)
 	}
-	s.mu.Lock()
+	s.book.Lock()
 	outcome := "ok"
 	if fault != "" {
 		outcome = fault
@@ -516,7 +500,7 @@ func (s *Sandbox) confirmPullMsg(w http.ResponseWriter, id string, app App, para
 		s.confirms = append(s.confirms, Confirm{Seq: len(s.confirms) + 1, At: s.now(), AppID: app.AppID, MsgIDs: ids, Outcome: outcome})
 	}
 	s.recordLocked(elemeapi.ActionConfirmPullMsg, app.AppKey, outcome, n)
-	s.mu.Unlock()
+	s.book.Unlock()
 	switch fault {
 	case FaultConfirmFail:
 		answer(w, id, nil, &elemeapi.APIError{Code: elemeapi.CodeServerError, Message: "确认失败"})
@@ -530,9 +514,9 @@ func (s *Sandbox) confirmPullMsg(w http.ResponseWriter, id string, app App, para
 }
 
 func (s *Sandbox) failLocked(w http.ResponseWriter, action, appKey, id, code, msg string) {
-	s.mu.Lock()
+	s.book.Lock()
 	s.recordLocked(action, appKey, code, 0)
-	s.mu.Unlock()
+	s.book.Unlock()
 	answer(w, id, nil, &elemeapi.APIError{Code: code, Message: msg})
 }
 
