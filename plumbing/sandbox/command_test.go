@@ -37,13 +37,16 @@ func runCommand(ctx context.Context, env string, args []string, out io.Writer) e
 	return c.Run(ctx, args, func(k string) string { return map[string]string{"TEST_CREDS": env}[k] }, out)
 }
 
+// commandCase is a run of the test command with TEST_CREDS=env and args, and the end of the
+// banner or the start of the error it should give.
+type commandCase struct {
+	name, env string
+	args      []string
+	want      string
+}
+
 func TestCommandRun(t *testing.T) {
-	tests := []struct {
-		name       string
-		env        string
-		args       []string
-		wantBanner string
-	}{
+	tests := []commandCase{
 		{"env and flags", "a;b;", []string{"-cred", "c"}, "creds a,b,c"},
 		{"flags only", "", []string{"-cred", "c", "-cred", "d"}, "creds c,d"},
 		{"none: the demo", " \n", nil, "creds demo"},
@@ -60,9 +63,9 @@ func TestCommandRun(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			m := banner.FindStringSubmatch(out.String())
-			if m == nil || m[2] != tt.wantBanner {
+			if m == nil || m[2] != tt.want {
 				cancel()
-				t.Fatalf("banner %q, want one ending %q", out.String(), tt.wantBanner)
+				t.Fatalf("banner %q, want one ending %q", out.String(), tt.want)
 			}
 			resp, err := http.Get("http://" + m[1] + "/")
 			if err != nil || resp.StatusCode != http.StatusNotFound {
@@ -80,12 +83,7 @@ func TestCommandRun(t *testing.T) {
 }
 
 func TestCommandRunRefuses(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     string
-		args    []string
-		wantErr string
-	}{
+	tests := []commandCase{
 		{"bad credential", "x;bad", nil, "TEST_CREDS: bad credential"},
 		{"unknown flag", "", []string{"-nope"}, "flag provided but not defined: -nope"},
 		{"bad address", "", []string{"-addr", "127.0.0.1:-1"}, "listen 127.0.0.1:-1: "},
@@ -94,8 +92,8 @@ func TestCommandRunRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			err := runCommand(context.Background(), tt.env, tt.args, &out)
-			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
-				t.Fatalf("err %v, want one starting %q", err, tt.wantErr)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("err %v, want one starting %q", err, tt.want)
 			}
 		})
 	}

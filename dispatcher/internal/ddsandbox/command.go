@@ -9,3 +9,6 @@ var Command = sandbox.Command[Shop, *Sandbox]{
 	ItemsEnv: "SANDBOX_SHOPS", Sep: ";", DemoItems: DemoShops,
 	Parse: ParseShops, New: New, Key: func(s Shop) string { return s.AppKey },
 }
+
+// DemoShops is the demo shop of the default routing table (docs/specs/platforms.md §3.2's made-up values).
+const DemoShops = "2100000000=test_secret"

@@ -35,9 +35,6 @@ type Shop struct {
 	AllowSuccessToFailure bool `json:"allow_success_to_failure,omitempty"`
 }
 
-// DemoShops is the demo shop of the default routing table (docs/specs/platforms.md §3.2's made-up values).
-const DemoShops = "2100000000=test_secret"
-
 // ParseShops reads "appkey=secret[,allow_success_to_failure][,session=S]" items separated by ";"
 // or whitespace.
 func ParseShops(spec string) ([]Shop, error) {

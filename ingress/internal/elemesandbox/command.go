@@ -9,3 +9,6 @@ var Command = sandbox.Command[App, *Sandbox]{
 	ItemsEnv: "ELEME_SANDBOX_APPS", Sep: ",", DemoItems: DemoApps,
 	Parse: ParseApps, New: New, Key: func(a App) string { return a.AppID },
 }
+
+// DemoApps is the demo app of `make run` and docker-compose.
+const DemoApps = "62933118=demo-app-key:demo-eleme-secret"

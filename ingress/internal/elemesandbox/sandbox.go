@@ -36,9 +36,6 @@ type App struct {
 	Secret string `json:"secret"`
 }
 
-// DemoApps is the demo app of `make run` and docker-compose.
-const DemoApps = "62933118=demo-app-key:demo-eleme-secret"
-
 // ParseApps reads "appId=appKey:secret" items separated by "," ";" or whitespace.
 func ParseApps(spec string) ([]App, error) {
 	var out []App
