@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
+	"maps"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +14,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/dispatcher/internal/ddsandbox"
-	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/service/servicetest"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 	"github.com/orderpipe/pipeline/schemas"
@@ -26,104 +25,52 @@ import (
 // sentinels (REDIS_MASTER_NAME honoured) it stays not ready, logs the variable to check, and
 // writes no record and no Redis key.
 func TestSecuredReadiness(t *testing.T) {
-	in := servicetest.Secured(t)
-	for _, tc := range in.Cases(true) {
-		t.Run(tc.Name, func(t *testing.T) {
-			sb := ddsandbox.New(demoShop)
-			srv := httptest.NewServer(sb.Handler())
-			defer srv.Close()
-			topics := map[string]string{}
-			for _, k := range []string{"TOPIC_STATUS", "TOPIC_DELIVERY", "TOPIC_LIFECYCLE", "TOPIC_REFUND", "TOPIC_DANGDANG_RESULTS", "TOPIC_STATUS_DLQ"} {
-				topics[k] = testenv.Name(t, k)
-			}
-			prefix := testenv.Name(t, "op") + ":"
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			var specs []kafkaio.TopicSpec
-			for _, n := range topics {
-				specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: 1})
-			}
-			if err := in.Kafka.EnsureTopics(ctx, specs...); err != nil {
-				t.Fatal(err)
-			}
-			ev := event("dianwoda", "DD1719544796", schemas.StatusDelivered, time.Now())
-			v, _ := json.Marshal(ev)
-			w := in.Kafka.NewWriter(kafkaio.WriterConfig{Topic: topics["TOPIC_STATUS"]})
-			defer w.Close()
-			var err error
-			for i := 0; i < 50; i++ {
-				if err = w.WriteMessages(ctx, kafka.Message{Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v,
-					Headers: []kafka.Header{{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}}}); err == nil {
-					break
+	servicetest.Each(t, true, func(t *testing.T, in servicetest.Infra, tc servicetest.Case) {
+		sb := ddsandbox.New(demoShop)
+		srv := httptest.NewServer(sb.Handler())
+		defer srv.Close()
+		topics := map[string]string{}
+		for _, k := range []string{"TOPIC_STATUS", "TOPIC_DELIVERY", "TOPIC_LIFECYCLE", "TOPIC_REFUND", "TOPIC_DANGDANG_RESULTS", "TOPIC_STATUS_DLQ"} {
+			topics[k] = testenv.Name(t, k)
+		}
+		prefix := testenv.Name(t, "op") + ":"
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		ev := event("dianwoda", "DD1719544796", schemas.StatusDelivered, time.Now())
+		v, _ := json.Marshal(ev)
+		servicetest.Seed(ctx, t, in.Kafka, slices.Collect(maps.Values(topics)), topics["TOPIC_STATUS"], kafka.Message{
+			Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v, Headers: []kafka.Header{{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}}})
+		tc.Env = servicetest.With(tc.Env, map[string]string{"REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
+			"KAFKA_GROUP_ID": testenv.Name(t, "g"), "DANGDANG_API_URL": srv.URL + "/openapi/rest", "DANGDANG_BATCH_WINDOW": "100ms"})
+		tc.Env = servicetest.With(tc.Env, topics)
+		outputs := []string{topics["TOPIC_DELIVERY"], topics["TOPIC_LIFECYCLE"], topics["TOPIC_REFUND"], topics["TOPIC_DANGDANG_RESULTS"], topics["TOPIC_STATUS_DLQ"]}
+		if strings.HasPrefix(tc.Variable, "REDIS") {
+			// The fan-out to topics needs no Redis and goes on (nothing is lost by it); what
+			// needs Redis, the Dangdang write-back, must write nothing: no state, no result,
+			// no dead letter, no call.
+			outputs = outputs[3:]
+			defer func() {
+				if calls := sb.Calls(demoShop.AppKey); len(calls) != 0 {
+					t.Errorf("%d Dangdang calls without Redis", len(calls))
 				}
-				time.Sleep(200 * time.Millisecond)
+			}()
+		}
+		written := func(t *testing.T) int {
+			n := in.RedisKeys(t, prefix)
+			for _, o := range outputs {
+				n += servicetest.Records(t, in.Kafka, o)
 			}
-			if err != nil {
-				t.Fatal(err)
+			return n
+		}
+		done := func(t *testing.T) error {
+			if d, r := servicetest.Records(t, in.Kafka, topics["TOPIC_DELIVERY"]), servicetest.Records(t, in.Kafka, topics["TOPIC_DANGDANG_RESULTS"]); d != 1 || r != 1 {
+				return fmt.Errorf("%d delivery copies and %d Dangdang results, want 1 and 1", d, r)
 			}
-			tc.Env = servicetest.With(tc.Env, map[string]string{"REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
-				"KAFKA_GROUP_ID": testenv.Name(t, "g"), "DANGDANG_API_URL": srv.URL + "/openapi/rest", "DANGDANG_BATCH_WINDOW": "100ms"})
-			tc.Env = servicetest.With(tc.Env, topics)
-			rdb, err := in.Redis.NewClient()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rdb.Close()
-			outputs := []string{topics["TOPIC_DELIVERY"], topics["TOPIC_LIFECYCLE"], topics["TOPIC_REFUND"], topics["TOPIC_DANGDANG_RESULTS"], topics["TOPIC_STATUS_DLQ"]}
-			if strings.HasPrefix(tc.Variable, "REDIS") {
-				// The fan-out to topics needs no Redis and goes on (nothing is lost by it); what
-				// needs Redis, the Dangdang write-back, must write nothing: no state, no result,
-				// no dead letter, no call.
-				outputs = outputs[3:]
-				defer func() {
-					if calls := sb.Calls(demoShop.AppKey); len(calls) != 0 {
-						t.Errorf("%d Dangdang calls without Redis", len(calls))
-					}
-				}()
-			}
-			written := func(t *testing.T) int {
-				keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				n := len(keys)
-				for _, o := range outputs {
-					n += servicetest.Records(t, in.Kafka, o)
-				}
-				return n
-			}
-			done := func(t *testing.T) error {
-				if d, r := servicetest.Records(t, in.Kafka, topics["TOPIC_DELIVERY"]), servicetest.Records(t, in.Kafka, topics["TOPIC_DANGDANG_RESULTS"]); d != 1 || r != 1 {
-					return fmt.Errorf("%d delivery copies and %d Dangdang results, want 1 and 1", d, r)
-				}
-				return nil
-			}
-			in.Run(t, tc, startInProcess, 3*time.Second, written, done)
-		})
-	}
+			return nil
+		}
+		in.Run(t, tc, startInProcess, 3*time.Second, written, done)
+	})
 }
 
 // startInProcess runs the dispatcher as main would, on an ops port of its own.
-func startInProcess(t *testing.T, env map[string]string, logs io.Writer) (string, func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := ln.Addr().String()
-	ln.Close()
-	env = servicetest.With(env, map[string]string{"OPS_ADDR": ops})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, logs) }()
-	return "http://" + ops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop")
-		}
-	}
-}
+var startInProcess = servicetest.InProcess(run)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/service/servicetest"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 	"github.com/orderpipe/pipeline/schemas"
@@ -21,76 +19,32 @@ import (
 // password, a wrong CA, a wrong Redis password or unreachable sentinels it stays not ready, logs
 // the variable to check, and writes no event, no dead letter and no Redis key.
 func TestSecuredReadiness(t *testing.T) {
-	in := servicetest.Secured(t)
-	for _, tc := range in.Cases(true) {
-		t.Run(tc.Name, func(t *testing.T) {
-			raw, status, dlq := testenv.Name(t, "raw"), testenv.Name(t, "status"), testenv.Name(t, "dlq")
-			prefix := testenv.Name(t, "op") + ":"
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			if err := in.Kafka.EnsureTopics(ctx, kafkaio.TopicSpec{Name: raw, Partitions: 1}, kafkaio.TopicSpec{Name: status, Partitions: 1},
-				kafkaio.TopicSpec{Name: dlq, Partitions: 1}); err != nil {
-				t.Fatal(err)
-			}
-			w := in.Kafka.NewWriter(kafkaio.WriterConfig{Topic: raw})
-			defer w.Close()
-			// A plausible time: the normalizer dead-letters one far from received_at (implausible_time).
-			now := time.Now()
-			body := fmt.Sprintf(`{"content":{"order_original_id":"S1","order_status":"completed","action_code":"customer_sign","time_status_update":%d},"deliver_times":1,"msg_id":"x","pub_time":1}`, now.Add(-time.Second).UnixMilli())
-			v, _ := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "i", Platform: "dianwoda", OrderID: "S1", ReceivedAt: schemas.At(now), Body: []byte(body)})
-			var err error
-			for i := 0; i < 50; i++ {
-				if err = w.WriteMessages(ctx, kafka.Message{Key: []byte("dianwoda:S1"), Value: v}); err == nil {
-					break
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.Env = servicetest.With(tc.Env, map[string]string{
-				"TOPIC_RAW": raw, "TOPIC_STATUS": status, "TOPIC_RAW_DLQ": dlq, "KAFKA_GROUP_ID": testenv.Name(t, "g"),
-				"REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
-			})
-			rdb, err := in.Redis.NewClient()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rdb.Close()
-			written := func(t *testing.T) int {
-				keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return servicetest.Records(t, in.Kafka, status) + servicetest.Records(t, in.Kafka, dlq) + len(keys)
-			}
-			done := func(t *testing.T) error {
-				if n := servicetest.Records(t, in.Kafka, status); n != 1 {
-					return fmt.Errorf("%d status events, want 1", n)
-				}
-				return nil
-			}
-			in.Run(t, tc, startInProcess, 3*time.Second, written, done)
+	servicetest.Each(t, true, func(t *testing.T, in servicetest.Infra, tc servicetest.Case) {
+		raw, status, dlq := testenv.Name(t, "raw"), testenv.Name(t, "status"), testenv.Name(t, "dlq")
+		prefix := testenv.Name(t, "op") + ":"
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		// A plausible time: the normalizer dead-letters one far from received_at (implausible_time).
+		now := time.Now()
+		body := fmt.Sprintf(`{"content":{"order_original_id":"S1","order_status":"completed","action_code":"customer_sign","time_status_update":%d},"deliver_times":1,"msg_id":"x","pub_time":1}`, now.Add(-time.Second).UnixMilli())
+		v, _ := json.Marshal(schemas.RawEnvelope{Version: 1, IngressID: "i", Platform: "dianwoda", OrderID: "S1", ReceivedAt: schemas.At(now), Body: []byte(body)})
+		servicetest.Seed(ctx, t, in.Kafka, []string{raw, status, dlq}, raw, kafka.Message{Key: []byte("dianwoda:S1"), Value: v})
+		tc.Env = servicetest.With(tc.Env, map[string]string{
+			"TOPIC_RAW": raw, "TOPIC_STATUS": status, "TOPIC_RAW_DLQ": dlq, "KAFKA_GROUP_ID": testenv.Name(t, "g"),
+			"REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
 		})
-	}
+		written := func(t *testing.T) int {
+			return servicetest.Records(t, in.Kafka, status) + servicetest.Records(t, in.Kafka, dlq) + in.RedisKeys(t, prefix)
+		}
+		done := func(t *testing.T) error {
+			if n := servicetest.Records(t, in.Kafka, status); n != 1 {
+				return fmt.Errorf("%d status events, want 1", n)
+			}
+			return nil
+		}
+		in.Run(t, tc, startInProcess, 3*time.Second, written, done)
+	})
 }
 
 // startInProcess runs the normalizer as main would, on an ops port of its own.
-func startInProcess(t *testing.T, env map[string]string, logs io.Writer) (string, func()) {
-	ops := freeAddr(t)
-	env = servicetest.With(env, map[string]string{"OPS_ADDR": ops})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, envOf(env), logs) }()
-	return "http://" + ops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop")
-		}
-	}
-}
+var startInProcess = servicetest.InProcess(run)

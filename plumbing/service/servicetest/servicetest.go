@@ -8,14 +8,18 @@ package servicetest
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/redisio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
@@ -198,4 +202,79 @@ func Records(t *testing.T, conn kafkaio.Conn, topic string) int {
 		n += int(l)
 	}
 	return n
+}
+
+// RunFunc is a service's run(ctx, getenv, stdout), the whole of what its main does.
+type RunFunc func(ctx context.Context, getenv func(string) string, stdout io.Writer) error
+
+// InProcess is the Start of a service that runs as its main would, in the test's process, on an
+// ops port of its own; stopping it cancels run and waits (30 s at most) for it to return nil.
+func InProcess(run RunFunc) Start {
+	return func(t *testing.T, env map[string]string, logs io.Writer) (string, func()) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops := ln.Addr().String()
+		ln.Close()
+		env = With(env, map[string]string{"OPS_ADDR": ops})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, func(k string) string { return env[k] }, logs) }()
+		return "http://" + ops, func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("run did not stop")
+			}
+		}
+	}
+}
+
+// Seed creates the topics (one partition each) and writes msg to topic, retrying (a fresh
+// SASL_SSL user or topic may take a moment to be usable) until ctx ends.
+func Seed(ctx context.Context, t *testing.T, conn kafkaio.Conn, topics []string, topic string, msg kafka.Message) {
+	t.Helper()
+	specs := make([]kafkaio.TopicSpec, 0, len(topics))
+	for _, n := range topics {
+		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: 1})
+	}
+	if err := conn.EnsureTopics(ctx, specs...); err != nil {
+		t.Fatal(err)
+	}
+	w := conn.NewWriter(kafkaio.WriterConfig{Topic: topic})
+	defer w.Close()
+	write := func(ctx context.Context) error { return w.WriteMessages(ctx, msg) }
+	if err := retry.Do(ctx, retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}, write, nil); err != nil {
+		t.Fatalf("seed %s: %v", topic, err)
+	}
+}
+
+// Each runs f on every case of the contract (with the Redis cases when withRedis), each as a
+// subtest, against the secured infrastructure.
+func Each(t *testing.T, withRedis bool, f func(t *testing.T, in Infra, tc Case)) {
+	t.Helper()
+	in := Secured(t)
+	for _, tc := range in.Cases(withRedis) {
+		t.Run(tc.Name, func(t *testing.T) { f(t, in, tc) })
+	}
+}
+
+// RedisKeys counts the keys under prefix in the secured Redis.
+func (in Infra) RedisKeys(t *testing.T, prefix string) int {
+	t.Helper()
+	rdb, err := in.Redis.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
