@@ -1,10 +1,13 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,5 +230,47 @@ func TestDriveOpenKeepsEachOrdersStepsInOrder(t *testing.T) {
 		if got := srv.acked[key]; strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("order %s: acknowledged %v, want the flow %v", key, got, want)
 		}
+	}
+}
+
+// A ledger saved by the process that ran the workload and loaded by the one that checks it is
+// the same ledger: every transition with its times, the orders, every counter, the replies.
+func TestLedgerSaveLoad(t *testing.T) {
+	srv := &orderServer{inFlight: map[string]int{}, acked: map[string][]string{}, refusedIDs: map[string]bool{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	l := DriveOpen(context.Background(), Config{IngressURL: ts.URL, Rate: 200, Duration: 300 * time.Millisecond, Drain: 20 * time.Second,
+		Mix: Mix{DDShare: 0.3, Forged: 0.05, Poison: 0.05}, Signer: testSigner, Seed: 4})
+	var buf bytes.Buffer
+	if err := l.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadLedger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Trans) != len(l.Trans) || len(l.Trans) == 0 {
+		t.Fatalf("%d transitions loaded, %d saved", len(got.Trans), len(l.Trans))
+	}
+	for k, want := range l.Trans {
+		g := got.Trans[k]
+		if g == nil || g.T != want.T || !g.FirstAt.Equal(want.FirstAt) || !g.AckedAt.Equal(want.AckedAt) || g.Acks != want.Acks {
+			t.Errorf("transition %s: loaded %+v, saved %+v", k, g, want)
+		}
+	}
+	if !reflect.DeepEqual(got.Orders, l.Orders) || !reflect.DeepEqual(got.PoisonSent, l.PoisonSent) || !reflect.DeepEqual(got.PoisonAcked, l.PoisonAcked) {
+		t.Error("orders or poison records differ")
+	}
+	for k, c := range l.counters() {
+		if g := got.counters()[k].Load(); g != c.Load() {
+			t.Errorf("counter %s: loaded %d, saved %d", k, g, c.Load())
+		}
+	}
+	if l.Forged.Load() == 0 || l.Refused.Load() == 0 || len(l.PoisonSent) == 0 {
+		t.Errorf("the run had no forged (%d), refused (%d) or poison (%d) callbacks to carry", l.Forged.Load(), l.Refused.Load(), len(l.PoisonSent))
+	}
+	if !reflect.DeepEqual(got.Statuses(), l.Statuses()) || !slices.Equal(got.ReplyLatency, l.ReplyLatency) ||
+		!got.Started.Equal(l.Started) || !got.Finished.Equal(l.Finished) {
+		t.Error("statuses, reply latencies or run times differ")
 	}
 }
