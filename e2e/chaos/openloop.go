@@ -25,7 +25,8 @@ const DefaultMaxInFlight = 8192
 // nothing in flight, or starts a new order when none is free. A callback that is not
 // acknowledged (non-2xx, network error) is retried by its goroutine with the platform's
 // backoff, unpaced, until acknowledged or c.Drain after the load ends. When the pacer stops,
-// the live orders finish their flows, unpaced.
+// the live orders finish their flows, unpaced (their replies' latency runs from when they were
+// sent).
 //
 // At most c.MaxInFlight (default DefaultMaxInFlight) paced requests are in flight; a due time
 // that has to wait for that cap is counted in Ledger.Late (its latency still runs from its due
