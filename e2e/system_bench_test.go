@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +54,9 @@ type benchRow struct {
 	CPUCores map[string]float64 `json:"cpu_cores"`
 	// CPUPerCallbackUS is each process's CPU time over the window per acknowledged callback.
 	CPUPerCallbackUS map[string]float64 `json:"cpu_us_per_callback"`
+	// IngressOutcomes counts the ingress's replies during the run by outcome (its
+	// ingress_requests_total): why callbacks were refused (busy, kafka_unavailable, …).
+	IngressOutcomes map[string]int64 `json:"ingress_outcomes"`
 }
 
 // TestSystemBench is the system benchmark (`make bench` via e2e/bench/system.sh): the whole
@@ -100,6 +105,8 @@ func TestSystemBench(t *testing.T) {
 
 			procs := append([]benchProc{{"ingress", p.ingress.Pid()}, {"normalizer", p.normalizer.Pid()},
 				{"dispatcher", p.dispatcher.Pid()}, {"sandbox", p.sandbox.Pid()}, {"collector", os.Getpid()}}, infra...)
+			ingressMetrics := strings.TrimSuffix(p.ingress.ReadyURL, "/readyz") + "/metrics"
+			outcomes0 := ingressOutcomes(t, ingressMetrics)
 			cpu0, t0 := cpuTimes(procs), time.Now()
 			l, genCPU := driveOpenProcess(t, openLoad{URL: p.ingressURL, Rate: rate, Duration: d, DDShare: mix.DDShare})
 			loadEnd := time.Now()
@@ -114,6 +121,10 @@ func TestSystemBench(t *testing.T) {
 			if !ok {
 				t.Errorf("did not settle: %s", why)
 			}
+			outcomes := ingressOutcomes(t, ingressMetrics)
+			for k, v := range outcomes0 {
+				outcomes[k] -= v
+			}
 			r := chaos.Check(ctx, "bench", l, col, chaos.Sandbox{URL: p.sandboxURL})
 			t.Log(r.String())
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -121,7 +132,7 @@ func TestSystemBench(t *testing.T) {
 				Acked: l.Acked.Load(), Refused: l.Refused.Load(), Transitions: r.Expected, Lost: r.Lost, Duplicated: r.Duplicated,
 				EventP50MS: ms(r.P50), EventP99MS: ms(r.P99), EventMaxMS: ms(r.MaxDelay),
 				DDOrders: r.DDOrders, DDP50MS: ms(r.DDP50), DDP99MS: ms(r.DDP99), DDCalls: r.DDCalls, SettleSeconds: settle.Seconds(),
-				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}}
+				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, IngressOutcomes: outcomes}
 			if r.DDCalls > 0 {
 				row.DDOrdersPerCall = float64(r.DDOrders) / float64(r.DDCalls)
 			}
@@ -154,6 +165,37 @@ func TestSystemBench(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ingressOutcomes reads the ingress's ingress_requests_total from its /metrics, summed over
+// platforms, by outcome.
+func ingressOutcomes(t *testing.T, url string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("ingress metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("ingress metrics: %v", err)
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		labels, ok := strings.CutPrefix(line, "ingress_requests_total{")
+		if !ok {
+			continue
+		}
+		_, rest, _ := strings.Cut(labels, `outcome="`)
+		outcome, _, _ := strings.Cut(rest, `"`)
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil || outcome == "" {
+			t.Fatalf("ingress metrics: cannot read %q", line)
+		}
+		m[outcome] += int64(v)
+	}
+	return m
 }
 
 // benchProc is a process whose CPU the benchmark reports.
