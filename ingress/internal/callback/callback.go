@@ -135,6 +135,21 @@ func Object(b []byte) (map[string]json.RawMessage, error) {
 	if !json.Valid(b) {
 		return nil, errNotObject
 	}
+	return members(b)
+}
+
+// Member decodes raw, a member value of an object Object returned (so already valid JSON), as
+// one JSON object, without validating it again: a nested object costs only its split.
+func Member(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	raw = trimJSONSpace(raw)
+	if len(raw) == 0 {
+		return nil, errNotObject
+	}
+	return members(raw)
+}
+
+// members splits b, valid JSON, into its members when it is an object.
+func members(b []byte) (map[string]json.RawMessage, error) {
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
 		return nil, errNotObject

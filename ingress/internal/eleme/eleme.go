@@ -67,7 +67,11 @@ func ParsePush(body []byte) (Push, error) {
 		if k == "signature" {
 			continue
 		}
-		pairs = append(pairs, k+"="+valueText(raw))
+		v := p.Message // unescaped once: the message is most of the body
+		if k != "message" {
+			v = valueText(raw)
+		}
+		pairs = append(pairs, k+"="+v)
 	}
 	sort.Strings(pairs)
 	p.Base = strings.Join(pairs, "")

@@ -120,7 +120,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			level = zapcore.WarnLevel
 		}
-		ce := s.c.Log.Check(level, "request")
+		log := s.c.Log
+		if isCallback && st.outcome == OutcomeOK {
+			log = s.okLog
+		}
+		ce := log.Check(level, "request")
 		if ce == nil {
 			return nil // the level is off: build no fields
 		}
