@@ -60,7 +60,7 @@ func TestDriveOpenSendsAtTheOfferedRate(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	l := DriveOpen(context.Background(), Config{IngressURL: ts.URL, Rate: 400, Duration: time.Second, Drain: 10 * time.Second,
+	l := DriveOpen(context.Background(), Config{IngressURL: ts.URL, Rate: 400, Duration: time.Second, Drain: 30 * time.Second,
 		Mix: Mix{DDShare: 0.3}, Signer: testSigner, Seed: 1})
 
 	if got := l.Offered.Load(); got != 400 {
@@ -69,17 +69,19 @@ func TestDriveOpenSendsAtTheOfferedRate(t *testing.T) {
 	if got := l.Late.Load(); got != 0 {
 		t.Errorf("%d due times late for the in-flight cap, want 0", got)
 	}
-	// Paced requests only: once the second is over the live orders finish unpaced. (A little
-	// slack after it for a busy machine: the pacer and the server share it.)
-	if got := srv.arrivedBefore(l.Started.Add(1500 * time.Millisecond)); got < 360 {
-		t.Errorf("%d requests arrived within the paced second, want about 400", got)
+	// Paced requests: once the second is over the live orders finish unpaced, a few more. The
+	// slack is for a starved machine (the pacer and the server share it; under -race on a busy
+	// machine the pacer falls behind and catches up): a generator that waited for replies would
+	// send about 20 a second.
+	if got := srv.arrivedBefore(l.Started.Add(3 * time.Second)); got < 380 {
+		t.Errorf("%d requests arrived within 3 s of the start, want at least the 400 paced ones", got)
 	}
 	if got := srv.maxIn.Load(); got < 15 {
 		t.Errorf("at most %d requests in flight at once, want about 20", got)
 	}
 	p50, p99 := l.ReplyQuantiles()
-	if p50 < 50*time.Millisecond || p99 > time.Second {
-		t.Errorf("reply latency p50 %v p99 %v, want about the server's 50 ms", p50, p99)
+	if p50 < 50*time.Millisecond || p99 > 5*time.Second {
+		t.Errorf("reply latency p50 %v p99 %v, want the server's 50 ms and more (from the due time)", p50, p99)
 	}
 	if got := l.GaveUp.Load(); got != 0 {
 		t.Errorf("%d callbacks given up", got)
