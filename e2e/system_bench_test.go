@@ -26,7 +26,8 @@ type benchRow struct {
 	Rate        float64 `json:"rate"`    // offered callbacks/s
 	Offered     int64   `json:"offered"` // due times the pacer emitted
 	Late        int64   `json:"late"`    // due times that waited for the cap on requests in flight
-	Seconds     float64 `json:"seconds"`
+	Seconds     float64 `json:"seconds"` // the generator's run: the paced window and the unpaced finish
+	Paced       float64 `json:"paced_seconds"`
 	Acked       int64   `json:"acked"`
 	AckedPerSec float64 `json:"acked_per_sec"`
 	Refused     int64   `json:"refused"`
@@ -62,8 +63,8 @@ type benchRow struct {
 // TestSystemBench is the system benchmark (`make bench` via e2e/bench/system.sh): the whole
 // pipeline as processes on the real broker, driven by an open-loop generator (chaos.DriveOpen,
 // in a process of its own so its CPU is its own) at each of BENCH_RATES offered callbacks/s for
-// BENCH_DURATION with well-behaved traffic (every order walks its flow; no faults, no forged or
-// poison records). It measures the acknowledged rate, the success reply's latency from each
+// BENCH_DURATION (a rate written rate:duration is held that long instead) with well-behaved
+// traffic (every order walks its flow; no faults, no forged or poison records). It measures the acknowledged rate, the success reply's latency from each
 // callback's due time, the delay from the success reply to the unified event and to Dangdang's
 // acceptance, and the CPU of every process: the generator, the collector, the services, the
 // broker and Redis. It writes one JSON line per rate to BENCH_OUT. Skipped unless
@@ -83,10 +84,18 @@ func TestSystemBench(t *testing.T) {
 		out = f
 	}
 	infra := infraPids(t)
+	// Each of BENCH_RATES is a rate, or rate:duration for a rate held longer (6000:60s).
 	for _, rs := range strings.Fields(envString("BENCH_RATES", "100 1000 2000 4000")) {
-		rate, err := strconv.ParseFloat(rs, 64)
+		rateS, durS, long := strings.Cut(rs, ":")
+		rate, err := strconv.ParseFloat(rateS, 64)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("BENCH_RATES %q: %v", rs, err)
+		}
+		d := d
+		if long {
+			if d, err = time.ParseDuration(durS); err != nil {
+				t.Fatalf("BENCH_RATES %q: %v", rs, err)
+			}
 		}
 		t.Run(rs, func(t *testing.T) {
 			p := startStack(t, stackOpts{partitions: 12, quiet: true})
@@ -139,6 +148,7 @@ func TestSystemBench(t *testing.T) {
 			// The sustained rate counts what was acknowledged inside the paced window, not the
 			// unpaced finish of the last orders' flows.
 			row.AckedPerSec = float64(l.AckedBetween(l.Started, l.Started.Add(d))) / d.Seconds()
+			row.Paced = d.Seconds()
 			rp50, rp99 := l.ReplyQuantiles()
 			row.ReplyP50MS, row.ReplyP99MS = ms(rp50), ms(rp99)
 			acked := float64(max(1, l.Acked.Load()))
