@@ -55,6 +55,9 @@ type benchRow struct {
 	CPUCores map[string]float64 `json:"cpu_cores"`
 	// CPUPerCallbackUS is each process's CPU time over the window per acknowledged callback.
 	CPUPerCallbackUS map[string]float64 `json:"cpu_us_per_callback"`
+	// CPUIdleCores is each process's cores over 2 s of no load just before the measured run
+	// (after the warm-up): the baseline that the figures above include.
+	CPUIdleCores map[string]float64 `json:"cpu_idle_cores"`
 	// IngressOutcomes counts the ingress's replies during the run by outcome (its
 	// ingress_requests_total): why callbacks were refused (busy, kafka_unavailable, …).
 	IngressOutcomes map[string]int64 `json:"ingress_outcomes"`
@@ -114,6 +117,11 @@ func TestSystemBench(t *testing.T) {
 
 			procs := append([]benchProc{{"ingress", p.ingress.Pid()}, {"normalizer", p.normalizer.Pid()},
 				{"dispatcher", p.dispatcher.Pid()}, {"sandbox", p.sandbox.Pid()}, {"collector", os.Getpid()}}, infra...)
+			// The baseline: what each process uses with no load at all (polls, timers, the broker's
+			// own housekeeping), over 2 s.
+			idle0, idleStart := cpuTimes(procs), time.Now()
+			time.Sleep(2 * time.Second)
+			idle1, idleWall := cpuTimes(procs), time.Since(idleStart)
 			ingressMetrics := strings.TrimSuffix(p.ingress.ReadyURL, "/readyz") + "/metrics"
 			outcomes0 := ingressOutcomes(t, ingressMetrics)
 			cpu0, t0 := cpuTimes(procs), time.Now()
@@ -141,7 +149,7 @@ func TestSystemBench(t *testing.T) {
 				Acked: l.Acked.Load(), Refused: l.Refused.Load(), Transitions: r.Expected, Lost: r.Lost, Duplicated: r.Duplicated,
 				EventP50MS: ms(r.P50), EventP99MS: ms(r.P99), EventMaxMS: ms(r.MaxDelay),
 				DDOrders: r.DDOrders, DDP50MS: ms(r.DDP50), DDP99MS: ms(r.DDP99), DDCalls: r.DDCalls, SettleSeconds: settle.Seconds(),
-				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, IngressOutcomes: outcomes}
+				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, CPUIdleCores: map[string]float64{}, IngressOutcomes: outcomes}
 			if r.DDCalls > 0 {
 				row.DDOrdersPerCall = float64(r.DDOrders) / float64(r.DDCalls)
 			}
@@ -160,6 +168,9 @@ func TestSystemBench(t *testing.T) {
 					continue
 				}
 				row.CPUCores[pr.name] = (c1 - c0).Seconds() / window.Seconds()
+				if i0, ok := idle0[pr.name]; ok {
+					row.CPUIdleCores[pr.name] = (idle1[pr.name] - i0).Seconds() / idleWall.Seconds()
+				}
 				row.CPUPerCallbackUS[pr.name] = perCallback(c1 - c0)
 			}
 			row.CPUCores["generator"] = genCPU.Seconds() / l.Finished.Sub(l.Started).Seconds()
