@@ -19,9 +19,14 @@
 //
 // Claim (a Lua script, atomic per order) records the guard decision with the claim, and Confirm
 // turns 0|1 into 2|3 after Kafka acknowledged the event. A claimed but unconfirmed event is NOT a
-// duplicate: after a crash its replay is emitted again, with the stale flag decided the first
-// time, so one event_id never stands for two different records. The whole hash expires TTL after
-// its last claim (the dedup window).
+// duplicate: after a crash or a rebalance its replay is emitted again, with the stale flag decided
+// the first time — unless the order guard has moved past it since (a newer event of its kind was
+// applied): then the replay is marked stale, because its copy lands after that newer event. Two
+// instances replay concurrently around a rebalance (kafka-go's Reader has no revocation hook: the
+// old owner finishes its in-flight batches while the new one starts from the committed offset),
+// and a copy emitted as not stale there became the order's latest non-stale state. A copy of an
+// event_id is therefore the same record, or the same record marked stale. The whole hash expires
+// TTL after its last claim (the dedup window).
 package orderstate
 
 import (
@@ -85,16 +90,30 @@ type Result struct {
 
 // claimScript: KEYS[1] order hash; ARGV: dedup field, guard field, guard value
 // (occurred_ms*16 + rank*2 + terminal), ttl ms, the earlier version's guard field. Returns the
-// stored state 0..3 of a known event, or 4+stale for a new one. Numbers stay below 2^53, exact
-// in Lua's doubles.
+// stored state 0..3 of a known event (an unconfirmed, not stale claim (0) is first decided
+// again against the guard, and becomes stale (1) when the guard has moved past it), or 4+stale
+// for a new one. Numbers stay below 2^53, exact in Lua's doubles.
 //
 // Stale: older than the guard; or the same time and a lower rank, both ranked; or not terminal
 // after a terminal one.
 var claimScript = redis.NewScript(`
 local k = KEYS[1]
-local d = redis.call('HGET', k, ARGV[1])
-if d then return tonumber(d) end
 local gv = tonumber(ARGV[3])
+local function isStale(g)
+  local ms, gms = math.floor(gv / 16), math.floor(g / 16)
+  local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
+  return ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0)
+end
+local d = redis.call('HGET', k, ARGV[1])
+if d == '0' then
+  local g = redis.call('HGET', k, ARGV[2])
+  if g and isStale(tonumber(g)) then
+    redis.call('HSET', k, ARGV[1], 1)
+    return 1
+  end
+  return 0
+end
+if d then return tonumber(d) end
 local stale = 0
 local g = redis.call('HGET', k, ARGV[2])
 local migrated = false
@@ -109,9 +128,7 @@ if not g then
 end
 if g then
   g = tonumber(g)
-  local ms, gms = math.floor(gv / 16), math.floor(g / 16)
-  local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
-  if ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0) then stale = 1 end
+  if isStale(g) then stale = 1 end
 end
 if stale == 0 then
   redis.call('HSET', k, ARGV[2], ARGV[3])

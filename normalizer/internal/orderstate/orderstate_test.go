@@ -97,6 +97,18 @@ func TestClaimSequences(t *testing.T) {
 			{ranked(ev(id1, "delivery", 20, false), 3), true, Result{Fresh, false}},
 			{ranked(ev(id2, "delivery", 21, false), 1), true, Result{Fresh, false}},
 		}},
+		// Two instances around a rebalance: the old owner claimed and wrote id1, then claimed,
+		// wrote and confirmed id2 (newer); the new owner replays id1 from the committed offset
+		// before the old owner confirmed it. Emitted again as not stale, that copy would land
+		// after id2 and be the order's latest non-stale event: a wrong final state (make chaos,
+		// broker and consumer rolling restarts).
+		{"an unconfirmed replay the guard has moved past since is stale", []step{
+			{ev(id1, "delivery", 10, false), false, Result{Fresh, false}},
+			{ev(id2, "delivery", 20, false), true, Result{Fresh, false}},
+			{ev(id1, "delivery", 10, false), false, Result{Replay, true}},
+			{ev(id1, "delivery", 10, false), true, Result{Replay, true}},
+			{ev(id1, "delivery", 10, false), false, Result{Duplicate, true}},
+		}},
 		{"replay keeps the stale flag decided first, though the guard moved", []step{
 			{ev(id1, "delivery", 30, false), true, Result{Fresh, false}},
 			{ev(id2, "delivery", 20, false), false, Result{Fresh, true}},
