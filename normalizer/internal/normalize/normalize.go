@@ -12,9 +12,10 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,7 @@ type Result struct {
 func Record(value []byte) (Result, error) {
 	var r Result
 	var le lazyEnvelope
-	if err := json.Unmarshal(value, &le); err != nil {
+	if err := decodeJSON(value, &le); err != nil {
 		return r, decodeErr("raw envelope: %v", err)
 	}
 	r.Envelope = schemas.RawEnvelope{Version: le.Version, IngressID: le.IngressID, Platform: le.Platform, OrderID: le.OrderID,
@@ -78,7 +79,7 @@ func Record(value []byte) (Result, error) {
 	env := &r.Envelope
 	if len(le.Headers) > 0 && containsFold(le.Headers, "traceparent") {
 		var h map[string]string
-		if err := json.Unmarshal(le.Headers, &h); err != nil {
+		if err := decodeJSON(le.Headers, &h); err != nil {
 			return r, decodeErr("raw envelope: headers: %v", err)
 		}
 		for k, v := range h {
@@ -88,7 +89,7 @@ func Record(value []byte) (Result, error) {
 		}
 	}
 	if len(le.Query) > 0 && le.Platform == schemas.PlatformDianwoda {
-		if err := json.Unmarshal(le.Query, &env.Query); err != nil {
+		if err := decodeJSON(le.Query, &env.Query); err != nil {
 			return r, decodeErr("raw envelope: query: %v", err)
 		}
 	}
@@ -198,7 +199,9 @@ var eventIDNamespace = [16]byte{0x6f, 0x1c, 0x2a, 0x4e, 0x8b, 0x0d, 0x4f, 0x43, 
 // reception time are NOT part of it: a retry and a re-send of the same transition under a new
 // id get the same event_id, and so collapse in dedup.
 func EventID(platform, kind, orderID, typ, platformStatus, code, subCode string, occurredMS int64) string {
-	name, _ := json.Marshal([]string{"v1", platform, kind, orderID, typ, platformStatus, code, subCode, strconv.FormatInt(occurredMS, 10)})
+	// The standard library's encoding, byte for byte as when the ids were first made: a
+	// different escaping of one character would change every id that holds it.
+	name, _ := stdjson.Marshal([]string{"v1", platform, kind, orderID, typ, platformStatus, code, subCode, strconv.FormatInt(occurredMS, 10)})
 	h := sha1.New()
 	h.Write(eventIDNamespace[:])
 	h.Write(name)
@@ -233,7 +236,7 @@ func (t *text) UnmarshalJSON(b []byte) error {
 		*t = text(b[1 : len(b)-1])
 	case b[0] == '"':
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := decodeJSON(b, &s); err != nil {
 			return err
 		}
 		*t = text(s)
@@ -263,6 +266,14 @@ func int64Of(t text) (int64, bool) {
 // decodeJSON decodes one JSON value (nothing may follow it) into v. Every scalar the mappers
 // read is a text, which keeps numbers as their literal, so big ids stay exact; nothing is ever
 // decoded into a float64.
+//
+// Decoding is github.com/goccy/go-json, a drop-in for encoding/json (same struct tags, same
+// case-insensitive field matching, RawMessage, base64 []byte, Unmarshaler): encoding/json, which
+// scans every value twice, was half of the normalizer's CPU (docs/performance.md).
 func decodeJSON(b []byte, v any) error {
-	return json.Unmarshal(b, v)
+	return unmarshal(b, v)
 }
+
+// unmarshal is the decoder; TestDecoderAgreesWithStdlib swaps in encoding/json's to hold the two
+// to the same results.
+var unmarshal = json.Unmarshal
