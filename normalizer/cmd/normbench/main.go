@@ -122,12 +122,13 @@ func run(ctx context.Context) error {
 	m := consumer.NewMetrics(reg)
 	store := orderstate.New(rdb, prefix, 168*time.Hour)
 	reader := conn.NewReader(kafkaio.ReaderConfig{GroupID: "normbench." + suffix, Topic: raw, QueueCapacity: o.batch})
-	statusW := conn.NewWriter(kafkaio.WriterConfig{Topic: status, BatchSize: o.batch})
-	statusW.BatchBytes = maxBatchBytes
-	dlqW := conn.NewWriter(kafkaio.WriterConfig{Topic: dlq})
+	// The writers as the service builds them (run.go).
+	statusW := conn.NewProducer(kafkaio.ProducerConfig{Topic: status, BatchBytes: maxBatchBytes})
+	dlqW := conn.NewProducer(kafkaio.ProducerConfig{Topic: dlq})
 	defer statusW.Close()
 	defer dlqW.Close()
-	cons, err := consumer.New(consumer.Config{Reader: reader, Status: statusW, DLQ: dlqW, Store: store, Metrics: m, Log: zap.NewNop(), MaxBatch: o.batch})
+	cons, err := consumer.New(consumer.Config{Reader: reader, Status: statusW, DLQ: dlqW, Store: store, Metrics: m, Log: zap.NewNop(),
+		MaxBatch: o.batch, MaxEventBytes: maxBatchBytes, MaxDeadLetterBytes: kafkaio.DefaultBatchBytes})
 	if err != nil {
 		return err
 	}
