@@ -2,6 +2,8 @@ package orderstate
 
 import (
 	"context"
+	"maps"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -195,5 +197,64 @@ func TestLegacyGuardIsMigrated(t *testing.T) {
 	}
 	if v, _ := rdb.HGet(ctx, key, "hd").Int64(); v != 30*16+1 {
 		t.Errorf("migrated guard %d, want %d", v, 30*16+1)
+	}
+}
+
+// Deciding a batch in one call per order is the same as deciding its events one at a time: the
+// same results and the same state left in Redis, over random mixes of orders, kinds, times,
+// ranks, terminals, repeats, confirms and legacy guards.
+func TestGroupedClaimsEqualOneAtATime(t *testing.T) {
+	grouped, rdb := newStore(t)
+	single := New(rdb, grouped.prefix+"single:", time.Hour)
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	ids := []string{id1, id2, id3, id4, "50000000-0000-5000-8000-000000000005", "60000000-0000-5000-8000-000000000006"}
+	keys := []string{"dianwoda:A1", "dianwoda:A2", "eleme:1"}
+	kinds := []string{"delivery", "order", "refund"}
+	for _, s := range []*Store{grouped, single} { // a legacy guard on one order
+		if err := rdb.HSet(ctx, s.OrderKey("dianwoda:A2"), "gd", 25*2+1).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 30; round++ {
+		batch := make([]Event, 1+rnd.IntN(12))
+		for i := range batch {
+			batch[i] = Event{Key: keys[rnd.IntN(len(keys))], EventID: ids[rnd.IntN(len(ids))], Kind: kinds[rnd.IntN(len(kinds))],
+				OccurredMS: int64(10 * rnd.IntN(6)), Terminal: rnd.IntN(4) == 0, Rank: rnd.IntN(4)}
+		}
+		got, err := grouped.Claim(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range batch {
+			want, err := single.Claim(ctx, []Event{e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[i] != want[0] {
+				t.Fatalf("round %d event %d %+v: grouped %+v, one at a time %+v", round, i, e, got[i], want[0])
+			}
+		}
+		var confirm []Event
+		for _, e := range batch {
+			if rnd.IntN(2) == 0 {
+				confirm = append(confirm, e)
+			}
+		}
+		if err := grouped.Confirm(ctx, confirm); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range confirm {
+			if err := single.Confirm(ctx, []Event{e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range keys {
+			g, _ := rdb.HGetAll(ctx, grouped.OrderKey(k)).Result()
+			s, _ := rdb.HGetAll(ctx, single.OrderKey(k)).Result()
+			if !maps.Equal(g, s) {
+				t.Fatalf("round %d: %s holds %q grouped, %q one at a time", round, k, g, s)
+			}
+		}
 	}
 }
