@@ -89,9 +89,12 @@ func Record(value []byte) (Result, error) {
 		}
 	}
 	if len(le.Query) > 0 && le.Platform == schemas.PlatformDianwoda {
-		if err := decodeJSON(le.Query, &env.Query); err != nil {
+		// Into a local: a pointer into r handed to the decoder would move all of r to the heap.
+		var q map[string][]string
+		if err := decodeJSON(le.Query, &q); err != nil {
 			return r, decodeErr("raw envelope: query: %v", err)
 		}
+		env.Query = q
 	}
 	if env.Version != schemas.RawEnvelopeVersion {
 		return r, &Error{Reason: schemas.DLQReasonUnsupportedVersion, Err: fmt.Errorf("raw envelope version %d, this reader knows %d", env.Version, schemas.RawEnvelopeVersion)}
