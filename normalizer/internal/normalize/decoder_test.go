@@ -1,9 +1,12 @@
 package normalize
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -73,4 +76,29 @@ func FuzzDecoderAgreesWithStdlib(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, value []byte) { checkSameAsStdlib(t, value) })
+}
+
+// eventIDMarshal is EventID as first written, naming the transition with encoding/json.
+func eventIDMarshal(platform, kind, orderID, typ, platformStatus, code, subCode string, occurredMS int64) string {
+	name, _ := json.Marshal([]string{"v1", platform, kind, orderID, typ, platformStatus, code, subCode, strconv.FormatInt(occurredMS, 10)})
+	h := sha1.New()
+	h.Write(eventIDNamespace[:])
+	h.Write(name)
+	u := h.Sum(nil)[:16]
+	u[6] = (u[6] & 0x0f) | 0x50
+	u[8] = (u[8] & 0x3f) | 0x80
+	x := hex.EncodeToString(u)
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+}
+
+// FuzzEventIDNameIsMarshal: no event id changes with the encoder of its name.
+func FuzzEventIDNameIsMarshal(f *testing.F) {
+	f.Add("dianwoda", "delivery", "FTP1", "", "arrived", "rider_arrive", "", int64(1_763_800_000_000))
+	f.Add("eleme", "order", "1000275004859336560", "10", "<&>\u2028", "\xff", "\"\\", int64(-1))
+	f.Fuzz(func(t *testing.T, platform, kind, orderID, typ, status, code, sub string, ms int64) {
+		got := EventID(platform, kind, orderID, typ, status, code, sub, ms)
+		if want := eventIDMarshal(platform, kind, orderID, typ, status, code, sub, ms); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	})
 }
