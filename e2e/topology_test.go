@@ -576,8 +576,12 @@ func topoScenarios() []topoScenario {
 			})
 			e.mu.Unlock()
 		}},
-		// A stuck dispatcher shows within 30 s; waiting longer only slows make test down.
-		{name: "routed-topic-deleted", settle: 30 * time.Second, fault: func(ctx context.Context, e *topoEnv) {
+		// The destination is gone for the rest of the load, then the operator restores it: the
+		// events routed to it while it was gone wait (never dropped, never committed past) and
+		// flow once it is back, so both groups' lag returns to zero. A dispatcher that cannot
+		// write a destination for destinationFailAfter says so (readiness false): asserted when
+		// the outage outlasts it (the long run).
+		{name: "routed-topic-deleted", settle: 60 * time.Second, fault: func(ctx context.Context, e *topoEnv) {
 			if !sleep(ctx, e.d/3) {
 				return
 			}
@@ -612,20 +616,44 @@ func topoScenarios() []topoScenario {
 			}()
 			e.mu.Lock()
 			e.gone[gone] = true
+			e.mu.Unlock()
+			e.note("routed topic %s deleted", gone)
+			// Gone for the rest of the load, and at least minOutage: long enough for the other
+			// destinations to show they flow (the short form's load is seconds long).
+			<-ctx.Done()
+			const minOutage = 15 * time.Second
+			time.Sleep(minOutage - time.Since(from))
+			outage := time.Since(from)
+			a, flow := e.flowDuring(from, time.Now())
+			rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = e.kc.Conn().EnsureTopics(rctx, kafkaio.TopicSpec{Name: gone, Partitions: e.p.partitions, ReplicationFactor: 3,
+				Configs: map[string]string{"min.insync.replicas": "2"}})
+			cancel()
+			if err != nil {
+				e.t.Errorf("restore %s: %v", gone, err)
+				return
+			}
+			e.healed()
+			e.note("routed topic %s restored after %s", gone, outage.Round(time.Second))
+			e.mu.Lock()
 			e.checks = append(e.checks, func(r *chaos.Report) {
-				a, flow := e.flowDuring(from, time.Now())
-				r.Details = append(r.Details, fmt.Sprintf("after %s was deleted: %d Dangdang acceptances, %d records on the other routed topics; dispatchers' /readyz polled during the load: %d ready, %d not ready",
-					gone, a, flow, ready.Load(), notReady.Load()))
+				r.Details = append(r.Details, fmt.Sprintf("while %s was gone (%s): %d Dangdang acceptances, %d records on the other routed topics; dispatchers' /readyz polled: %d ready, %d not ready",
+					gone, outage.Round(time.Second), a, flow, ready.Load(), notReady.Load()))
 				if flow == 0 {
-					e.t.Errorf("after %s was deleted the other routed topics stalled", gone)
+					e.t.Errorf("while %s was gone the other routed topics stalled", gone)
+				}
+				if outage > destinationFailAfter+5*time.Second && notReady.Load() == 0 {
+					e.t.Errorf("%s was gone for %s and no dispatcher turned not ready", gone, outage.Round(time.Second))
 				}
 			})
 			e.mu.Unlock()
-			e.healed()
-			e.note("routed topic %s deleted", gone)
 		}},
 	}
 }
+
+// destinationFailAfter is how long a dispatcher's writes to one destination fail before its
+// readiness turns false (produce.Producer.FailAfter's default).
+const destinationFailAfter = 30 * time.Second
 
 // shop176Window is how long a Dangdang shop answers 176: five minutes in a long run
 // (CHAOS_176_WINDOW), 20 s in the short form.
@@ -658,7 +686,7 @@ func (e *topoEnv) flowDuring(from, to time.Time) (shopA, routed int) {
 // cluster and one Sentinel group of the test's own (the Redis Cluster is started for its
 // scenario). `make test` runs it short (CHAOS_DURATION 6s of load per scenario at CHAOS_RATE
 // 40/s, shop B's 176 for 20 s); `make chaos` long, writing the table to docs/reliability.md.
-// TOPO_SCENARIOS (a regexp) picks scenarios.
+// One scenario: -run TestTopology/<name> (the cluster starts whatever the filter).
 func TestTopology(t *testing.T) {
 	d := envDuration("CHAOS_DURATION", 6*time.Second)
 	rate := envFloat("CHAOS_RATE", 40)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/ingress/internal/eleme"
+	"github.com/orderpipe/pipeline/ingress/internal/server"
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/schemas"
@@ -24,6 +25,8 @@ type config struct {
 	ElemeSecrets map[string][]string
 
 	TopicRaw string
+	// AcceptedLog is INGRESS_LOG_ACCEPTED: all, sampled or none (server.AcceptedLog*).
+	AcceptedLog string
 
 	MaxBody           int64
 	MaxBodyMemory     int64
@@ -46,6 +49,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPAddr:          l.Addr("HTTP_ADDR", ":8080"),
 		DianwodaSecrets:   l.SecretList("DIANWODA_SECRETS"),
 		TopicRaw:          l.String("TOPIC_RAW", schemas.TopicRaw),
+		AcceptedLog:       strings.ToLower(l.String("INGRESS_LOG_ACCEPTED", server.AcceptedLogSampled)),
 		MaxBody:           l.Bytes("INGRESS_MAX_BODY", 1<<20),
 		MaxBodyMemory:     l.Bytes("INGRESS_MAX_BODY_MEMORY", 32<<20),
 		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 256, 1, 1<<20),
@@ -56,6 +60,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPWriteTimeout:  l.Duration("INGRESS_HTTP_WRITE_TIMEOUT", 15*time.Second),
 		IdleTimeout:       l.Duration("INGRESS_IDLE_TIMEOUT", 60*time.Second),
 		ShutdownTimeout:   l.Duration("INGRESS_SHUTDOWN_TIMEOUT", 20*time.Second),
+	}
+	switch c.AcceptedLog {
+	case server.AcceptedLogAll, server.AcceptedLogSampled, server.AcceptedLogNone:
+	default:
+		l.Fail("INGRESS_LOG_ACCEPTED", "%q is not one of all, sampled, none", c.AcceptedLog)
 	}
 	c.DrainDelay = drainDelay(l, getenv)
 	c.ElemeSecrets = eleme.LoadSecrets(l)

@@ -46,11 +46,12 @@ func TestEveryProblemListed(t *testing.T) {
 		"INGRESS_MAX_INFLIGHT":  "0",
 		"INGRESS_WRITE_TIMEOUT": "soon",
 		"LOG_LEVEL":             "loud",
+		"INGRESS_LOG_ACCEPTED":  "some",
 	}))
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, name := range []string{"KAFKA_BROKERS", "HTTP_ADDR", "ELEME_SECRETS: item 2", "INGRESS_MAX_INFLIGHT", "INGRESS_WRITE_TIMEOUT", "LOG_LEVEL"} {
+	for _, name := range []string{"KAFKA_BROKERS", "HTTP_ADDR", "ELEME_SECRETS: item 2", "INGRESS_MAX_INFLIGHT", "INGRESS_WRITE_TIMEOUT", "LOG_LEVEL", "INGRESS_LOG_ACCEPTED"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}

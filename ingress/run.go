@@ -86,6 +86,7 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		Publisher:       pub,
 		Ready:           ready.Err,
 		Log:             log,
+		AcceptedLog:     cfg.AcceptedLog,
 		Registry:        reg,
 	})
 	httpSrv := &http.Server{

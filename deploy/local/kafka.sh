@@ -164,22 +164,9 @@ free_ports() {
   done
 }
 
-# bindable PORT...: whether every port can be bound on 127.0.0.1 now (true when python3 is missing).
-bindable() {
-  command -v python3 >/dev/null || return 0
-  python3 -c '
-import socket, sys
-for p in sys.argv[1:]:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", int(p)))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-' "$@"
-}
+# bindable PORT...: deploy/local/ports.sh
+# shellcheck source=ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 launch() {
   free_ports

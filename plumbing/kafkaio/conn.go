@@ -3,12 +3,10 @@ package kafkaio
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -111,7 +109,7 @@ func LoadConn(l *envconfig.Loader) Conn {
 	s := LoadConnSettings(l)
 	c, err := s.Conn()
 	if err != nil {
-		var ce *ConnError
+		var ce *envconfig.VarError
 		if errors.As(err, &ce) {
 			l.Fail(ce.Variable, "%v", ce.Err)
 		} else {
@@ -122,28 +120,14 @@ func LoadConn(l *envconfig.Loader) Conn {
 }
 
 // Conn builds the connection: it reads the CA bundle and the client certificate and prepares
-// the SASL mechanism. An error names the variable at fault (a *ConnError).
+// the SASL mechanism. An error names the variable at fault (a *envconfig.VarError).
 func (s ConnSettings) Conn() (Conn, error) {
 	c := Conn{Brokers: s.Brokers, settings: s}
 	if s.TLS {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify} //nolint:gosec // only on the operator's explicit request, with a warning
-		if s.TLSCAFile != "" {
-			pem, err := os.ReadFile(s.TLSCAFile)
-			if err != nil {
-				return c, &ConnError{Variable: "KAFKA_TLS_CA_FILE", Err: fmt.Errorf("read %s: %w", s.TLSCAFile, errors.Unwrap(err))}
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return c, &ConnError{Variable: "KAFKA_TLS_CA_FILE", Err: fmt.Errorf("%s holds no PEM certificate", s.TLSCAFile)}
-			}
-			cfg.RootCAs = pool
-		}
-		if s.TLSCertFile != "" {
-			cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
-			if err != nil {
-				return c, &ConnError{Variable: "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE", Err: fmt.Errorf("load client certificate: %w", err)}
-			}
-			cfg.Certificates = []tls.Certificate{cert}
+		cfg, err := envconfig.TLSFiles{Prefix: "KAFKA", CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify}.Config()
+		if err != nil {
+			return c, err
 		}
 		c.TLS = cfg
 	}
@@ -158,7 +142,7 @@ func (s ConnSettings) Conn() (Conn, error) {
 		m, err := scram.Mechanism(algo, s.SASLUsername, s.SASLPassword.Reveal())
 		if err != nil {
 			// The error of xdg-go/scram's SASLprep says which rune is wrong, never the password.
-			return c, &ConnError{Variable: "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD", Err: errors.New("prepare SCRAM credentials: not valid SASLprep text")}
+			return c, &envconfig.VarError{Variable: "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD", Err: errors.New("prepare SCRAM credentials: not valid SASLprep text")}
 		}
 		c.SASL = m
 	}
@@ -285,65 +269,23 @@ func (c Conn) Ping(ctx context.Context) error {
 	return client.Ping(ctx)
 }
 
-// ConnError is a failure to reach or to authenticate to Kafka, with the variable the operator
-// should check. Its text never holds a password: kafka-go's and crypto/tls's errors do not carry
-// one, and ConnError adds only the variable's name.
-type ConnError struct {
-	Variable string
-	Err      error
-}
-
-func (e *ConnError) Error() string { return e.Err.Error() + " (check " + e.Variable + ")" }
-func (e *ConnError) Unwrap() error { return e.Err }
-
-// VariableName is the variable to check.
-func (e *ConnError) VariableName() string { return e.Variable }
-
-// Explain wraps err in a ConnError naming the variable most likely at fault: a refused
-// authentication names KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD, an unknown certificate authority
-// KAFKA_TLS_CA_FILE, a rejected client certificate KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE, and so
-// on. Errors it cannot place, and nil, are returned as they are.
-func (c Conn) Explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ce *ConnError
-	if errors.As(err, &ce) {
-		return err
-	}
-	if v := c.suspect(err); v != "" {
-		return &ConnError{Variable: v, Err: err}
-	}
-	return err
-}
+// Explain wraps err in an *envconfig.VarError naming the variable most likely at fault: a
+// refused authentication names KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD, an unknown certificate
+// authority KAFKA_TLS_CA_FILE, a rejected client certificate KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE,
+// and so on. Errors it cannot place, and nil, are returned as they are.
+func (c Conn) Explain(err error) error { return envconfig.Explain(err, c.suspect) }
 
 func (c Conn) suspect(err error) string {
-	var (
-		unknownCA *x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		record    tls.RecordHeaderError
-		alert     tls.AlertError
-		dns       *net.DNSError
-	)
+	var dns *net.DNSError
 	msg := err.Error()
+	if v := envconfig.SuspectTLS("KAFKA", "broker", err); v != "" {
+		return v
+	}
 	switch {
 	case errors.Is(err, kafka.SASLAuthenticationFailed) || strings.Contains(msg, "SASL Authentication Failed"):
 		return "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD"
 	case errors.Is(err, kafka.UnsupportedSASLMechanism) || errors.Is(err, kafka.IllegalSASLState):
 		return "KAFKA_SASL_MECHANISM"
-	case errors.As(err, &hostname):
-		return "KAFKA_TLS_SERVER_NAME"
-	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &verify):
-		return "KAFKA_TLS_CA_FILE"
-	case errors.As(err, &record):
-		return "KAFKA_TLS (the broker does not speak TLS on this port)"
-	case errors.As(err, &alert):
-		// bad_certificate, unknown_ca, certificate_required: the broker refused our certificate.
-		return "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE"
-	case strings.Contains(msg, "remote error: tls:"):
-		return "KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE"
 	case errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED):
 		return "KAFKA_BROKERS"
 	case c.TLS == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):

@@ -12,12 +12,9 @@ package redisio
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -136,7 +133,7 @@ func Load(l *envconfig.Loader, defaultAddr string) Config {
 	}
 	if c.TLS {
 		if _, err := c.tlsConfig(); err != nil {
-			var ve *VarError
+			var ve *envconfig.VarError
 			if errors.As(err, &ve) {
 				l.Fail(ve.Variable, "%v", ve.Err)
 			}
@@ -149,24 +146,10 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	if !c.TLS {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // only on the operator's explicit request, with a warning
-	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, &VarError{Variable: "REDIS_TLS_CA_FILE", Err: fmt.Errorf("read %s: %w", c.TLSCAFile, errors.Unwrap(err))}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &VarError{Variable: "REDIS_TLS_CA_FILE", Err: fmt.Errorf("%s holds no PEM certificate", c.TLSCAFile)}
-		}
-		cfg.RootCAs = pool
-	}
-	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			return nil, &VarError{Variable: "REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE", Err: fmt.Errorf("load client certificate: %w", err)}
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	cfg, err := envconfig.TLSFiles{Prefix: "REDIS", CAFile: c.TLSCAFile, CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile,
+		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ServerName == "" && len(c.Addrs) > 0 && c.Mode() == ModeSingle {
 		// go-redis verifies the name of the address it dials; for one node that is REDIS_ADDR's host.
@@ -237,45 +220,12 @@ func (c Config) Ping(ctx context.Context, rdb redis.UniversalClient) error {
 	return c.Explain(err)
 }
 
-// VarError is a Redis failure with the variable the operator should check. It never holds a
-// password: go-redis's errors do not carry one, and VarError adds only the variable's name.
-type VarError struct {
-	Variable string
-	Err      error
-}
-
-func (e *VarError) Error() string { return e.Err.Error() + " (check " + e.Variable + ")" }
-func (e *VarError) Unwrap() error { return e.Err }
-
-// VariableName is the variable to check.
-func (e *VarError) VariableName() string { return e.Variable }
-
-// Explain wraps err in a VarError naming the variable most likely at fault; errors it cannot
-// place, and nil, are returned as they are.
-func (c Config) Explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ve *VarError
-	if errors.As(err, &ve) {
-		return err
-	}
-	if v := c.suspect(err); v != "" {
-		return &VarError{Variable: v, Err: err}
-	}
-	return err
-}
+// Explain wraps err in an *envconfig.VarError naming the variable most likely at fault; errors
+// it cannot place, and nil, are returned as they are.
+func (c Config) Explain(err error) error { return envconfig.Explain(err, c.suspect) }
 
 func (c Config) suspect(err error) string {
-	var (
-		unknownCA *x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		record    tls.RecordHeaderError
-		alert     tls.AlertError
-		dns       *net.DNSError
-	)
+	var dns *net.DNSError
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "all sentinels specified in configuration are unreachable"):
@@ -283,14 +233,11 @@ func (c Config) suspect(err error) string {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "NOPERM"),
 		strings.Contains(msg, "invalid username-password"):
 		return "REDIS_USERNAME/REDIS_PASSWORD"
-	case errors.As(err, &hostname):
-		return "REDIS_TLS_SERVER_NAME"
-	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &verify):
-		return "REDIS_TLS_CA_FILE"
-	case errors.As(err, &record):
-		return "REDIS_TLS (the server does not speak TLS)"
-	case errors.As(err, &alert), strings.Contains(msg, "remote error: tls:"):
-		return "REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE"
+	}
+	if v := envconfig.SuspectTLS("REDIS", "server", err); v != "" {
+		return v
+	}
+	switch {
 	case strings.Contains(msg, "master") && strings.Contains(msg, "not found"), strings.Contains(msg, "no master"):
 		return "REDIS_MASTER_NAME"
 	case strings.Contains(msg, "cluster support disabled"):

@@ -93,7 +93,7 @@ func (c Config) PrepareTopics(ctx context.Context, ready Readiness, check string
 }
 
 // LogUnreachable logs a dependency failure at error level with, when known, the variable the
-// operator should check (a *kafkaio.ConnError or *redisio.VarError names it).
+// operator should check (an *envconfig.VarError names it).
 func LogUnreachable(log *zap.Logger, msg string, err error, fields ...zap.Field) {
 	if v := Variable(err); v != "" {
 		fields = append(fields, zap.String("variable", v))
@@ -101,7 +101,7 @@ func LogUnreachable(log *zap.Logger, msg string, err error, fields ...zap.Field)
 	log.Error(msg, append(fields, zap.Error(err))...)
 }
 
-// Variable returns the variable an error names (kafkaio.ConnError, redisio.VarError), or "".
+// Variable returns the variable an error names (an *envconfig.VarError), or "".
 func Variable(err error) string {
 	var named interface{ VariableName() string }
 	if errors.As(err, &named) {

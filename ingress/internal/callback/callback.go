@@ -54,7 +54,7 @@ func Text(raw json.RawMessage) (s string, ok bool) {
 	}
 	switch c := raw[0]; {
 	case c == '"':
-		if plainString(raw) {
+		if PlainString(raw) {
 			return string(raw[1 : len(raw)-1]), true
 		}
 		if err := json.Unmarshal(raw, &s); err != nil {
@@ -62,7 +62,7 @@ func Text(raw json.RawMessage) (s string, ok bool) {
 		}
 		return s, true
 	case c == '-' || (c >= '0' && c <= '9'):
-		if !isNumber(raw) {
+		if !IsNumber(raw) {
 			return "", false
 		}
 		return string(raw), true
@@ -70,9 +70,9 @@ func Text(raw json.RawMessage) (s string, ok bool) {
 	return "", false
 }
 
-// plainString reports whether raw is a JSON string with no escapes and no control characters,
+// PlainString reports whether raw is a JSON string with no escapes and no control characters,
 // whose content is then the bytes between the quotes (the common case, without a decoder).
-func plainString(raw []byte) bool {
+func PlainString(raw []byte) bool {
 	if len(raw) < 2 || raw[len(raw)-1] != '"' {
 		return false
 	}
@@ -84,8 +84,8 @@ func plainString(raw []byte) bool {
 	return true
 }
 
-// isNumber reports whether b is exactly one JSON number (RFC 8259 grammar).
-func isNumber(b []byte) bool {
+// IsNumber reports whether b is exactly one JSON number (RFC 8259 grammar).
+func IsNumber(b []byte) bool {
 	i := 0
 	if i < len(b) && b[i] == '-' {
 		i++
@@ -135,6 +135,21 @@ func Object(b []byte) (map[string]json.RawMessage, error) {
 	if !json.Valid(b) {
 		return nil, errNotObject
 	}
+	return members(b)
+}
+
+// Member decodes raw, a member value of an object Object returned (so already valid JSON), as
+// one JSON object, without validating it again: a nested object costs only its split.
+func Member(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	raw = trimJSONSpace(raw)
+	if len(raw) == 0 {
+		return nil, errNotObject
+	}
+	return members(raw)
+}
+
+// members splits b, valid JSON, into its members when it is an object.
+func members(b []byte) (map[string]json.RawMessage, error) {
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
 		return nil, errNotObject

@@ -96,3 +96,27 @@ func FuzzObject(f *testing.F) {
 		}
 	})
 }
+
+// Member splits a nested object of an already validated body without validating it again, and
+// refuses what is not an object.
+func TestMember(t *testing.T) {
+	top, err := Object([]byte(`{"content":{"order_original_id":"FTP1","n":12,"o":{"a":[1,"}"]}},"s":"{\"a\":1}","x":[{}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := Member(top["content"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := Text(content["order_original_id"]); id != "FTP1" || string(content["n"]) != "12" || string(content["o"]) != `{"a":[1,"}"]}` {
+		t.Errorf("members %q", content)
+	}
+	for _, k := range []string{"s", "x"} {
+		if _, err := Member(top[k]); err == nil {
+			t.Errorf("Member(%s) = nil error for %s", k, top[k])
+		}
+	}
+	if _, err := Member(nil); err == nil {
+		t.Error("Member(nil) = nil error")
+	}
+}

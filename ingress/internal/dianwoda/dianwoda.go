@@ -115,7 +115,7 @@ func Parse(q url.Values, body []byte) (callback.Parsed, error) {
 	p := callback.Parsed{Type: typ}
 	var orderID string
 	if raw, ok := top["content"]; ok {
-		content, err := callback.Object(raw)
+		content, err := callback.Member(raw)
 		if err != nil {
 			return p, callback.Malformed("content: %v", err)
 		}

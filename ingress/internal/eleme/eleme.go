@@ -8,11 +8,13 @@
 package eleme
 
 import (
+	"bytes"
 	"crypto/md5"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"sort"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,25 +64,58 @@ func ParsePush(body []byte) (Push, error) {
 	if raw, present := top["signature"]; present {
 		p.Signature, _ = callback.Text(raw)
 	}
-	pairs := make([]string, 0, len(top))
+	p.Base = signingBase(top, p.Message)
+	return p, nil
+}
+
+// signingBase is every "key=value" pair of top but signature, sorted as strings and joined
+// without separator. The pairs are written into one buffer and sorted as spans of it: one
+// allocation for the pairs and one for the result, whatever the number of fields. message is
+// the message field's text, already unescaped.
+func signingBase(top map[string]json.RawMessage, message string) string {
+	n := 0
+	for k, raw := range top {
+		n += len(k) + 1 + len(raw)
+	}
+	buf := make([]byte, 0, n) // a value's text is never longer than its JSON
+	type span struct{ from, to int }
+	spans := make([]span, 0, len(top))
 	for k, raw := range top {
 		if k == "signature" {
 			continue
 		}
-		pairs = append(pairs, k+"="+valueText(raw))
+		from := len(buf)
+		buf = append(buf, k...)
+		buf = append(buf, '=')
+		if k == "message" {
+			buf = append(buf, message...) // unescaped once: the message is most of the body
+		} else {
+			buf = appendValueText(buf, raw)
+		}
+		spans = append(spans, span{from, len(buf)})
 	}
-	sort.Strings(pairs)
-	p.Base = strings.Join(pairs, "")
-	return p, nil
+	slices.SortFunc(spans, func(a, b span) int { return bytes.Compare(buf[a.from:a.to], buf[b.from:b.to]) })
+	var out strings.Builder
+	out.Grow(len(buf))
+	for _, sp := range spans {
+		out.Write(buf[sp.from:sp.to])
+	}
+	return out.String()
 }
 
-// valueText renders a top-level value for signing: strings unquoted, numbers literal. Other
-// kinds (no known field has them) are used as their compact JSON text.
-func valueText(raw json.RawMessage) string {
-	if s, ok := callback.Text(raw); ok {
-		return s
+// appendValueText appends a top-level value as it is signed: a string's content unquoted, a
+// number's literal digits. Other kinds (no known field has them) are used as their JSON text.
+func appendValueText(buf []byte, raw json.RawMessage) []byte {
+	if callback.PlainString(raw) {
+		return append(buf, raw[1:len(raw)-1]...)
 	}
-	return strings.TrimSpace(string(raw))
+	if callback.IsNumber(raw) {
+		return append(buf, raw...)
+	}
+	if s, ok := callback.Text(raw); ok {
+		return append(buf, s...)
+	}
+	return append(buf, bytes.TrimSpace(raw)...)
 }
 
 // Sign returns the signature over base (see Push.Base) with secret, upper-case hex.
@@ -126,18 +161,20 @@ func (v *Verifier) Verify(p Push) error {
 	if !ok {
 		return &callback.SignatureError{Reason: "unknown_app", Detail: "unknown appId"}
 	}
-	want := []byte(strings.ToLower(p.Signature))
-	if len(want) != md5.Size*2 {
+	var want [md5.Size]byte // the hex, either case, decoded: compared as bytes
+	if len(p.Signature) != md5.Size*2 {
 		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}
 	}
-	buf := make([]byte, md5.Size*2)
+	if _, err := hex.Decode(want[:], []byte(p.Signature)); err != nil {
+		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}
+	}
 	match := 0
+	var sum [md5.Size]byte
 	for _, s := range secrets {
 		h := md5.New()
-		h.Write([]byte(p.Base))
+		_, _ = io.WriteString(h, p.Base)
 		h.Write(s)
-		hex.Encode(buf, h.Sum(nil))
-		match |= subtle.ConstantTimeCompare(buf, want)
+		match |= subtle.ConstantTimeCompare(h.Sum(sum[:0]), want[:])
 	}
 	if match != 1 {
 		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}

@@ -2,8 +2,11 @@ package server
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestAccessLogMasks: whatever a caller sends, the log holds no secret, no signature and no full
@@ -56,5 +59,43 @@ func TestMaskPhones(t *testing.T) {
 		if got := MaskPhones(tt.give); got != tt.want {
 			t.Errorf("MaskPhones(%q) = %q, want %q", tt.give, got, tt.want)
 		}
+	}
+}
+
+// TestAcceptedLogSampled: accepted callbacks are access-logged sampled by default (the first
+// acceptedLogFirst a second, then one in acceptedLogThereafter), refusals always; "all" and
+// "none" do what they say. The metrics count every request whatever the log keeps.
+func TestAcceptedLogSampled(t *testing.T) {
+	const accepted, refused = 40, 15
+	for _, tt := range []struct {
+		mode   string
+		wantOK func(int) bool
+	}{
+		{"", func(n int) bool { return n >= acceptedLogFirst && n < accepted }},
+		{AcceptedLogAll, func(n int) bool { return n == accepted }},
+		{AcceptedLogNone, func(n int) bool { return n == 0 }},
+	} {
+		t.Run("mode="+tt.mode, func(t *testing.T) {
+			r := newRig(t, func(c *Config) { c.AcceptedLog = tt.mode })
+			for i := range accepted {
+				body := strings.Replace(dwdBody, "FTP201511091198", "FTP20151109"+strconv.Itoa(1000+i), 1)
+				if got := r.post(t, PathDianwoda, dwdQuery(body, dwdSecret), body); got.status != 200 {
+					t.Fatalf("accepted callback answered %d %s", got.status, got.body)
+				}
+			}
+			for range refused {
+				if got := r.post(t, PathDianwoda, dwdQuery(dwdBody, "wrong"), dwdBody); got.status != 401 {
+					t.Fatalf("forged callback answered %d", got.status)
+				}
+			}
+			logs := r.logs.String()
+			ok, bad := strings.Count(logs, `"outcome":"ok"`), strings.Count(logs, `"outcome":"bad_signature"`)
+			if !tt.wantOK(ok) || bad != refused {
+				t.Errorf("mode %q logged %d accepted of %d and %d refused of %d", tt.mode, ok, accepted, bad, refused)
+			}
+			if n := testutil.ToFloat64(r.srv.requests.WithLabelValues("dianwoda", OutcomeOK)); n != accepted {
+				t.Errorf("ingress_requests_total{outcome=ok} = %v, want %d", n, accepted)
+			}
+		})
 	}
 }

@@ -110,8 +110,13 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		elapsed := s.c.Now().Sub(start)
 		status := c.Response().Status
 		if isCallback && st.platform != "" && st.outcome != "" {
-			s.requests.WithLabelValues(st.platform, st.outcome).Inc()
-			s.seconds.WithLabelValues(st.platform, st.outcome).Observe(elapsed.Seconds())
+			if m, ok := s.accepted[st.platform]; ok && st.outcome == OutcomeOK {
+				m.requests.Inc() // resolved once: no label hashing on the hot path
+				m.seconds.Observe(elapsed.Seconds())
+			} else {
+				s.requests.WithLabelValues(st.platform, st.outcome).Inc()
+				s.seconds.WithLabelValues(st.platform, st.outcome).Observe(elapsed.Seconds())
+			}
 		}
 		if !isCallback && status < 400 {
 			return nil // probes and scrapes are not access-logged
@@ -120,7 +125,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			level = zapcore.WarnLevel
 		}
-		ce := s.c.Log.Check(level, "request")
+		log := s.c.Log
+		if isCallback && st.outcome == OutcomeOK {
+			log = s.okLog
+		}
+		ce := log.Check(level, "request")
 		if ce == nil {
 			return nil // the level is off: build no fields
 		}

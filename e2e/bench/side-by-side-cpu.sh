@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# CPU per accepted callback of the ingress and of the Watermill peer (../shared/bench), under the
+# side-by-side harness's own load (wrk -t1, pre-signed Eleme pushes from its gen, bodies.lua),
+# on one broker: requests/s, p50/p99, and the CPU the server, the broker and wrk itself spent
+# per request, read from /proc/<pid>/stat over the measured run. It complements
+# ingress-side-by-side.sh (which reports requests/s and latency only).
+#
+#   e2e/bench/side-by-side-cpu.sh INGRESS_BIN BROKERS [DURATION] [CONNS] [ROUNDS]
+#
+# BROKERS must be one local broker whose JVM this user can see (its pid is found by its port).
+# SHARED: the shared bench folder (default ../shared/bench from the repo root).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+shared=${SHARED:-$root/../shared/bench}
+ingress_bin=${1:?ingress binary}; brokers=${2:?brokers}; dur=${3:-10s}; conns=${4:-64}; rounds=${5:-2}
+secret=bench-eleme-secret; app=62933118; stamp=$(date +%s)
+out=${OUT:-$(mktemp -d)}
+(cd "$shared/side-by-side" && go build -o "$out/gen" ./gen)
+(cd "$shared/watermill-ingress" && go build -o "$out/watermill" .)
+"$out/gen" -n 20000 -secret $secret -app $app > "$out/bodies.txt"
+broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+[ -n "$broker_pid" ] || { echo "no process listens on $brokers" >&2; exit 1; }
+tck=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
+up() { for _ in $(seq 1 100); do curl -s -o /dev/null -m 1 "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
+
+KAFKA_BROKERS=$brokers HTTP_ADDR=127.0.0.1:48181 OPS_ADDR=127.0.0.1:48182 TOPIC_RAW=sbscpu.ingress.$stamp \
+  TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS=$app=$secret LOG_LEVEL=warn \
+  "$ingress_bin" > "$out/ingress.log" 2>&1 & pids+=($!); ingress_pid=$!
+up http://127.0.0.1:48182/readyz
+"$out/watermill" --addr 127.0.0.1:48183 --brokers "$brokers" --app $app --secret $secret --topic sbscpu.watermill.$stamp \
+  > "$out/watermill.log" 2>&1 & pids+=($!); watermill_pid=$!
+up http://127.0.0.1:48183/healthz
+# The peer's topic like the ingress's: 12 partitions (it would be auto-created otherwise).
+java -cp "${KAFKA_CP:?classpath of the Kafka jars: KAFKA_CP=\$(deploy/local/kafka.sh classpath)}" org.apache.kafka.tools.TopicCommand \
+  --bootstrap-server "$brokers" --create --topic sbscpu.watermill.$stamp --partitions 12 --replication-factor 1 >/dev/null 2>&1 || true
+
+# measure NAME PID URL: one wrk run after a warm-up; prints one row.
+measure() {
+  local name=$1 pid=$2 url=$3
+  BODIES="$out/bodies.txt" wrk -t1 -c8 -d3s -s "$shared/side-by-side/bodies.lua" "$url" >/dev/null 2>&1 || true
+  local s0 b0 w0 s1 b1 w1
+  s0=$(ticks "$pid"); b0=$(ticks "$broker_pid")
+  BODIES="$out/bodies.txt" wrk -t1 -c"$conns" -d"$dur" --latency -s "$shared/side-by-side/bodies.lua" "$url" > "$out/$name.wrk" 2>&1 &
+  local wrk_pid=$!; sleep 0.2; w0=$(ticks "$wrk_pid" 2>/dev/null || echo 0)
+  while kill -0 $wrk_pid 2>/dev/null; do w1=$(ticks "$wrk_pid" 2>/dev/null || echo "$w1"); sleep 0.5; done
+  s1=$(ticks "$pid"); b1=$(ticks "$broker_pid")
+  local reqs rps p50 p99 non
+  reqs=$(awk '/requests in/{print $1}' "$out/$name.wrk"); rps=$(awk '/Requests\/sec/{print $2}' "$out/$name.wrk")
+  p50=$(awk '/^ +50%/{print $2}' "$out/$name.wrk"); p99=$(awk '/^ +99%/{print $2}' "$out/$name.wrk")
+  non=$(awk '/Non-2xx/{print $NF}' "$out/$name.wrk")
+  awk -v n="$name" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v non="${non:-0}" -v reqs="$reqs" -v tck="$tck" \
+    -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v w=$((w1 - w0)) \
+    'BEGIN { printf "%-10s %10s %9s %9s %7s %12.1f %12.1f %12.1f\n", n, rps, p50, p99, non, s*1e6/tck/reqs, b*1e6/tck/reqs, w*1e6/tck/reqs }'
+}
+printf "%-10s %10s %9s %9s %7s %12s %12s %12s\n" server "req/s" p50 p99 non2xx "server µs" "broker µs" "wrk µs"
+for _ in $(seq 1 "$rounds"); do
+  measure ingress "$ingress_pid" http://127.0.0.1:48181/v1/callbacks/eleme
+  measure watermill "$watermill_pid" http://127.0.0.1:48183/v1/callbacks/eleme
+done
+echo "(wrk -t1 -c$conns -d$dur; CPU per request from /proc/<pid>/stat; load average $(cut -d' ' -f1-3 /proc/loadavg); out: $out)"
