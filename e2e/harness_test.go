@@ -25,6 +25,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	// The system benchmark runs its load generator as this binary again (driveOpenProcess).
+	if spec := os.Getenv("E2E_OPENLOAD"); spec != "" {
+		os.Exit(openLoadMain(spec))
+	}
 	dir, err := os.MkdirTemp("", "orderpipe-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -3,43 +3,75 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/orderpipe/pipeline/e2e/chaos"
+	"github.com/orderpipe/pipeline/e2e/topo"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
 // benchRow is one rate of the system benchmark, as e2e/bench/system.sh tabulates it.
 type benchRow struct {
-	Rate          float64 `json:"rate"`
-	Seconds       float64 `json:"seconds"`
-	Acked         int64   `json:"acked"`
-	AckedPerSec   float64 `json:"acked_per_sec"`
-	Refused       int64   `json:"refused"`
-	Transitions   int     `json:"transitions"`
-	Lost          int     `json:"lost"`
-	Duplicated    int     `json:"duplicated"`
-	EventP50MS    float64 `json:"event_p50_ms"`
-	EventP99MS    float64 `json:"event_p99_ms"`
-	EventMaxMS    float64 `json:"event_max_ms"`
-	DDOrders      int     `json:"dd_orders"`
-	DDP50MS       float64 `json:"dd_p50_ms"`
-	DDP99MS       float64 `json:"dd_p99_ms"`
-	DDCalls       int     `json:"dd_calls"`
-	SettleSeconds float64 `json:"settle_seconds"`
-	ReplyP50MS    float64 `json:"reply_p50_ms"`
-	ReplyP99MS    float64 `json:"reply_p99_ms"`
+	Rate        float64 `json:"rate"`    // offered callbacks/s
+	Offered     int64   `json:"offered"` // due times the pacer emitted
+	Late        int64   `json:"late"`    // due times that waited for the cap on requests in flight
+	Seconds     float64 `json:"seconds"` // the generator's run: the paced window and the unpaced finish
+	Paced       float64 `json:"paced_seconds"`
+	Acked       int64   `json:"acked"`
+	AckedPerSec float64 `json:"acked_per_sec"`
+	Refused     int64   `json:"refused"`
+	Transitions int     `json:"transitions"`
+	Lost        int     `json:"lost"`
+	Duplicated  int     `json:"duplicated"`
+	EventP50MS  float64 `json:"event_p50_ms"`
+	EventP99MS  float64 `json:"event_p99_ms"`
+	EventMaxMS  float64 `json:"event_max_ms"`
+	DDOrders    int     `json:"dd_orders"`
+	DDP50MS     float64 `json:"dd_p50_ms"`
+	DDP99MS     float64 `json:"dd_p99_ms"`
+	DDCalls     int     `json:"dd_calls"`
+	// DDOrdersPerCall is the Dangdang-routed orders delivered per sandbox call.
+	DDOrdersPerCall float64 `json:"dd_orders_per_call"`
+	SettleSeconds   float64 `json:"settle_seconds"`
+	ReplyP50MS      float64 `json:"reply_p50_ms"` // from the due time
+	ReplyP99MS      float64 `json:"reply_p99_ms"`
+	// CPUWindowSeconds is the wall time the processes' CPU is measured over: from the start of
+	// the load until every acknowledged transition was seen on the output topics.
+	CPUWindowSeconds float64 `json:"cpu_window_seconds"`
+	// CPUCores is each process's CPU time over its window divided by the window: the cores it
+	// used. The generator (its own process) is measured over its run; "collector" is the test
+	// process, which then runs only the collector.
+	CPUCores map[string]float64 `json:"cpu_cores"`
+	// CPUPerCallbackUS is each process's CPU time over the window per acknowledged callback.
+	CPUPerCallbackUS map[string]float64 `json:"cpu_us_per_callback"`
+	// CPUIdleCores is each process's cores over 2 s of no load just before the measured run
+	// (after the warm-up): the baseline that the figures above include.
+	CPUIdleCores map[string]float64 `json:"cpu_idle_cores"`
+	// IngressOutcomes counts the ingress's replies during the run by outcome (its
+	// ingress_requests_total): why callbacks were refused (busy, kafka_unavailable, …).
+	IngressOutcomes map[string]int64 `json:"ingress_outcomes"`
 }
 
 // TestSystemBench is the system benchmark (`make bench` via e2e/bench/system.sh): the whole
-// pipeline as processes on the real broker, driven at each of BENCH_RATES callbacks/s for
-// BENCH_DURATION with well-behaved traffic (every order walks its flow; no faults, no forged
-// or poison records), measuring the acknowledged rate and the delay from the success reply to
-// the unified event and to Dangdang's acceptance. It writes one JSON line per rate to
-// BENCH_OUT. Skipped unless BENCH_SYSTEM=1: it is a measurement, not a test.
+// pipeline as processes on the real broker, driven by an open-loop generator (chaos.DriveOpen,
+// in a process of its own so its CPU is its own) at each of BENCH_RATES offered callbacks/s for
+// BENCH_DURATION (a rate written rate:duration is held that long instead) with well-behaved
+// traffic (every order walks its flow; no faults, no forged or poison records). It measures the acknowledged rate, the success reply's latency from each
+// callback's due time, the delay from the success reply to the unified event and to Dangdang's
+// acceptance, and the CPU of every process: the generator, the collector, the services, the
+// broker and Redis. It writes one JSON line per rate to BENCH_OUT. Skipped unless
+// BENCH_SYSTEM=1: it is a measurement, not a test.
 func TestSystemBench(t *testing.T) {
 	if os.Getenv("BENCH_SYSTEM") != "1" {
 		t.Skip("BENCH_SYSTEM=1 runs the system benchmark (make bench)")
@@ -54,13 +86,25 @@ func TestSystemBench(t *testing.T) {
 		defer f.Close()
 		out = f
 	}
-	for _, rs := range strings.Fields(envString("BENCH_RATES", "250 500 1000 2000")) {
-		rate, err := strconv.ParseFloat(rs, 64)
+	infra := infraPids(t)
+	// Each of BENCH_RATES is a rate, or rate:duration for a rate held longer (6000:60s).
+	for _, rs := range strings.Fields(envString("BENCH_RATES", "100 1000 2000 4000")) {
+		rateS, durS, long := strings.Cut(rs, ":")
+		rate, err := strconv.ParseFloat(rateS, 64)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("BENCH_RATES %q: %v", rs, err)
+		}
+		d := d
+		if long {
+			if d, err = time.ParseDuration(durS); err != nil {
+				t.Fatalf("BENCH_RATES %q: %v", rs, err)
+			}
 		}
 		t.Run(rs, func(t *testing.T) {
-			p := startStack(t, stackOpts{partitions: 12, quiet: true})
+			// The dispatcher's Dangdang batch window as shipped (1 s), not the 200 ms of the test
+			// stack: orders per call and reply → Dangdang accepted are measured against it.
+			p := startStack(t, stackOpts{partitions: 12, quiet: true,
+				dispatcherEnv: []string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}})
 			col := chaos.StartCollector(p.kafka, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 				Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 			defer col.Stop()
@@ -68,30 +112,74 @@ func TestSystemBench(t *testing.T) {
 			mix := chaos.Mix{DDShare: 0.3}
 			ctx := context.Background()
 			// Warm up: the consumer groups join and the connections open before the measurement.
-			warm := chaos.Drive(ctx, chaos.Config{IngressURL: p.ingressURL, Rate: 50, Duration: 2 * time.Second, Workers: 4, Mix: mix, Signer: signer})
+			warm := chaos.DriveOpen(ctx, chaos.Config{IngressURL: p.ingressURL, Rate: 50, Duration: 2 * time.Second, Mix: mix, Signer: signer})
 			if ok, why := chaos.Settle(ctx, warm, col, 500*time.Millisecond, 60*time.Second); !ok {
 				t.Fatalf("warm-up did not settle: %s", why)
 			}
 			col.Reset()
-			l := chaos.Drive(ctx, chaos.Config{IngressURL: p.ingressURL, Rate: rate, Duration: d, Workers: 64, Mix: mix, Signer: signer})
+
+			procs := append([]benchProc{{"ingress", p.ingress.Pid()}, {"normalizer", p.normalizer.Pid()},
+				{"dispatcher", p.dispatcher.Pid()}, {"sandbox", p.sandbox.Pid()}, {"collector", os.Getpid()}}, infra...)
+			// The baseline: what each process uses with no load at all (polls, timers, the broker's
+			// own housekeeping), over 2 s.
+			idle0, idleStart := cpuTimes(procs), time.Now()
+			time.Sleep(2 * time.Second)
+			idle1, idleWall := cpuTimes(procs), time.Since(idleStart)
+			ingressMetrics := strings.TrimSuffix(p.ingress.ReadyURL, "/readyz") + "/metrics"
+			outcomes0 := ingressOutcomes(t, ingressMetrics)
+			cpu0, t0 := cpuTimes(procs), time.Now()
+			l, genCPU := driveOpenProcess(t, openLoad{URL: p.ingressURL, Rate: rate, Duration: d, DDShare: mix.DDShare})
 			loadEnd := time.Now()
-			ok, why := chaos.Settle(ctx, l, col, time.Second, 120*time.Second)
-			settle := time.Since(loadEnd) - time.Second
+			// The CPU window ends when everything acknowledged has come out; then the topics must
+			// stay quiet a second, so that late copies are counted too.
+			ok, why := chaos.Settle(ctx, l, col, 0, 120*time.Second)
+			cpu1, window := cpuTimes(procs), time.Since(t0)
+			settle := time.Since(loadEnd)
+			if ok {
+				ok, why = chaos.Settle(ctx, l, col, time.Second, 30*time.Second)
+			}
 			if !ok {
 				t.Errorf("did not settle: %s", why)
+			}
+			outcomes := ingressOutcomes(t, ingressMetrics)
+			for k, v := range outcomes0 {
+				outcomes[k] -= v
 			}
 			r := chaos.Check(ctx, "bench", l, col, chaos.Sandbox{URL: p.sandboxURL})
 			t.Log(r.String())
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-			row := benchRow{Rate: rate, Seconds: l.Finished.Sub(l.Started).Seconds(), Acked: l.Acked.Load(), Refused: l.Refused.Load(),
-				Transitions: r.Expected, Lost: r.Lost, Duplicated: r.Duplicated,
+			row := benchRow{Rate: rate, Offered: l.Offered.Load(), Late: l.Late.Load(), Seconds: l.Finished.Sub(l.Started).Seconds(),
+				Acked: l.Acked.Load(), Refused: l.Refused.Load(), Transitions: r.Expected, Lost: r.Lost, Duplicated: r.Duplicated,
 				EventP50MS: ms(r.P50), EventP99MS: ms(r.P99), EventMaxMS: ms(r.MaxDelay),
-				DDOrders: r.DDOrders, DDP50MS: ms(r.DDP50), DDP99MS: ms(r.DDP99), DDCalls: r.DDCalls, SettleSeconds: settle.Seconds()}
+				DDOrders: r.DDOrders, DDP50MS: ms(r.DDP50), DDP99MS: ms(r.DDP99), DDCalls: r.DDCalls, SettleSeconds: settle.Seconds(),
+				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, CPUIdleCores: map[string]float64{}, IngressOutcomes: outcomes}
+			if r.DDCalls > 0 {
+				row.DDOrdersPerCall = float64(r.DDOrders) / float64(r.DDCalls)
+			}
 			// The sustained rate counts what was acknowledged inside the paced window, not the
 			// unpaced finish of the last orders' flows.
 			row.AckedPerSec = float64(l.AckedBetween(l.Started, l.Started.Add(d))) / d.Seconds()
+			row.Paced = d.Seconds()
 			rp50, rp99 := l.ReplyQuantiles()
 			row.ReplyP50MS, row.ReplyP99MS = ms(rp50), ms(rp99)
+			acked := float64(max(1, l.Acked.Load()))
+			perCallback := func(cpu time.Duration) float64 { return float64(cpu.Microseconds()) / acked }
+			for _, pr := range procs {
+				c0, ok0 := cpu0[pr.name]
+				c1, ok1 := cpu1[pr.name]
+				if !ok0 || !ok1 {
+					continue
+				}
+				row.CPUCores[pr.name] = (c1 - c0).Seconds() / window.Seconds()
+				if i0, ok := idle0[pr.name]; ok {
+					row.CPUIdleCores[pr.name] = (idle1[pr.name] - i0).Seconds() / idleWall.Seconds()
+				}
+				row.CPUPerCallbackUS[pr.name] = perCallback(c1 - c0)
+			}
+			row.CPUCores["generator"] = genCPU.Seconds() / l.Finished.Sub(l.Started).Seconds()
+			row.CPUPerCallbackUS["generator"] = perCallback(genCPU)
+			t.Logf("offered %d late %d acked/s %.0f reply p50/p99 %.1f/%.1f ms cores %v", row.Offered, row.Late, row.AckedPerSec,
+				row.ReplyP50MS, row.ReplyP99MS, row.CPUCores)
 			if r.Lost != 0 || r.Duplicated != 0 {
 				t.Errorf("lost %d duplicated %d", r.Lost, r.Duplicated)
 			}
@@ -101,6 +189,155 @@ func TestSystemBench(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ingressOutcomes reads the ingress's ingress_requests_total from its /metrics, summed over
+// platforms, by outcome.
+func ingressOutcomes(t *testing.T, url string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("ingress metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("ingress metrics: %v", err)
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		labels, ok := strings.CutPrefix(line, "ingress_requests_total{")
+		if !ok {
+			continue
+		}
+		_, rest, _ := strings.Cut(labels, `outcome="`)
+		outcome, _, _ := strings.Cut(rest, `"`)
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil || outcome == "" {
+			t.Fatalf("ingress metrics: cannot read %q", line)
+		}
+		m[outcome] += int64(v)
+	}
+	return m
+}
+
+// benchProc is a process whose CPU the benchmark reports.
+type benchProc struct {
+	name string
+	pid  int
+}
+
+// cpuTimes reads each process's CPU time so far (a process that is gone is left out).
+func cpuTimes(procs []benchProc) map[string]time.Duration {
+	m := map[string]time.Duration{}
+	for _, p := range procs {
+		if c, ok := topo.CPUTime(p.pid); ok && p.pid > 0 {
+			m[p.name] = c
+		}
+	}
+	return m
+}
+
+// infraPids finds the broker's and Redis's processes: BENCH_KAFKA_PID / BENCH_REDIS_PID, or the
+// pid files deploy/local/kafka.sh and redis.sh keep under ORDERPIPE_ROOT/.run for the ports
+// testenv gives. Whichever cannot be found is left out of the CPU figures (and logged).
+func infraPids(t *testing.T) []benchProc {
+	root := os.Getenv("ORDERPIPE_ROOT")
+	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+	find := func(name, env, pidFile string) []benchProc {
+		v := os.Getenv(env)
+		if v == "" && root != "" {
+			b, _ := os.ReadFile(filepath.Join(root, ".run", pidFile))
+			v = strings.TrimSpace(string(b))
+		}
+		pid, err := strconv.Atoi(v)
+		if err != nil || pid <= 0 {
+			t.Logf("no pid for %s (set %s): its CPU is not reported", name, env)
+			return nil
+		}
+		return []benchProc{{name, pid}}
+	}
+	return append(find("kafka", "BENCH_KAFKA_PID", "kafka-"+port(testenv.Kafka(t)[0])+"/pid"),
+		find("redis", "BENCH_REDIS_PID", "redis-"+port(testenv.Redis(t))+"/redis.pid")...)
+}
+
+// openLoad is what the generator process is told (E2E_OPENLOAD, as JSON).
+type openLoad struct {
+	URL      string        `json:"url"`
+	Rate     float64       `json:"rate"`
+	Duration time.Duration `json:"duration"`
+	DDShare  float64       `json:"dd_share"`
+	// Ledger is the file the generator writes its ledger to; CPU the file it writes its CPU
+	// time over the run to (nanoseconds).
+	Ledger string `json:"ledger"`
+	CPU    string `json:"cpu"`
+}
+
+// driveOpenProcess runs chaos.DriveOpen in a process of its own (this test binary again, see
+// TestMain), so that its CPU is the generator's alone, and returns its ledger and that CPU time.
+func driveOpenProcess(t *testing.T, o openLoad) (*chaos.Ledger, time.Duration) {
+	t.Helper()
+	dir := t.TempDir()
+	o.Ledger, o.CPU = filepath.Join(dir, "ledger.gob"), filepath.Join(dir, "cpu")
+	spec, _ := json.Marshal(o)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "E2E_OPENLOAD="+string(spec))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("generator process: %v\n%s", err, b)
+	}
+	f, err := os.Open(o.Ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	l, err := chaos.LoadLedger(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(o.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return l, time.Duration(ns)
+}
+
+// openLoadMain is the generator process: it drives the ingress open loop as spec says and
+// writes the ledger and its own CPU time over the run. It returns the exit code.
+func openLoadMain(spec string) int {
+	var o openLoad
+	if err := json.Unmarshal([]byte(spec), &o); err != nil {
+		fmt.Fprintln(os.Stderr, "generator: decode spec:", err)
+		return 2
+	}
+	selfCPU := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	c0 := selfCPU()
+	l := chaos.DriveOpen(context.Background(), chaos.Config{IngressURL: o.URL, Rate: o.Rate, Duration: o.Duration,
+		Mix: chaos.Mix{DDShare: o.DDShare}, Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret}})
+	cpu := selfCPU() - c0
+	f, err := os.Create(o.Ledger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "generator:", err)
+		return 1
+	}
+	if err := l.Save(f); err != nil {
+		fmt.Fprintln(os.Stderr, "generator:", err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "generator:", err)
+		return 1
+	}
+	if err := os.WriteFile(o.CPU, []byte(strconv.FormatInt(int64(cpu), 10)), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "generator:", err)
+		return 1
+	}
+	return 0
 }
 
 func envString(name, def string) string {

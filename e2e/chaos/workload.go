@@ -1,8 +1,10 @@
 // Package chaos is the end-to-end proof of the pipeline: a workload that drives the ingress with
 // a realistic mix of signed callbacks and remembers exactly which transitions were acknowledged
-// (Drive), a collector that reads every output topic while the run goes on (Collector), and a
-// checker that holds the outputs against the ledger of acknowledgements and against the
-// Dangdang sandbox's own log (Check). The scenarios that inject faults live in the e2e tests.
+// (Drive, a fixed set of senders each waiting for its reply; DriveOpen, an open loop that sends
+// at fixed offered rates whatever the replies do, for the system benchmark), a collector that
+// reads every output topic while the run goes on (Collector), and a checker that holds the
+// outputs against the ledger of acknowledgements and against the Dangdang sandbox's own log
+// (Check). The scenarios that inject faults live in the e2e tests.
 package chaos
 
 import (
@@ -26,6 +28,7 @@ import (
 
 	"github.com/orderpipe/pipeline/e2e/callbacks"
 	"github.com/orderpipe/pipeline/e2e/loadgen"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 )
 
 // Transition is one real platform transition: what the checker expects exactly one distinct
@@ -90,7 +93,9 @@ type Config struct {
 	// retrying what was not acknowledged, with backoff). Default 90 s.
 	Drain   time.Duration
 	Workers int
-	Seed    uint64
+	// MaxInFlight caps DriveOpen's paced requests in flight (default DefaultMaxInFlight).
+	MaxInFlight int
+	Seed        uint64
 	// RunID makes order ids unique to the run (digits only; default from the clock).
 	RunID string
 	// ElemeHold, when set, is Eleme keeping a push it could not deliver: after ElemeHoldAfter
@@ -106,6 +111,10 @@ type Config struct {
 	// would.
 	IngressURLs []string
 }
+
+// platformRetry is how a platform retries a callback that was not acknowledged: 50 ms, doubling
+// to 1 s, jittered.
+var platformRetry = retry.Policy{Min: 50 * time.Millisecond, Max: time.Second}
 
 // entry is one callback to send until acknowledged.
 type entry struct {
@@ -136,8 +145,11 @@ type Ledger struct {
 	NetErrors, Refused     atomic.Int64 // network errors; non-2xx replies to genuine callbacks (then retried)
 	HeldByPlatform         atomic.Int64 // Eleme callbacks handed to Config.ElemeHold (delivered by pull)
 	GaveUp                 atomic.Int64 // genuine callbacks never acknowledged within Drain
-	Unexpected4xx          atomic.Int64 // 4xx replies to genuine callbacks: a bug
-	ByStatus               sync.Map     // int → *atomic.Int64
+	// Offered counts the open-loop pacer's due times (DriveOpen); Late those that waited for the
+	// cap on requests in flight before they could be sent.
+	Offered, Late atomic.Int64
+	Unexpected4xx atomic.Int64 // 4xx replies to genuine callbacks: a bug
+	ByStatus      sync.Map     // int → *atomic.Int64
 	// ReplyLatency holds the latency of every success reply (under mu).
 	ReplyLatency      []time.Duration
 	Started, Finished time.Time
@@ -287,7 +299,7 @@ func (w *worker) run(ticks <-chan struct{}) {
 			w.malformed()
 			continue
 		case x < m.Forged+m.Malformed+m.Poison:
-			w.send(w.poison())
+			w.send(w.poison(), time.Time{})
 			continue
 		}
 		for len(w.live) < concurrent {
@@ -309,7 +321,7 @@ func (w *worker) run(ticks <-chan struct{}) {
 // step sends the next entry of live order i; false when the drain deadline passed.
 func (w *worker) step(i int) bool {
 	o := w.live[i]
-	if !w.send(o.entries[o.next]) {
+	if !w.send(o.entries[o.next], time.Time{}) {
 		return false
 	}
 	o.next++
@@ -320,9 +332,11 @@ func (w *worker) step(i int) bool {
 }
 
 // send posts e until it is acknowledged, retrying as a platform does; false if the drain deadline
-// passed first.
-func (w *worker) send(e entry) bool {
-	backoff := 50 * time.Millisecond
+// passed first. The success reply's latency is measured from due (the time the open-loop pacer
+// meant it to be sent, so a late start or retries count against the pipeline), or from the
+// successful attempt when due is zero (the closed-loop workers).
+func (w *worker) send(e entry, due time.Time) bool {
+	b := platformRetry.New()
 	for attempt := 1; ; attempt++ {
 		if w.drain.Err() != nil {
 			w.l.GaveUp.Add(1)
@@ -344,7 +358,11 @@ func (w *worker) send(e entry) bool {
 			now := time.Now()
 			w.l.Acked.Add(1)
 			w.l.mu.Lock()
-			w.l.ReplyLatency = append(w.l.ReplyLatency, now.Sub(sent))
+			from := sent
+			if !due.IsZero() {
+				from = due
+			}
+			w.l.ReplyLatency = append(w.l.ReplyLatency, now.Sub(from))
 			if e.tr != nil {
 				ts := w.l.Trans[e.tr.Key()]
 				if ts.AckedAt.IsZero() {
@@ -373,11 +391,7 @@ func (w *worker) send(e entry) bool {
 			w.l.Unexpected4xx.Add(1)
 		}
 		w.l.Refused.Add(1)
-		select {
-		case <-w.drain.Done():
-		case <-time.After(backoff + time.Duration(w.rng.Int64N(int64(backoff)))):
-		}
-		backoff = min(backoff*2, time.Second)
+		_ = retry.Sleep(w.drain, b.Next()) // a drain deadline ends the loop at its top
 	}
 }
 
@@ -551,9 +565,22 @@ const (
 // forged sends a well-formed callback signed with the wrong secret: it must get 401 and leave
 // no trace.
 func (w *worker) forged() {
+	path, body := w.planForged()
+	w.postFault(path, body, &w.l.Forged, &w.l.ForgedAccepted)
+}
+
+// postFault sends a callback that must be refused, counting it in total and, when it got a
+// 2xx, in accepted.
+func (w *worker) postFault(path string, body []byte, total, accepted *atomic.Int64) {
+	total.Add(1)
+	if st := w.post(path, body); st >= 200 && st < 300 {
+		accepted.Add(1)
+	}
+}
+
+// planForged builds a forged callback (it draws from w's randomness).
+func (w *worker) planForged() (path string, body []byte) {
 	id := fmt.Sprintf("%s%s%07d", ForgedPrefix, w.c.RunID, w.id())
-	var path string
-	var body []byte
 	if w.rng.IntN(2) == 0 {
 		cb := callbacks.NewDianwoda("not-the-secret", callbacks.DianwodaContent{OrderOriginalID: id, OrderStatus: "completed",
 			ActionCode: "customer_sign", TimeStatusUpdate: time.Now().UnixMilli()}, w.msgID(), 1, time.Now().UnixMilli(), "1")
@@ -564,17 +591,18 @@ func (w *worker) forged() {
 			Timestamp: time.Now().UnixMilli(), UserID: "1"}.Body("not-the-secret")
 		path = "/v1/callbacks/eleme"
 	}
-	w.l.Forged.Add(1)
-	if st := w.post(path, body); st >= 200 && st < 300 {
-		w.l.ForgedAccepted.Add(1)
-	}
+	return path, body
 }
 
 // malformed sends a correctly signed body that is not JSON: it must get 400 and leave no trace.
 func (w *worker) malformed() {
+	path, body := w.planMalformed()
+	w.postFault(path, body, &w.l.Malformed, &w.l.MalformedOK)
+}
+
+// planMalformed builds a malformed callback (it draws from w's randomness).
+func (w *worker) planMalformed() (path string, body []byte) {
 	id := fmt.Sprintf("%s%s%07d", MalformedPrefix, w.c.RunID, w.id())
-	var path string
-	var body []byte
 	if w.rng.IntN(2) == 0 {
 		body = []byte(`{"content":{"order_original_id":"` + id + `","order_status":"completed"`)
 		q := url.Values{"type": {callbacks.DianwodaType}, "timestamp": {"1700000000000"}, "nonce": {"7"}}
@@ -584,10 +612,7 @@ func (w *worker) malformed() {
 		body = []byte(`{"appId":` + w.c.Signer.ElemeAppID + `,"requestId":"` + id + `","type":56,"message":"{\"orderId\":\"` + id + `\"`)
 		path = "/v1/callbacks/eleme"
 	}
-	w.l.Malformed.Add(1)
-	if st := w.post(path, body); st >= 200 && st < 300 {
-		w.l.MalformedOK.Add(1)
-	}
+	return path, body
 }
 
 // poison is a signed Dianwoda status update the ingress accepts (it has an order id) but the

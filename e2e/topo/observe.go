@@ -168,6 +168,35 @@ func RSS(pid int) int64 {
 	return 0
 }
 
+// userHZ is the kernel's USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on every Linux
+// architecture Go supports (it is part of the ABI, unlike the kernel's internal HZ).
+const userHZ = 100
+
+// CPUTime reads the CPU time (user + system, all threads) pid has used so far from
+// /proc/<pid>/stat, in steps of 10 ms; false if the process is gone.
+func CPUTime(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * time.Second / userHZ, true
+}
+
 // GroupMembers returns how many members consumer group has and its state (Stable,
 // PreparingRebalance, …), as the group coordinator sees it.
 func GroupMembers(ctx context.Context, conn kafkaio.Conn, group string) (int, string, error) {

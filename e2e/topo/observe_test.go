@@ -1,6 +1,8 @@
 package topo
 
 import (
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,5 +33,36 @@ func TestRecovery(t *testing.T) {
 				t.Errorf("got %s %v, want %s %v", got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+// CPUTime follows this process's CPU use as the kernel's own accounting (getrusage) sees it,
+// across a busy loop that burns 300 ms of CPU; a process that does not exist has none.
+func TestCPUTime(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before, ok := CPUTime(os.Getpid())
+	if !ok {
+		t.Fatal("no CPU time for this process")
+	}
+	r0 := rusage()
+	x := 0
+	for rusage()-r0 < 300*time.Millisecond {
+		for range 1_000_000 { // user time, mostly: getrusage itself is system time
+			x++
+		}
+	}
+	after, _ := CPUTime(os.Getpid())
+	r1 := rusage()
+	if got, want := after-before, r1-r0; got < want-50*time.Millisecond || got > want+50*time.Millisecond {
+		t.Errorf("CPUTime grew by %v while getrusage counted %v (x=%d)", got, want, x)
+	}
+	if _, ok := CPUTime(1 << 30); ok {
+		t.Error("CPU time of a process that does not exist")
 	}
 }

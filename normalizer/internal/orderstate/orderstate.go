@@ -19,9 +19,14 @@
 //
 // Claim (a Lua script, atomic per order) records the guard decision with the claim, and Confirm
 // turns 0|1 into 2|3 after Kafka acknowledged the event. A claimed but unconfirmed event is NOT a
-// duplicate: after a crash its replay is emitted again, with the stale flag decided the first
-// time, so one event_id never stands for two different records. The whole hash expires TTL after
-// its last claim (the dedup window).
+// duplicate: after a crash or a rebalance its replay is emitted again, with the stale flag decided
+// the first time — unless the order guard has moved past it since (a newer event of its kind was
+// applied): then the replay is marked stale, because its copy lands after that newer event. Two
+// instances replay concurrently around a rebalance (kafka-go's Reader has no revocation hook: the
+// old owner finishes its in-flight batches while the new one starts from the committed offset),
+// and a copy emitted as not stale there became the order's latest non-stale state. A copy of an
+// event_id is therefore the same record, or the same record marked stale. The whole hash expires
+// TTL after its last claim (the dedup window).
 package orderstate
 
 import (
@@ -85,8 +90,10 @@ type Result struct {
 
 // claimScript: KEYS[1] order hash; ARGV[1] ttl ms; then for each event of the order, in order,
 // four: dedup field, guard field, guard value (occurred_ms*16 + rank*2 + terminal), the earlier
-// version's guard field. Returns, for each event, the stored state 0..3 of a known event, or
-// 4+stale for a new one. Numbers stay below 2^53, exact in Lua's doubles.
+// version's guard field. Returns, for each event, the stored state 0..3 of a known event (an
+// unconfirmed, not stale claim (0) is first decided again against the guard, and becomes stale
+// (1) when the guard has moved past it), or 4+stale for a new one. Numbers stay below 2^53, exact
+// in Lua's doubles.
 //
 // Deciding the events of one order in one call is the same as deciding them one after the other
 // (the call is atomic; each event sees the ones before it): the hash is read once (HGETALL of a
@@ -97,18 +104,34 @@ type Result struct {
 // after a terminal one.
 var claimScript = redis.NewScript(`
 local k = KEYS[1]
+local function isStale(gv, g)
+  local ms, gms = math.floor(gv / 16), math.floor(g / 16)
+  local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
+  return ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0)
+end
 local h = {}
 local all = redis.call('HGETALL', k)
 for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
 local set, del = {}, {}
+local expire = false
 local out = {}
 for i = 2, #ARGV, 4 do
   local df, gf, gvs, lf = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local gv = tonumber(gvs)
   local d = h[df]
-  if d then
+  if d == '0' then
+    local g = h[gf]
+    if g and isStale(gv, tonumber(g)) then
+      h[df] = '1'
+      set[#set + 1] = df
+      set[#set + 1] = 1
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  elseif d then
     out[#out + 1] = tonumber(d)
   else
-    local gv = tonumber(gvs)
     local stale = 0
     local g = h[gf]
     local migrated = false
@@ -124,9 +147,7 @@ for i = 2, #ARGV, 4 do
     end
     if g then
       g = tonumber(g)
-      local ms, gms = math.floor(gv / 16), math.floor(g / 16)
-      local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
-      if ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0) then stale = 1 end
+      if isStale(gv, g) then stale = 1 end
     end
     if stale == 0 then
       h[gf] = gvs
@@ -137,17 +158,16 @@ for i = 2, #ARGV, 4 do
       set[#set + 1] = gf
       set[#set + 1] = g
     end
-    h[df] = stale
+    h[df] = tostring(stale)
     set[#set + 1] = df
     set[#set + 1] = stale
+    expire = true
     out[#out + 1] = 4 + stale
   end
 end
 if #del > 0 then redis.call('HDEL', k, unpack(del)) end
-if #set > 0 then
-  redis.call('HSET', k, unpack(set))
-  redis.call('PEXPIRE', k, ARGV[1])
-end
+if #set > 0 then redis.call('HSET', k, unpack(set)) end
+if expire then redis.call('PEXPIRE', k, ARGV[1]) end
 return out
 `)
 
