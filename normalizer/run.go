@@ -82,11 +82,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		reader := cfg.Kafka.NewReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicRaw, QueueCapacity: cfg.BatchMax})
 		defer reader.Close()
 		// A full batch of events must stay under the broker's message.max.bytes; the DLQ holds raw
-		// records unchanged, which may be as large as callbacks.raw.v1 allows.
-		status := cfg.Kafka.NewWriter(kafkaio.WriterConfig{Topic: cfg.TopicStatus, BatchSize: cfg.BatchMax, BatchBytes: maxBatchBytes})
+		// records unchanged, which may be as large as callbacks.raw.v1 allows. Both go through the
+		// Producer, which puts every partition of a batch into one produce request (kafka.Writer
+		// sends one request per partition): fewer, larger requests cost the broker less.
+		status := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topic: cfg.TopicStatus, BatchBytes: maxBatchBytes})
 		defer status.Close()
 		dlqBytes := int64(schemas.RawMaxMessageBytes - 16<<10)
-		dlq := cfg.Kafka.NewWriter(kafkaio.WriterConfig{Topic: cfg.TopicRawDLQ, BatchBytes: dlqBytes})
+		dlq := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topic: cfg.TopicRawDLQ, BatchBytes: int(dlqBytes)})
 		defer dlq.Close()
 		cons, err := consumer.New(consumer.Config{
 			Reader: reader, Status: status, DLQ: dlq, Store: store, Metrics: metrics, Ready: ready,

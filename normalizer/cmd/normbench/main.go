@@ -65,6 +65,9 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&o.keep, "keep", false, "keep the topics and Redis keys afterwards")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed of the generator")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the normalizing phase here")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the normalizing phase here")
+	var watch pidList
+	flag.Var(&watch, "watch", "name=pid of another process (the broker, Redis) whose CPU time during the normalizing phase to report; repeatable")
 	flag.Parse()
 	// The same variables as the service: a secured Kafka or a Sentinel/Cluster Redis works too.
 	l := envconfig.New(os.Getenv)
@@ -95,8 +98,9 @@ func run(ctx context.Context) error {
 	// 1. Pre-fill.
 	t0 := time.Now()
 	gen := newGenerator(o.seed)
-	w := conn.NewWriter(kafkaio.WriterConfig{Topic: raw, BatchSize: 1000, BatchTimeout: 10 * time.Millisecond})
-	w.BatchBytes = maxBatchBytes
+	// The Producer retries a partition whose leader is not ready yet (a topic created a moment
+	// ago on a busy machine) without reordering it.
+	w := conn.NewProducer(kafkaio.ProducerConfig{Topic: raw, BatchBytes: maxBatchBytes})
 	// Chunk after chunk, in order: concurrent writes could reorder one order's records across
 	// chunks, which the guard would then (rightly) mark stale.
 	err = gen.generate(o.records, 20_000, func(chunk []kafka.Message) error { return w.WriteMessages(ctx, chunk...) })
@@ -118,12 +122,13 @@ func run(ctx context.Context) error {
 	m := consumer.NewMetrics(reg)
 	store := orderstate.New(rdb, prefix, 168*time.Hour)
 	reader := conn.NewReader(kafkaio.ReaderConfig{GroupID: "normbench." + suffix, Topic: raw, QueueCapacity: o.batch})
-	statusW := conn.NewWriter(kafkaio.WriterConfig{Topic: status, BatchSize: o.batch})
-	statusW.BatchBytes = maxBatchBytes
-	dlqW := conn.NewWriter(kafkaio.WriterConfig{Topic: dlq})
+	// The writers as the service builds them (run.go).
+	statusW := conn.NewProducer(kafkaio.ProducerConfig{Topic: status, BatchBytes: maxBatchBytes})
+	dlqW := conn.NewProducer(kafkaio.ProducerConfig{Topic: dlq})
 	defer statusW.Close()
 	defer dlqW.Close()
-	cons, err := consumer.New(consumer.Config{Reader: reader, Status: statusW, DLQ: dlqW, Store: store, Metrics: m, Log: zap.NewNop(), MaxBatch: o.batch})
+	cons, err := consumer.New(consumer.Config{Reader: reader, Status: statusW, DLQ: dlqW, Store: store, Metrics: m, Log: zap.NewNop(),
+		MaxBatch: o.batch, MaxEventBytes: maxBatchBytes, MaxDeadLetterBytes: kafkaio.DefaultBatchBytes})
 	if err != nil {
 		return err
 	}
@@ -138,7 +143,14 @@ func run(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memprofile != "" {
+		// Allocations are counted from the start of the process: the pre-fill's are in FILE.base,
+		// to subtract with go tool pprof -base FILE.base.
+		writeHeapProfile(*memprofile + ".base")
+		defer writeHeapProfile(*memprofile)
+	}
 	resetPeakRSS()
+	watchBefore := watch.cpu()
 	cpuBefore := cpuTime()
 	var peakHeap atomic.Uint64
 	cctx, cancel := context.WithCancel(ctx)
@@ -164,6 +176,7 @@ func run(ctx context.Context) error {
 	}
 	elapsed := time.Since(start)
 	cpuUsed := cpuTime() - cpuBefore
+	watchUsed := watch.cpu()
 	cancel()
 	_ = g.Wait()
 	_ = reader.Close()
@@ -178,6 +191,10 @@ func run(ctx context.Context) error {
 	fmt.Printf("throughput: %.0f events/s, %.0f records/s\n", emitted/elapsed.Seconds(), float64(o.records)/elapsed.Seconds())
 	fmt.Printf("cpu: %.2f s user+sys for the normalizer process = %.1f µs per record; on 2 free cores that is at most %.0f records/s\n",
 		cpuUsed.Seconds(), float64(cpuUsed.Microseconds())/float64(o.records), 2*float64(o.records)/cpuUsed.Seconds())
+	for i, w := range watch {
+		used := watchUsed[i] - watchBefore[i]
+		fmt.Printf("cpu of %s (pid %d) meanwhile: %.2f s = %.1f µs per record\n", w.name, w.pid, used.Seconds(), float64(used.Microseconds())/float64(o.records))
+	}
 	fmt.Printf("redis round trips: %.0f in total, %.2f per 1,000 records\n", trips, trips*1000/float64(o.records))
 	fmt.Printf("peak memory: RSS high-water %.1f MiB, Go heap peak %.1f MiB\n", float64(peakRSS())/(1<<20), float64(peakHeap.Load())/(1<<20))
 	if int(emitted) != gen.events || int(dedup) != gen.dups || int(dead) != gen.poison || int(guarded) != gen.stale {
@@ -263,6 +280,59 @@ func cleanup(conn kafkaio.Conn, rdb redis.UniversalClient, prefix string, topics
 	defer client.Close()
 	if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
 		fmt.Fprintln(os.Stderr, "delete topics:", err)
+	}
+}
+
+// pidList is the -watch flag: other processes whose CPU time is reported.
+type pidList []struct {
+	name string
+	pid  int
+}
+
+func (l *pidList) String() string { return fmt.Sprint(*l) }
+
+func (l *pidList) Set(v string) error {
+	name, p, ok := strings.Cut(v, "=")
+	pid, err := strconv.Atoi(p)
+	if !ok || err != nil || pid <= 0 {
+		return fmt.Errorf("want name=pid, got %q", v)
+	}
+	*l = append(*l, struct {
+		name string
+		pid  int
+	}{name, pid})
+	return nil
+}
+
+// cpu returns the user+system CPU time of each process so far (zero when it cannot be read).
+func (l pidList) cpu() []time.Duration {
+	out := make([]time.Duration, len(l))
+	for i, w := range l {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.pid))
+		if err != nil {
+			continue
+		}
+		// The fields after the command (which may hold spaces) start after its closing paren.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[i] = time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+	}
+	return out
+}
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memprofile:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "memprofile:", err)
 	}
 }
 

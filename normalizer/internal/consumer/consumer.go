@@ -251,8 +251,13 @@ func (cs *Consumer) report(work context.Context) {
 func (cs *Consumer) claim(ctx context.Context, b *batch) error {
 	c := &cs.c
 	c.Metrics.BatchSize.Observe(float64(len(b.msgs)))
-	var claims []orderstate.Event
-	var claimed []*item
+	// Sized for the whole batch up front: growing these was a tenth of the bytes allocated per
+	// record.
+	claims := make([]orderstate.Event, 0, len(b.items))
+	claimed := make([]*item, 0, len(b.items))
+	b.out = make([]kafka.Message, 0, len(b.items))
+	b.outItems = make([]*item, 0, len(b.items))
+	b.confirms = make([]orderstate.Event, 0, len(b.items))
 	for i := range b.items {
 		it := &b.items[i]
 		c.Metrics.Consumed.WithLabelValues(it.platform).Inc()

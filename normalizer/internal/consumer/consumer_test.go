@@ -206,8 +206,9 @@ type options struct {
 func (e *env) start(o options) *running {
 	e.t.Helper()
 	reader := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: e.brokers, GroupID: e.group, Topic: e.raw, MaxWait: 100 * time.Millisecond})
-	statusW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: e.brokers, Topic: e.status})
-	dlqW := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: e.brokers, Topic: e.dlq, BatchBytes: o.dlqBatchBytes})
+	// The writers the service uses (run.go): one produce request for all partitions.
+	statusW := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: e.brokers, Topic: e.status})
+	dlqW := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: e.brokers, Topic: e.dlq, BatchBytes: int(o.dlqBatchBytes)})
 	ctx, cancel := context.WithCancel(context.Background())
 	var status Writer = statusW
 	if o.status != nil {
@@ -220,7 +221,7 @@ func (e *env) start(o options) *running {
 	r := &running{done: make(chan error, 1), metrics: NewMetrics(prometheus.NewRegistry()), ready: &fakeReady{}}
 	cons, err := New(Config{Reader: reader, Status: status, DLQ: dlqW, Store: store, Metrics: r.metrics, Ready: r.ready,
 		Log: zap.NewNop(), Map: o.mapFn, MaxBatch: o.batch, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		DrainTimeout: o.drain})
+		DrainTimeout: o.drain, MaxDeadLetterBytes: o.dlqBatchBytes})
 	if err != nil {
 		e.t.Fatal(err)
 	}

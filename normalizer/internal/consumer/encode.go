@@ -2,8 +2,9 @@ package consumer
 
 import (
 	"strconv"
-	"unicode/utf8"
+	"time"
 
+	"github.com/orderpipe/pipeline/normalizer/internal/jsonenc"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -28,9 +29,9 @@ func appendEvent(b []byte, ev *schemas.StatusEvent) []byte {
 	b = append(b, `,"terminal":`...)
 	b = strconv.AppendBool(b, ev.Terminal)
 	b = append(b, `,"occurred_at":"`...)
-	b = ev.OccurredAt.UTC().AppendFormat(b, schemas.TimeLayout)
+	b = appendTime(b, ev.OccurredAt.Time)
 	b = append(b, `","received_at":"`...)
-	b = ev.ReceivedAt.UTC().AppendFormat(b, schemas.TimeLayout)
+	b = appendTime(b, ev.ReceivedAt.Time)
 	b = append(b, '"')
 	if ev.Stale {
 		b = append(b, `,"stale":true`...)
@@ -113,57 +114,8 @@ func appendOpt(b []byte, first bool, name, value string) []byte {
 	return appendString(b, value)
 }
 
-const hexDigits = "0123456789abcdef"
+// appendString quotes s as encoding/json does (jsonenc.AppendString).
+func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s) }
 
-// appendString quotes s as encoding/json does with HTML escaping on: <, > and & become \u003c,
-// \u003e, \u0026; invalid UTF-8 becomes \ufffd; U+2028 and U+2029 are escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendTime writes t as schemas.TimeLayout in UTC (jsonenc.AppendTime).
+func appendTime(b []byte, t time.Time) []byte { return jsonenc.AppendTime(b, t) }

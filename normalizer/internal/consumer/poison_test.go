@@ -174,6 +174,43 @@ func TestPartialRetryKeepsPerOrderOrder(t *testing.T) {
 	}
 }
 
+// wholeCallWriter lands the records of its first call except the failing ones and reports one
+// error for the call, as kafkaio.Producer does when a partition fails for good.
+type wholeCallWriter struct{ recordingWriter }
+
+func (w *wholeCallWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if err := w.recordingWriter.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("kafka produce to t/0: %w", kafka.NotEnoughReplicas)
+	}
+	return nil
+}
+
+// A writer that reports one error for the whole call gets the whole batch again, in order: every
+// record lands, and none of an order lands last before a newer one of its order.
+func TestWholeCallRetryKeepsPerOrderOrder(t *testing.T) {
+	msg := func(key, v string) kafka.Message { return kafka.Message{Key: []byte(key), Value: []byte(v)} }
+	batch := []kafka.Message{msg("a", "a1"), msg("b", "b1"), msg("a", "a2"), msg("a", "a3"), msg("b", "b2"), msg("b", "b3")}
+	w := &wholeCallWriter{recordingWriter{failing: map[string]bool{"a2": true, "b3": true}}}
+	cs := newTestConsumer(t)
+	if err := cs.write(context.Background(), w, "produce status events", batch); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int{}
+	for i, v := range w.written {
+		last[v] = i
+	}
+	for i, m := range batch {
+		for _, later := range batch[i+1:] {
+			if string(later.Key) == string(m.Key) && last[string(later.Value)] < last[string(m.Value)] {
+				t.Errorf("%s landed last after %s: written %v", m.Value, later.Value, w.written)
+			}
+		}
+		if _, ok := last[string(m.Value)]; !ok {
+			t.Errorf("%s never written: %v", m.Value, w.written)
+		}
+	}
+}
+
 // gateWriter holds the first write until released, then writes for real whatever the caller's
 // context says: the broker took the batch while the process was told to stop.
 type gateWriter struct {

@@ -20,18 +20,35 @@ const excerptBytes = 64 << 10
 // CloudEvents binary-mode headers, and the raw record's traceparent when it had one.
 func eventMessage(ev *schemas.StatusEvent, tp string) kafka.Message {
 	v := appendEvent(make([]byte, 0, 768), ev)
-	h := []kafka.Header{
-		{Key: schemas.HeaderCESpecVersion, Value: []byte(schemas.CESpecVersion)},
-		{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)},
-		{Key: schemas.HeaderCEType, Value: []byte(schemas.CETypeStatus)},
-		{Key: schemas.HeaderCESource, Value: []byte(schemas.CESourceNormalizer + ev.Platform)},
-		{Key: schemas.HeaderCETime, Value: []byte(ev.OccurredAt.String())},
-		{Key: schemas.HeaderContentType, Value: []byte("application/json")},
-	}
+	h := make([]kafka.Header, 6, 7)
+	h[0] = kafka.Header{Key: schemas.HeaderCESpecVersion, Value: ceSpecVersion}
+	h[1] = kafka.Header{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}
+	h[2] = kafka.Header{Key: schemas.HeaderCEType, Value: ceTypeStatus}
+	h[3] = kafka.Header{Key: schemas.HeaderCESource, Value: ceSource(ev.Platform)}
+	h[4] = kafka.Header{Key: schemas.HeaderCETime, Value: appendTime(make([]byte, 0, len(schemas.TimeLayout)), ev.OccurredAt.Time)}
+	h[5] = kafka.Header{Key: schemas.HeaderContentType, Value: contentTypeJSON}
 	if tp != "" {
 		h = append(h, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
 	}
 	return kafka.Message{Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v, Headers: h}
+}
+
+// The constant header values, shared by every record (nothing writes into a header value).
+var (
+	ceSpecVersion   = []byte(schemas.CESpecVersion)
+	ceTypeStatus    = []byte(schemas.CETypeStatus)
+	contentTypeJSON = []byte("application/json")
+	ceSources       = map[string][]byte{
+		schemas.PlatformDianwoda: []byte(schemas.CESourceNormalizer + schemas.PlatformDianwoda),
+		schemas.PlatformEleme:    []byte(schemas.CESourceNormalizer + schemas.PlatformEleme),
+	}
+)
+
+func ceSource(platform string) []byte {
+	if v, ok := ceSources[platform]; ok {
+		return v
+	}
+	return []byte(schemas.CESourceNormalizer + platform)
 }
 
 // recordSize bounds from above what kafka-go counts for m against a writer's BatchBytes (key,

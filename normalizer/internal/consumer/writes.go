@@ -15,8 +15,10 @@ import (
 // write writes msgs in order until all were acknowledged. After a partial failure
 // (kafka.WriteErrors) it re-sends, in order, every record of a key from that key's first failed
 // record on, including the ones after it that succeeded: re-sending only the failed ones could
-// land an older event of an order after a newer one, and a key is a partition. The duplicates
-// this makes have the same event_id and bytes, as at-least-once allows.
+// land an older event of an order after a newer one, and a key is a partition. A writer that
+// reports one error for the call (the service's kafkaio.Producer, which returns only once every
+// record has an outcome) gets all of msgs again, in order. The duplicates this makes have the
+// same event_id and bytes, as at-least-once allows.
 func (cs *Consumer) write(ctx context.Context, w Writer, what string, msgs []kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil

@@ -2,7 +2,7 @@ package normalize
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"strconv"
 	"time"
 
@@ -71,7 +71,7 @@ func Eleme(env *schemas.RawEnvelope) (schemas.StatusEvent, error) {
 	}
 	if raw[0] == '"' { // the documented form: a string containing JSON
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := decodeJSON(raw, &s); err != nil {
 			return schemas.StatusEvent{}, decodeErr("eleme body: message: %v", err)
 		}
 		raw = []byte(s)

@@ -12,13 +12,14 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/orderpipe/pipeline/normalizer/internal/jsonenc"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -70,7 +71,7 @@ type Result struct {
 func Record(value []byte) (Result, error) {
 	var r Result
 	var le lazyEnvelope
-	if err := json.Unmarshal(value, &le); err != nil {
+	if err := decodeJSON(value, &le); err != nil {
 		return r, decodeErr("raw envelope: %v", err)
 	}
 	r.Envelope = schemas.RawEnvelope{Version: le.Version, IngressID: le.IngressID, Platform: le.Platform, OrderID: le.OrderID,
@@ -78,7 +79,7 @@ func Record(value []byte) (Result, error) {
 	env := &r.Envelope
 	if len(le.Headers) > 0 && containsFold(le.Headers, "traceparent") {
 		var h map[string]string
-		if err := json.Unmarshal(le.Headers, &h); err != nil {
+		if err := decodeJSON(le.Headers, &h); err != nil {
 			return r, decodeErr("raw envelope: headers: %v", err)
 		}
 		for k, v := range h {
@@ -88,9 +89,12 @@ func Record(value []byte) (Result, error) {
 		}
 	}
 	if len(le.Query) > 0 && le.Platform == schemas.PlatformDianwoda {
-		if err := json.Unmarshal(le.Query, &env.Query); err != nil {
+		// Into a local: a pointer into r handed to the decoder would move all of r to the heap.
+		var q map[string][]string
+		if err := decodeJSON(le.Query, &q); err != nil {
 			return r, decodeErr("raw envelope: query: %v", err)
 		}
+		env.Query = q
 	}
 	if env.Version != schemas.RawEnvelopeVersion {
 		return r, &Error{Reason: schemas.DLQReasonUnsupportedVersion, Err: fmt.Errorf("raw envelope version %d, this reader knows %d", env.Version, schemas.RawEnvelopeVersion)}
@@ -198,12 +202,24 @@ var eventIDNamespace = [16]byte{0x6f, 0x1c, 0x2a, 0x4e, 0x8b, 0x0d, 0x4f, 0x43, 
 // reception time are NOT part of it: a retry and a re-send of the same transition under a new
 // id get the same event_id, and so collapse in dedup.
 func EventID(platform, kind, orderID, typ, platformStatus, code, subCode string, occurredMS int64) string {
-	name, _ := json.Marshal([]string{"v1", platform, kind, orderID, typ, platformStatus, code, subCode, strconv.FormatInt(occurredMS, 10)})
+	// The name is encoded byte for byte as encoding/json's Marshal of the []string encodes it (a
+	// different escaping of one character would change every id that holds it; jsonenc is held
+	// to encoding/json by FuzzEventIDNameIsMarshal), without its reflection.
+	var buf [256]byte
+	name := append(buf[:0], `["v1"`...)
+	for _, s := range [...]string{platform, kind, orderID, typ, platformStatus, code, subCode} {
+		name = append(name, ',')
+		name = jsonenc.AppendString(name, s)
+	}
+	name = append(name, ',', '"')
+	name = strconv.AppendInt(name, occurredMS, 10)
+	name = append(name, '"', ']')
 	h := sha1.New()
 	h.Write(eventIDNamespace[:])
 	h.Write(name)
+	var sum [sha1.Size]byte
 	var u [16]byte
-	copy(u[:], h.Sum(nil))
+	copy(u[:], h.Sum(sum[:0]))
 	u[6] = (u[6] & 0x0f) | 0x50 // version 5
 	u[8] = (u[8] & 0x3f) | 0x80 // RFC 9562 variant
 	var out [36]byte
@@ -233,7 +249,7 @@ func (t *text) UnmarshalJSON(b []byte) error {
 		*t = text(b[1 : len(b)-1])
 	case b[0] == '"':
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := decodeJSON(b, &s); err != nil {
 			return err
 		}
 		*t = text(s)
@@ -263,6 +279,14 @@ func int64Of(t text) (int64, bool) {
 // decodeJSON decodes one JSON value (nothing may follow it) into v. Every scalar the mappers
 // read is a text, which keeps numbers as their literal, so big ids stay exact; nothing is ever
 // decoded into a float64.
+//
+// Decoding is github.com/goccy/go-json, a drop-in for encoding/json (same struct tags, same
+// case-insensitive field matching, RawMessage, base64 []byte, Unmarshaler): encoding/json, which
+// scans every value twice, was half of the normalizer's CPU (docs/performance.md).
 func decodeJSON(b []byte, v any) error {
-	return json.Unmarshal(b, v)
+	return unmarshal(b, v)
 }
+
+// unmarshal is the decoder; TestDecoderAgreesWithStdlib swaps in encoding/json's to hold the two
+// to the same results.
+var unmarshal = json.Unmarshal

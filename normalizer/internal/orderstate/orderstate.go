@@ -88,67 +88,102 @@ type Result struct {
 	Stale bool
 }
 
-// claimScript: KEYS[1] order hash; ARGV: dedup field, guard field, guard value
-// (occurred_ms*16 + rank*2 + terminal), ttl ms, the earlier version's guard field. Returns the
-// stored state 0..3 of a known event (an unconfirmed, not stale claim (0) is first decided
-// again against the guard, and becomes stale (1) when the guard has moved past it), or 4+stale
-// for a new one. Numbers stay below 2^53, exact in Lua's doubles.
+// claimScript: KEYS[1] order hash; ARGV[1] ttl ms; then for each event of the order, in order,
+// four: dedup field, guard field, guard value (occurred_ms*16 + rank*2 + terminal), the earlier
+// version's guard field. Returns, for each event, the stored state 0..3 of a known event (an
+// unconfirmed, not stale claim (0) is first decided again against the guard, and becomes stale
+// (1) when the guard has moved past it), or 4+stale for a new one. Numbers stay below 2^53, exact
+// in Lua's doubles.
+//
+// Deciding the events of one order in one call is the same as deciding them one after the other
+// (the call is atomic; each event sees the ones before it): the hash is read once (HGETALL of a
+// few small fields) and written once, which costs Redis far less than a call per event when
+// a batch holds several events of an order (a backlog, a replay).
 //
 // Stale: older than the guard; or the same time and a lower rank, both ranked; or not terminal
 // after a terminal one.
 var claimScript = redis.NewScript(`
 local k = KEYS[1]
-local gv = tonumber(ARGV[3])
-local function isStale(g)
+local function isStale(gv, g)
   local ms, gms = math.floor(gv / 16), math.floor(g / 16)
   local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
   return ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0)
 end
-local d = redis.call('HGET', k, ARGV[1])
-if d == '0' then
-  local g = redis.call('HGET', k, ARGV[2])
-  if g and isStale(tonumber(g)) then
-    redis.call('HSET', k, ARGV[1], 1)
-    return 1
+local h = {}
+local all = redis.call('HGETALL', k)
+for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
+local set, del = {}, {}
+local expire = false
+local out = {}
+for i = 2, #ARGV, 4 do
+  local df, gf, gvs, lf = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local gv = tonumber(gvs)
+  local d = h[df]
+  if d == '0' then
+    local g = h[gf]
+    if g and isStale(gv, tonumber(g)) then
+      h[df] = '1'
+      set[#set + 1] = df
+      set[#set + 1] = 1
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  elseif d then
+    out[#out + 1] = tonumber(d)
+  else
+    local stale = 0
+    local g = h[gf]
+    local migrated = false
+    if not g then
+      local old = h[lf]
+      if old then
+        old = tonumber(old)
+        g = math.floor(old / 2) * 16 + old % 2
+        h[lf] = nil
+        del[#del + 1] = lf
+        migrated = true
+      end
+    end
+    if g then
+      g = tonumber(g)
+      if isStale(gv, g) then stale = 1 end
+    end
+    if stale == 0 then
+      h[gf] = gvs
+      set[#set + 1] = gf
+      set[#set + 1] = gvs
+    elseif migrated then
+      h[gf] = g
+      set[#set + 1] = gf
+      set[#set + 1] = g
+    end
+    h[df] = tostring(stale)
+    set[#set + 1] = df
+    set[#set + 1] = stale
+    expire = true
+    out[#out + 1] = 4 + stale
   end
-  return 0
 end
-if d then return tonumber(d) end
-local stale = 0
-local g = redis.call('HGET', k, ARGV[2])
-local migrated = false
-if not g then
-  local old = redis.call('HGET', k, ARGV[5])
-  if old then
-    old = tonumber(old)
-    g = math.floor(old / 2) * 16 + old % 2
-    redis.call('HDEL', k, ARGV[5])
-    migrated = true
-  end
-end
-if g then
-  g = tonumber(g)
-  if isStale(g) then stale = 1 end
-end
-if stale == 0 then
-  redis.call('HSET', k, ARGV[2], ARGV[3])
-elseif migrated then
-  redis.call('HSET', k, ARGV[2], g)
-end
-redis.call('HSET', k, ARGV[1], stale)
-redis.call('PEXPIRE', k, ARGV[4])
-return 4 + stale
+if #del > 0 then redis.call('HDEL', k, unpack(del)) end
+if #set > 0 then redis.call('HSET', k, unpack(set)) end
+if expire then redis.call('PEXPIRE', k, ARGV[1]) end
+return out
 `)
 
-// confirmScript: KEYS[1] order hash; ARGV[1] dedup field. Turns a claim (0|1) into emitted
-// (2|3); never creates a field or a key.
+// confirmScript: KEYS[1] order hash; ARGV the dedup fields of its events. Turns each claim (0|1)
+// into emitted (2|3); never creates a field or a key.
 var confirmScript = redis.NewScript(`
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v == '0' or v == '1' then
-  redis.call('HSET', KEYS[1], ARGV[1], tonumber(v) + 2)
-  return 1
+local v = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local set = {}
+for i = 1, #ARGV do
+  if v[i] == '0' or v[i] == '1' then
+    set[#set + 1] = ARGV[i]
+    set[#set + 1] = tonumber(v[i]) + 2
+  end
 end
-return 0
+if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+return #set / 2
 `)
 
 // Store decides and remembers, in Redis.
@@ -213,11 +248,17 @@ func (s *Store) Claim(ctx context.Context, evs []Event) ([]Result, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
+	groups := groupByKey(evs)
 	run := func(useSha bool) ([]redis.Cmder, error) {
 		pipe := s.rdb.Pipeline()
-		for _, e := range evs {
-			keys := []string{s.OrderKey(e.Key)}
-			args := []any{dedupField(e.EventID), guardField(e.Kind), strconv.FormatInt(guardValue(e), 10), s.ttlMS, legacyGuardField(e.Kind)}
+		for _, g := range groups {
+			args := make([]any, 0, 1+4*len(g.idx))
+			args = append(args, s.ttlMS)
+			for _, i := range g.idx {
+				e := evs[i]
+				args = append(args, dedupField(e.EventID), guardField(e.Kind), strconv.FormatInt(guardValue(e), 10), legacyGuardField(e.Kind))
+			}
+			keys := []string{s.OrderKey(g.key)}
 			if useSha {
 				claimScript.EvalSha(ctx, pipe, keys, args...)
 			} else {
@@ -235,25 +276,53 @@ func (s *Store) Claim(ctx context.Context, evs []Event) ([]Result, error) {
 		return nil, fmt.Errorf("redis claim: %w", err)
 	}
 	out := make([]Result, len(evs))
-	for i, c := range cmds {
-		v, err := c.(*redis.Cmd).Int64()
+	for gi, c := range cmds {
+		vs, err := c.(*redis.Cmd).Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redis claim: unexpected reply: %w", err)
 		}
-		r := Result{Stale: v%2 == 1}
-		switch v / 2 {
-		case 0:
-			r.Decision = Replay
-		case 1:
-			r.Decision = Duplicate
-		case 2:
-			r.Decision = Fresh
-		default:
-			return nil, fmt.Errorf("redis claim: unexpected reply %d", v)
+		g := groups[gi]
+		if len(vs) != len(g.idx) {
+			return nil, fmt.Errorf("redis claim: %d replies for %d events", len(vs), len(g.idx))
 		}
-		out[i] = r
+		for j, v := range vs {
+			r := Result{Stale: v%2 == 1}
+			switch v / 2 {
+			case 0:
+				r.Decision = Replay
+			case 1:
+				r.Decision = Duplicate
+			case 2:
+				r.Decision = Fresh
+			default:
+				return nil, fmt.Errorf("redis claim: unexpected reply %d", v)
+			}
+			out[g.idx[j]] = r
+		}
 	}
 	return out, nil
+}
+
+// group is the events of one order key: their indices in the batch, in order.
+type group struct {
+	key string
+	idx []int
+}
+
+// groupByKey groups evs by order key, the groups in order of first appearance.
+func groupByKey(evs []Event) []group {
+	at := make(map[string]int, len(evs))
+	groups := make([]group, 0, len(evs))
+	for i, e := range evs {
+		gi, ok := at[e.Key]
+		if !ok {
+			gi = len(groups)
+			at[e.Key] = gi
+			groups = append(groups, group{key: e.Key})
+		}
+		groups[gi].idx = append(groups[gi].idx, i)
+	}
+	return groups
 }
 
 // Confirm marks the events as emitted, in one pipelined round trip. Call it only after Kafka
@@ -262,14 +331,19 @@ func (s *Store) Confirm(ctx context.Context, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	groups := groupByKey(evs)
 	run := func(useSha bool) error {
 		pipe := s.rdb.Pipeline()
-		for _, e := range evs {
-			keys := []string{s.OrderKey(e.Key)}
+		for _, g := range groups {
+			args := make([]any, len(g.idx))
+			for j, i := range g.idx {
+				args[j] = dedupField(evs[i].EventID)
+			}
+			keys := []string{s.OrderKey(g.key)}
 			if useSha {
-				confirmScript.EvalSha(ctx, pipe, keys, dedupField(e.EventID))
+				confirmScript.EvalSha(ctx, pipe, keys, args...)
 			} else {
-				confirmScript.Eval(ctx, pipe, keys, dedupField(e.EventID))
+				confirmScript.Eval(ctx, pipe, keys, args...)
 			}
 		}
 		s.trips.Add(1)

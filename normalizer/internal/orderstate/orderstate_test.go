@@ -2,6 +2,9 @@ package orderstate
 
 import (
 	"context"
+	"maps"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -207,5 +210,129 @@ func TestLegacyGuardIsMigrated(t *testing.T) {
 	}
 	if v, _ := rdb.HGet(ctx, key, "hd").Int64(); v != 30*16+1 {
 		t.Errorf("migrated guard %d, want %d", v, 30*16+1)
+	}
+}
+
+// refClaimScript and refConfirmScript decide one event per call: the scripts as they were before
+// events were grouped by order, the reference the grouped scripts are held to.
+var refClaimScript = redis.NewScript(`
+local k = KEYS[1]
+local gv = tonumber(ARGV[3])
+local function isStale(g)
+  local ms, gms = math.floor(gv / 16), math.floor(g / 16)
+  local r, gr = math.floor(gv / 2) % 8, math.floor(g / 2) % 8
+  return ms < gms or (ms == gms and r > 0 and gr > 0 and r < gr) or (g % 2 == 1 and gv % 2 == 0)
+end
+local d = redis.call('HGET', k, ARGV[1])
+if d == '0' then
+  local g = redis.call('HGET', k, ARGV[2])
+  if g and isStale(tonumber(g)) then
+    redis.call('HSET', k, ARGV[1], 1)
+    return 1
+  end
+  return 0
+end
+if d then return tonumber(d) end
+local stale = 0
+local g = redis.call('HGET', k, ARGV[2])
+local migrated = false
+if not g then
+  local old = redis.call('HGET', k, ARGV[5])
+  if old then
+    old = tonumber(old)
+    g = math.floor(old / 2) * 16 + old % 2
+    redis.call('HDEL', k, ARGV[5])
+    migrated = true
+  end
+end
+if g then
+  g = tonumber(g)
+  if isStale(g) then stale = 1 end
+end
+if stale == 0 then
+  redis.call('HSET', k, ARGV[2], ARGV[3])
+elseif migrated then
+  redis.call('HSET', k, ARGV[2], g)
+end
+redis.call('HSET', k, ARGV[1], stale)
+redis.call('PEXPIRE', k, ARGV[4])
+return 4 + stale
+`)
+
+var refConfirmScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v == '0' or v == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], tonumber(v) + 2)
+  return 1
+end
+return 0
+`)
+
+// refClaim decides one event with refClaimScript.
+func refClaim(ctx context.Context, s *Store, e Event) (Result, error) {
+	v, err := refClaimScript.Run(ctx, s.rdb, []string{s.OrderKey(e.Key)}, dedupField(e.EventID), guardField(e.Kind),
+		strconv.FormatInt(guardValue(e), 10), s.ttlMS, legacyGuardField(e.Kind)).Int64()
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Decision: [...]Decision{Replay, Duplicate, Fresh}[v/2], Stale: v%2 == 1}, nil
+}
+
+// Deciding a batch in one call per order is the same as deciding its events one at a time with
+// the per-event scripts: the same results and the same state left in Redis, over random mixes of
+// orders, kinds, times, ranks, terminals, repeats, confirms and legacy guards.
+func TestGroupedClaimsEqualOneAtATime(t *testing.T) {
+	grouped, rdb := newStore(t)
+	single := New(rdb, grouped.prefix+"single:", time.Hour)
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	ids := []string{id1, id2, id3, id4, "50000000-0000-5000-8000-000000000005", "60000000-0000-5000-8000-000000000006"}
+	keys := []string{"dianwoda:A1", "dianwoda:A2", "eleme:1"}
+	kinds := []string{"delivery", "order", "refund"}
+	for _, s := range []*Store{grouped, single} { // a legacy guard on one order
+		if err := rdb.HSet(ctx, s.OrderKey("dianwoda:A2"), "gd", 25*2+1).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 30; round++ {
+		batch := make([]Event, 1+rnd.IntN(12))
+		for i := range batch {
+			batch[i] = Event{Key: keys[rnd.IntN(len(keys))], EventID: ids[rnd.IntN(len(ids))], Kind: kinds[rnd.IntN(len(kinds))],
+				OccurredMS: int64(10 * rnd.IntN(6)), Terminal: rnd.IntN(4) == 0, Rank: rnd.IntN(4)}
+		}
+		got, err := grouped.Claim(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range batch {
+			want, err := refClaim(ctx, single, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[i] != want {
+				t.Fatalf("round %d event %d %+v: grouped %+v, one at a time %+v", round, i, e, got[i], want)
+			}
+		}
+		var confirm []Event
+		for _, e := range batch {
+			if rnd.IntN(2) == 0 {
+				confirm = append(confirm, e)
+			}
+		}
+		if err := grouped.Confirm(ctx, confirm); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range confirm {
+			if err := refConfirmScript.Run(ctx, rdb, []string{single.OrderKey(e.Key)}, dedupField(e.EventID)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range keys {
+			g, _ := rdb.HGetAll(ctx, grouped.OrderKey(k)).Result()
+			s, _ := rdb.HGetAll(ctx, single.OrderKey(k)).Result()
+			if !maps.Equal(g, s) {
+				t.Fatalf("round %d: %s holds %q grouped, %q one at a time", round, k, g, s)
+			}
+		}
 	}
 }
