@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CPU per accepted callback of the ingress and of the Watermill peer (../shared/bench), under the
+# CPU per accepted callback of the ingress and of the Watermill peer (the peers' bench folder, which
+# holds side-by-side/{gen,bodies.lua} and watermill-ingress/, outside this repository), under the
 # side-by-side harness's own load (wrk -t1, pre-signed Eleme pushes from its gen, bodies.lua),
 # on one broker: requests/s, p50/p99, and the CPU the server, the broker and wrk itself spent
 # per request, read from /proc/<pid>/stat over the measured run. It complements
@@ -8,10 +9,9 @@
 #   e2e/bench/side-by-side-cpu.sh INGRESS_BIN BROKERS [DURATION] [CONNS] [ROUNDS]
 #
 # BROKERS must be one local broker whose JVM this user can see (its pid is found by its port).
-# SHARED: the shared bench folder (default ../shared/bench from the repo root).
+# PEERS: the peers' bench folder (required).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-shared=${SHARED:-$root/../shared/bench}
+shared=${PEERS:?the peers bench folder (side-by-side/, watermill-ingress/)}
 ingress_bin=${1:?ingress binary}; brokers=${2:?brokers}; dur=${3:-10s}; conns=${4:-64}; rounds=${5:-2}
 secret=bench-eleme-secret; app=62933118; stamp=$(date +%s)
 out=${OUT:-$(mktemp -d)}
