@@ -2,6 +2,7 @@ package callback
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -42,8 +43,18 @@ func FuzzText(f *testing.F) {
 	for _, s := range []string{`"a"`, `"\n"`, `12`, `-0.5E3`, `"\u00e9"`, `1e`, `"é"`} {
 		f.Add(s)
 	}
+	for _, s := range []string{`"a\"b\\c\/d\b\f\n\r\t"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ude00\u0041"`, `"\ud83dx"`, "\"\xff\xfe\"", `"\u12"`, `"\x"`, `"a\"`, "\"\x01\"", `"{\"orderId\":\"1\",\"name\":\"\u5f20\"}"`} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, ok := Text(json.RawMessage(s))
+		var str string
+		if strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), `"`) && json.Unmarshal([]byte(s), &str) == nil {
+			// encoding/json takes this string token: Text must take it too, with the same text.
+			if !ok || got != str {
+				t.Fatalf("Text(%q) = %q, %v; encoding/json says %q", s, got, ok, str)
+			}
+		}
 		if !ok {
 			return
 		}
