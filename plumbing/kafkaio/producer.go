@@ -430,7 +430,6 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 	defer p.mu.Unlock()
 	reqs := map[int32]*request{}
 	for tp, q := range p.queues {
-		p.dropCancelled(q)
 		if len(q.records) == 0 {
 			if !q.busy {
 				delete(p.queues, tp)
@@ -467,21 +466,37 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 			continue
 		}
 		b := batch{tp: tp}
-		size := 0
+		size, taken := 0, 0
 		for _, pd := range q.records {
+			if err := pd.call.ctx.Err(); err != nil {
+				// Its caller gave up before it was sent: it never is. Checked here, as it is
+				// taken, not on every wake for every queued record (a sixtieth of the ingress's
+				// CPU at 12,000 callbacks/s).
+				pd.call.finish(fmt.Errorf("kafka write: %w", err))
+				taken++
+				continue
+			}
 			if len(b.records) > 0 && (q.solo > 0 || size+pd.size > p.cfg.BatchBytes || r.size+size+pd.size > p.cfg.RequestBytes) {
 				break
 			}
 			b.records = append(b.records, pd)
 			size += pd.size
+			taken++
 		}
-		q.records = q.records[len(b.records):]
+		clear(q.records[:taken])
+		q.records = q.records[taken:]
+		if len(b.records) == 0 {
+			continue
+		}
 		q.solo = max(q.solo-1, 0)
 		q.busy = true
 		r.size += size
 		r.batches = append(r.batches, b)
 	}
 	for leader, r := range reqs {
+		if len(r.batches) == 0 {
+			continue // every record it would have carried was given up
+		}
 		p.inflight[leader] = true
 		wg.Add(1)
 		go func() {
@@ -490,20 +505,6 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 		}()
 	}
 	return next
-}
-
-// dropCancelled fails the queued records whose caller has given up: they were never sent.
-func (p *Producer) dropCancelled(q *partitionQueue) {
-	kept := q.records[:0]
-	for _, pd := range q.records {
-		if err := pd.call.ctx.Err(); err != nil {
-			pd.call.finish(fmt.Errorf("kafka write: %w", err))
-			continue
-		}
-		kept = append(kept, pd)
-	}
-	clear(q.records[len(kept):])
-	q.records = kept
 }
 
 // leaders returns the leader of every partition that has one, for the topics queued now.

@@ -190,8 +190,8 @@ func TestProducerUnknownTopicFailsFast(t *testing.T) {
 }
 
 // With the broker down a write ends with its context, unacknowledged (the caller answers 503
-// and the platform retries); with the broker back the same Producer writes again, and every
-// acknowledged record is there.
+// and the platform retries), and is never sent later; with the broker back the same Producer
+// writes again, and every acknowledged record is there.
 func TestProducerBrokerDownThenBack(t *testing.T) {
 	b := testenv.OwnKafka(t)
 	topic := testenv.Name(t, "producer-down")
@@ -236,6 +236,11 @@ func TestProducerBrokerDownThenBack(t *testing.T) {
 	}
 	if !seen["before"] || !seen["after"] {
 		t.Fatalf("acknowledged records missing: %v", seen)
+	}
+	// "during" waited for the broker in the Producer's queue; its caller gave up while the
+	// broker was down, so it is dropped when its turn comes, never sent.
+	if seen["during"] {
+		t.Fatal("a record whose caller had given up while the broker was down was written once it was back")
 	}
 }
 
