@@ -236,12 +236,16 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	t.Helper()
 	needRedis(t)
 	dir := t.TempDir()
-	base := testenv.FreeLowPorts(t, 6)
+	// Six nodes and their cluster bus ports, all below the ephemeral range: the default bus port
+	// (port + 10000) lands in it, where a client's outgoing connection can hold it ("Failed
+	// listening on port … (cluster)", seen in make test).
+	base := testenv.FreeLowPorts(t, 12)
 	c := &RedisCluster{t: t}
 	for i := range 6 {
 		port := base + i
 		c.nodes = append(c.nodes, &redisNode{name: "cluster-" + strconv.Itoa(port), port: port, dir: dir, args: []string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+			"--port", strconv.Itoa(port), "--cluster-port", strconv.Itoa(base + 6 + i),
+			"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes-" + strconv.Itoa(port) + ".conf", "--cluster-node-timeout", "1000",
 			"--dbfilename", "c" + strconv.Itoa(port) + ".rdb", "--dir", dir, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"}})
 		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(port))
