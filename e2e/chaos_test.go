@@ -237,11 +237,11 @@ func envFloat(name string, def float64) float64 {
 
 // TestChaos runs every fault scenario against the three services as processes, with the
 // realistic mix of callbacks, and checks from Kafka and the sandbox that nothing acknowledged
-// was lost or duplicated. `make test` runs it short (CHAOS_DURATION 6s per scenario at
+// was lost or duplicated. `make test` runs it short (CHAOS_DURATION 5s per scenario at
 // CHAOS_RATE 60/s); `make chaos` runs it long and writes the table to docs/reliability.md
 // (CHAOS_DOC).
 func TestChaos(t *testing.T) {
-	d := envDuration("CHAOS_DURATION", 6*time.Second)
+	d := envDuration("CHAOS_DURATION", 5*time.Second)
 	rate := envFloat("CHAOS_RATE", 60)
 	var reports []*chaos.Report
 	for _, sc := range scenarios {

@@ -586,7 +586,7 @@ func topoScenarios() []topoScenario {
 			// Gone for the rest of the load, and at least minOutage: long enough for the other
 			// destinations to show they flow (the short form's load is seconds long).
 			<-ctx.Done()
-			const minOutage = 15 * time.Second
+			const minOutage = 10 * time.Second
 			time.Sleep(minOutage - time.Since(from))
 			outage := time.Since(from)
 			a, flow := e.flowDuring(from, time.Now())
@@ -621,8 +621,8 @@ func topoScenarios() []topoScenario {
 const destinationFailAfter = 30 * time.Second
 
 // shop176Window is how long a Dangdang shop answers 176: five minutes in a long run
-// (CHAOS_176_WINDOW), 20 s in the short form.
-func shop176Window() time.Duration { return envDuration("CHAOS_176_WINDOW", 20*time.Second) }
+// (CHAOS_176_WINDOW), 12 s in the short form.
+func shop176Window() time.Duration { return envDuration("CHAOS_176_WINDOW", 12*time.Second) }
 
 // flowDuring counts the Dangdang acceptances of shop A and the records on the routed topics not
 // deleted, first seen in [from, to).
