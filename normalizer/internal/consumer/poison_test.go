@@ -158,18 +158,25 @@ func TestPartialRetryKeepsPerOrderOrder(t *testing.T) {
 	if err := cs.write(context.Background(), w, "produce status events", batch); err != nil {
 		t.Fatal(err)
 	}
+	checkLandedInOrder(t, batch, w.written)
+}
+
+// checkLandedInOrder: every record of batch was written, and per key the last copy of each
+// record landed before the last copy of every later record of that key.
+func checkLandedInOrder(t *testing.T, batch []kafka.Message, written []string) {
+	t.Helper()
 	last := map[string]int{}
-	for i, v := range w.written {
+	for i, v := range written {
 		last[v] = i
 	}
 	for i, m := range batch {
 		for _, later := range batch[i+1:] {
 			if string(later.Key) == string(m.Key) && last[string(later.Value)] < last[string(m.Value)] {
-				t.Errorf("%s landed last after %s: written %v", m.Value, later.Value, w.written)
+				t.Errorf("%s landed last after %s: written %v", m.Value, later.Value, written)
 			}
 		}
 		if _, ok := last[string(m.Value)]; !ok {
-			t.Errorf("%s never written: %v", m.Value, w.written)
+			t.Errorf("%s never written: %v", m.Value, written)
 		}
 	}
 }
@@ -195,20 +202,7 @@ func TestWholeCallRetryKeepsPerOrderOrder(t *testing.T) {
 	if err := cs.write(context.Background(), w, "produce status events", batch); err != nil {
 		t.Fatal(err)
 	}
-	last := map[string]int{}
-	for i, v := range w.written {
-		last[v] = i
-	}
-	for i, m := range batch {
-		for _, later := range batch[i+1:] {
-			if string(later.Key) == string(m.Key) && last[string(later.Value)] < last[string(m.Value)] {
-				t.Errorf("%s landed last after %s: written %v", m.Value, later.Value, w.written)
-			}
-		}
-		if _, ok := last[string(m.Value)]; !ok {
-			t.Errorf("%s never written: %v", m.Value, w.written)
-		}
-	}
+	checkLandedInOrder(t, batch, w.written)
 }
 
 // gateWriter holds the first write until released, then writes for real whatever the caller's
