@@ -81,13 +81,18 @@ type topoPipe struct {
 	n          map[string]int
 }
 
+// topoTopic is a scenario topic as a company runs it: RF 3, min.insync.replicas 2.
+func topoTopic(name string, partitions int) kafkaio.TopicSpec {
+	return kafkaio.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 3,
+		Configs: map[string]string{"min.insync.replicas": "2"}}
+}
+
 func startTopo(t *testing.T, kc *topo.KafkaCluster, rd topoRedis, partitions int, extraEnv []string) *topoPipe {
 	t.Helper()
 	tp := newTopics(t)
 	var specs []kafkaio.TopicSpec
 	for _, name := range tp.all() {
-		specs = append(specs, kafkaio.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 3,
-			Configs: map[string]string{"min.insync.replicas": "2"}})
+		specs = append(specs, topoTopic(name, partitions))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -591,8 +596,7 @@ func topoScenarios() []topoScenario {
 			outage := time.Since(from)
 			a, flow := e.flowDuring(from, time.Now())
 			rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err = e.kc.Conn().EnsureTopics(rctx, kafkaio.TopicSpec{Name: gone, Partitions: e.p.partitions, ReplicationFactor: 3,
-				Configs: map[string]string{"min.insync.replicas": "2"}})
+			err = e.kc.Conn().EnsureTopics(rctx, topoTopic(gone, e.p.partitions))
 			cancel()
 			if err != nil {
 				e.t.Errorf("restore %s: %v", gone, err)
