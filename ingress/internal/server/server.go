@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -136,6 +135,10 @@ func New(c Config) *Server {
 		c.Now = time.Now
 	}
 	if c.NewID == nil {
+		// The ids (ingress id, request id) come from a pool of random bytes filled 512 ids at
+		// a time instead of one getrandom(2) call each (ids are not secrets; see
+		// uuid.EnableRandPool). Set once here, not checked on every id.
+		uuid.EnableRandPool()
 		c.NewID = newID
 	}
 	if c.Ready == nil {
@@ -202,12 +205,7 @@ func acceptedLogger(log *zap.Logger, mode string) *zap.Logger {
 	}))
 }
 
-// randPool: the ids (ingress id, request id) come from a pool of random bytes filled 512 ids at
-// a time instead of one getrandom(2) call each (ids are not secrets; see uuid.EnableRandPool).
-var randPool sync.Once
-
 func newID() string {
-	randPool.Do(uuid.EnableRandPool)
 	id, err := uuid.NewV7()
 	if err != nil {
 		return uuid.NewString()
