@@ -15,6 +15,8 @@
 # (go tool pprof -top $OUT/ingress $OUT/ingress-flat.cpu.pprof).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/e2e/bench/lib.sh"
 brokers=${KAFKA_BROKERS:-127.0.0.1:39092}
 own_broker=${OWN_BROKER:-0}
 duration=${DURATION:-20s}
@@ -75,12 +77,7 @@ wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; 
 # Kafka's ceiling first: it also warms the broker (JIT) before the HTTP runs are measured.
 echo "bench: 1/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
 cp=$("$root/deploy/local/kafka.sh" classpath)
-java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$pp_topic" \
-  --partitions 12 --replication-factor 1 >/dev/null
-java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
-  org.apache.kafka.tools.ProducerPerformance --topic "$pp_topic" --num-records "$pp_records" \
-  --record-size "$record_size" --throughput -1 --producer-props bootstrap.servers="$brokers" acks=all \
-  >"$out/pp.log" 2>&1 || { cat "$out/pp.log" >&2; exit 1; }
+producer_performance "$brokers" "$pp_topic" "$pp_records" "$record_size" "$out/pp.log"
 
 : >"$out/results.jsonl"; : >"$out/cpu.jsonl"
 echo "bench: 2/3 echo reference" >&2

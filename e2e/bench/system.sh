@@ -16,6 +16,8 @@
 # scripts keep under .run/ (or BENCH_KAFKA_PID / BENCH_REDIS_PID).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/e2e/bench/lib.sh"
 brokers=${KAFKA_BROKERS:?run under deploy/local/testenv.sh}
 : "${REDIS_ADDR:?run under deploy/local/testenv.sh}"
 export ORDERPIPE_ROOT=${ORDERPIPE_ROOT:-$root}
@@ -33,15 +35,9 @@ echo "system bench: pipeline at $rates callbacks/s, $duration each (artifacts in
 
 if [ "$pp_records" -gt 0 ]; then
   echo "system bench: Kafka ProducerPerformance on $brokers (${record_size} B records, acks=all)" >&2
-  cp=$("$root/deploy/local/kafka.sh" classpath)
   pp_topic=bench.system.pp.$(date +%s)
-  java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$pp_topic" \
-    --partitions 12 --replication-factor 1 >/dev/null
-  java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" \
-    org.apache.kafka.tools.ProducerPerformance --topic "$pp_topic" --num-records "$pp_records" \
-    --record-size "$record_size" --throughput -1 --producer-props bootstrap.servers="$brokers" acks=all \
-    >"$out/pp.log" 2>&1 || { cat "$out/pp.log" >&2; exit 1; }
-  java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --delete --topic "$pp_topic" >/dev/null 2>&1 || true
+  producer_performance "$brokers" "$pp_topic" "$pp_records" "$record_size" "$out/pp.log"
+  java -cp "$("$root/deploy/local/kafka.sh" classpath)" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --delete --topic "$pp_topic" >/dev/null 2>&1 || true
 else
   : >"$out/pp.log"
 fi
