@@ -19,6 +19,7 @@ import (
 	"github.com/orderpipe/pipeline/e2e/stack"
 	"github.com/orderpipe/pipeline/e2e/topo"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -317,10 +318,21 @@ func killRestart(ctx context.Context, e *topoEnv, what string, down time.Duratio
 	e.note("kafka node %d back in sync", id)
 }
 
+// mostLeader is the node leading the most of the scenario's partitions. One metadata read gets
+// 5 s; on a loaded machine one can time out (make test: "leaders: ... context deadline
+// exceeded" before a broker-freeze), so it is asked again for up to 30 s.
 func mostLeader(e *topoEnv) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	id, counts, err := e.kc.MostLeader(ctx, e.p.topics.all())
+	var id int
+	var counts map[int]int
+	err := retry.Do(ctx, retry.Policy{Min: 200 * time.Millisecond, Max: 2 * time.Second}, func(ctx context.Context) error {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var err error
+		id, counts, err = e.kc.MostLeader(ictx, e.p.topics.all())
+		return err
+	}, nil)
 	e.note("leaders per node: %v", counts)
 	return id, err
 }
@@ -434,22 +446,19 @@ func topoScenarios() []topoScenario {
 			if !sleep(ctx, e.d/5) {
 				return
 			}
-			ictx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			id, counts, err := e.kc.MostLeader(ictx, e.p.topics.all())
-			cancel()
+			id, err := mostLeader(e)
 			if err != nil {
 				e.t.Errorf("leaders: %v", err)
 				return
 			}
-			e.note("leaders per node: %v", counts)
 			e.fault()
 			if err := e.kc.Freeze(id); err != nil {
 				e.t.Errorf("freeze: %v", err)
 				return
 			}
-			e.note("SIGSTOP kafka node %d (leaders %v) for %s (replica.lag.time.max.ms %s)", id, counts, topo.ReplicaLagTime+3*time.Second, topo.ReplicaLagTime)
+			e.note("SIGSTOP kafka node %d for %s (replica.lag.time.max.ms %s)", id, topo.ReplicaLagTime+3*time.Second, topo.ReplicaLagTime)
 			time.Sleep(topo.ReplicaLagTime + 3*time.Second)
-			ictx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			ictx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			parts, err := e.kc.Partitions(ictx, e.p.topics.Status)
 			cancel()
 			e.note("while frozen, the status topic's partitions (asked of the other nodes): %s %v", parts, err)
