@@ -123,6 +123,13 @@ type ReaderConfig struct {
 	// MaxAttempts is how often a failed fetch is retried before FetchMessage returns the error;
 	// default 3. A reader that must outlive a broker restart sets it high.
 	MaxAttempts int
+	// FetchLinger (FetchReader only) is how long after a fetch that returned little the next
+	// one starts, so that it carries what arrived meanwhile; default DefaultFetchLinger, a
+	// negative value none.
+	FetchLinger time.Duration
+	// DrainTimeout (FetchReader with a group only) bounds how long, when a generation ends, the
+	// reader waits for the records it handed out to be committed before it rejoins; default 3 s.
+	DrainTimeout time.Duration
 }
 
 // NewReader is Plaintext(c.Brokers...).NewReader(c), for tests.
@@ -132,21 +139,7 @@ func NewReader(c ReaderConfig) *kafka.Reader { return Plaintext(c.Brokers...).Ne
 // Conn (TLS and SASL in its Dialer). Callers use FetchMessage and CommitMessages after their
 // output is durable: a crash replays, never skips.
 func (conn Conn) NewReader(c ReaderConfig) *kafka.Reader {
-	if c.MaxWait <= 0 {
-		c.MaxWait = 250 * time.Millisecond
-	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = 4 << 20
-	}
-	if c.QueueCapacity <= 0 {
-		c.QueueCapacity = 1000
-	}
-	if c.StartOffset == 0 {
-		c.StartOffset = kafka.FirstOffset
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 3
-	}
+	c = readerDefaults(c)
 	rc := kafka.ReaderConfig{
 		Brokers:                conn.Brokers,
 		GroupID:                c.GroupID,
