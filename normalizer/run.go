@@ -79,7 +79,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		); err != nil {
 			return nil // ctx ended while Kafka was unreachable
 		}
-		reader := cfg.Kafka.NewReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicRaw, QueueCapacity: cfg.BatchMax})
+		reader := cfg.Kafka.NewFetchReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicRaw})
 		defer reader.Close()
 		// A full batch of events must stay under the broker's message.max.bytes; the DLQ holds raw
 		// records unchanged, which may be as large as callbacks.raw.v1 allows. Both go through the

@@ -3,14 +3,12 @@ package chaos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
-	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -78,36 +76,34 @@ func StartCollector(conn kafkaio.Conn, tp Topics, partitions int) *Collector {
 	for _, topic := range tp.Routed {
 		sources = append(sources, source{topic, func(m kafka.Message, now time.Time) { c.onRouted(topic, m, now) }})
 	}
+	all := make([]int, partitions)
+	for p := range all {
+		all[p] = p
+	}
 	for _, t := range sources {
-		for p := range partitions {
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				c.read(ctx, conn, t.topic, p, t.handle)
-			}()
-		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.read(ctx, conn, t.topic, all, t.handle)
+		}()
 	}
 	return c
 }
 
-func (c *Collector) read(ctx context.Context, conn kafkaio.Conn, topic string, partition int, handle func(kafka.Message, time.Time)) {
-	// No group: one reader per partition from the first offset, retrying through broker restarts.
-	r := conn.NewReader(kafkaio.ReaderConfig{Topic: topic, Partition: partition, MaxBytes: 8 << 20,
-		MaxWait: 200 * time.Millisecond, StartOffset: kafka.FirstOffset, MaxAttempts: 1 << 30})
+func (c *Collector) read(ctx context.Context, conn kafkaio.Conn, topic string, partitions []int, handle func(kafka.Message, time.Time)) {
+	// No group: one reader of every partition from the first offset (one fetch request per
+	// broker, as the services read), retrying through broker restarts.
+	r := conn.NewFetchReader(kafkaio.ReaderConfig{Topic: topic, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond,
+		StartOffset: kafka.FirstOffset, MaxAttempts: 1 << 30}, partitions...)
 	defer r.Close()
-	b := retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}.New()
 	for {
-		m, err := r.ReadMessage(ctx)
+		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			if ctx.Err() != nil {
 				return
 			}
-			if retry.Sleep(ctx, b.Next()) != nil {
-				return
-			}
-			continue
+			continue // the reader goes on trying; only a reader that keeps failing says so
 		}
-		b.Reset()
 		now := time.Now()
 		c.mu.Lock()
 		handle(m, now)

@@ -121,7 +121,7 @@ func run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	m := consumer.NewMetrics(reg)
 	store := orderstate.New(rdb, prefix, 168*time.Hour)
-	reader := conn.NewReader(kafkaio.ReaderConfig{GroupID: "normbench." + suffix, Topic: raw, QueueCapacity: o.batch})
+	reader := conn.NewFetchReader(kafkaio.ReaderConfig{GroupID: "normbench." + suffix, Topic: raw})
 	// The writers as the service builds them (run.go).
 	statusW := conn.NewProducer(kafkaio.ProducerConfig{Topic: status, BatchBytes: maxBatchBytes})
 	dlqW := conn.NewProducer(kafkaio.ProducerConfig{Topic: dlq})
