@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -56,14 +55,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	defer rdb.Close()
-	writer := cfg.Kafka.NewWriter(kafkaio.WriterConfig{})
-	defer func() {
-		_ = writer.Close()
-		// kafka-go closes only a Transport it made itself; this one is the plumbing's.
-		if t, ok := writer.Transport.(*kafka.Transport); ok {
-			t.CloseIdleConnections()
-		}
-	}()
+	// Routed, results and DLQ records go through the Producer, which puts every partition of a
+	// broker into one produce request (kafka.Writer sends one request per partition batch):
+	// fewer, larger requests cost the broker less.
+	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{})
+	defer writer.Close()
 	prod := produce.New(writer, log)
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
 		Help: "Failed Kafka write attempts (retried until they succeed or the service stops)."})
@@ -130,7 +126,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return err
 		}
-		reader := cfg.Kafka.NewReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
+		reader := cfg.Kafka.NewFetchReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
 			MaxInFlight: cfg.MaxInFlight, MaxPartitionSpan: cfg.MaxPartitionSpan, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
