@@ -163,9 +163,10 @@ func (nopReady) Set(string, error) {}
 // replay harmless.
 //
 // The loop is a pipeline (runStages), each stage handling one batch at a time, in fetch order:
-// fetch (kafka-go) → prepare (decode and map, parallel, CPU only) → claim (Redis) → emit
-// (Kafka) → finish (Redis confirm, then commit). So the claim of batch N+1, the writes of batch N
-// and the confirm and commit of batch N-1 overlap, while each kind of call stays strictly ordered:
+// fetch (kafkaio.FetchReader) → prepare (decode and map, parallel, CPU only) → claim (Redis) →
+// emit (Kafka) → finish (Redis confirm) → commit (every finished batch waiting, in one offset
+// commit). So the claim of batch N+1, the writes of batch N and the confirm of batch N-1 overlap
+// with the commit of the batches before, while each kind of call stays strictly ordered:
 // guard decisions follow fetch order, writes follow fetch order (per-order order holds), and a
 // batch is committed only after its own writes were acknowledged and its claims confirmed, and
 // after every earlier batch was committed.
@@ -217,7 +218,7 @@ func (cs *Consumer) Run(ctx context.Context) error {
 		defer close(prepared)
 		cs.batches(fetching, msgs, prepared)
 	}()
-	err := runStages(work, cancelWork, prepared, cs.claim, cs.emit, cs.finish)
+	err := runStages(work, cancelWork, prepared, one(cs.claim), one(cs.emit), one(cs.finish), grouped(cs.commitAll))
 	cancelWork()
 	wg.Wait()
 	select {
@@ -338,8 +339,8 @@ func (cs *Consumer) emit(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// finish is stage 3: confirm the claims (from now on a repeat is a duplicate), then commit the
-// batch's offsets. A failed commit only means a replay, which dedup absorbs.
+// finish is stage 3: confirm the claims (from now on a repeat is a duplicate); commitAll then
+// commits the batch's offsets. A failed commit only means a replay, which dedup absorbs.
 func (cs *Consumer) finish(ctx context.Context, b *batch) error {
 	c := &cs.c
 	if len(b.confirms) > 0 {
@@ -356,17 +357,41 @@ func (cs *Consumer) finish(ctx context.Context, b *batch) error {
 		ids[i] = it.res.Event.EventID
 	}
 	cs.inflight.confirm(ids...)
-	committed, err := cs.commit(ctx, b.msgs)
+	return nil
+}
+
+// commitAll is the last stage, handed every finished batch waiting at once: one offset commit
+// (the last record of each partition) covers them all, so a commit's round trip to the group
+// coordinator (milliseconds: it is a write to __consumer_offsets) never paces the batches.
+func (cs *Consumer) commitAll(ctx context.Context, bs []*batch) error {
+	c := &cs.c
+	last := map[int]kafka.Message{}
+	n := 0
+	for _, b := range bs {
+		n += len(b.msgs)
+		for _, m := range b.msgs {
+			if l, ok := last[m.Partition]; !ok || m.Offset > l.Offset {
+				last[m.Partition] = m
+			}
+		}
+	}
+	msgs := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		msgs = append(msgs, m)
+	}
+	committed, err := cs.commit(ctx, msgs)
 	if err != nil {
 		return err
 	}
 	if committed {
-		c.Metrics.Committed.Add(float64(len(b.msgs)))
+		c.Metrics.Committed.Add(float64(n))
 	}
-	cs.progress.finished(len(b.msgs))
-	elapsed := time.Since(b.started).Seconds()
-	for range b.msgs {
-		c.Metrics.Latency.Observe(elapsed)
+	cs.progress.finished(n)
+	for _, b := range bs {
+		elapsed := time.Since(b.started).Seconds()
+		for range b.msgs {
+			c.Metrics.Latency.Observe(elapsed)
+		}
 	}
 	return nil
 }

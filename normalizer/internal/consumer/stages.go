@@ -9,23 +9,51 @@ import (
 // returns an error only when it cannot go on (its context ended).
 type stage func(context.Context, *batch) error
 
-// runStages passes the batches of src through the stages, each stage in a goroutine of its own
-// handling one batch at a time, in order; so consecutive batches overlap across stages while
-// every stage sees them in src's order. When src is closed, each stage finishes the batches it
-// was handed and closes its output: that is the drain. The first stage error cancels work (so
-// the stages before it stop retrying) and is returned; the batches behind a failed stage are
-// dropped, never committed, so they are replayed after a restart.
-func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batch, stages ...stage) error {
+// groupStage is a step handed, in order, every batch waiting for it at once: a step whose cost
+// is per call rather than per batch (an offset commit) keeps up with any batch rate this way,
+// instead of holding every stage before it to its own pace.
+type groupStage func(context.Context, []*batch) error
+
+// groupQueue is how many batches may wait for a grouped step.
+const groupQueue = 256
+
+// step is a stage or a groupStage, for runStages.
+type step struct {
+	run   groupStage
+	group bool
+}
+
+// one makes a step of a stage.
+func one(st stage) step {
+	return step{run: func(ctx context.Context, bs []*batch) error { return st(ctx, bs[0]) }}
+}
+
+// grouped makes a step of a groupStage.
+func grouped(st groupStage) step { return step{run: st, group: true} }
+
+// runStages passes the batches of src through the steps, each step in a goroutine of its own
+// handling one batch (a grouped step: every batch waiting) at a time, in order; so consecutive
+// batches overlap across steps while every step sees them in src's order. When src is closed,
+// each step finishes the batches it was handed and closes its output: that is the drain. The
+// first step error cancels work (so the steps before it stop retrying) and is returned; the
+// batches behind a failed step are dropped, never committed, so they are replayed after a
+// restart.
+func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batch, steps ...step) error {
 	var (
 		wg      sync.WaitGroup
 		errOnce sync.Once
 		runErr  error
 	)
 	in := src
-	for _, st := range stages {
+	for i, st := range steps {
 		out := make(chan *batch, 1)
+		if i+1 < len(steps) && steps[i+1].group {
+			// Room for what gathers while the grouped step is in a call, so that the steps
+			// before it are not held to its pace.
+			out = make(chan *batch, groupQueue)
+		}
 		wg.Add(1)
-		go func(st stage, in <-chan *batch, out chan<- *batch) {
+		go func(st step, in <-chan *batch, out chan<- *batch) {
 			defer wg.Done()
 			defer close(out)
 			failed := false
@@ -33,13 +61,27 @@ func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batc
 				if failed {
 					continue // keep draining in, so that no stage before this one blocks
 				}
-				if err := st(work, b); err != nil {
+				bs := []*batch{b}
+				for st.group {
+					select {
+					case more, ok := <-in:
+						if ok {
+							bs = append(bs, more)
+							continue
+						}
+					default:
+					}
+					break
+				}
+				if err := st.run(work, bs); err != nil {
 					errOnce.Do(func() { runErr = err })
 					cancel()
 					failed = true
 					continue
 				}
-				out <- b
+				for _, b := range bs {
+					out <- b
+				}
 			}
 		}(st, in, out)
 		in = out

@@ -31,7 +31,7 @@ func TestRunStagesOrderAndDrain(t *testing.T) {
 	close(src)
 	work, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := runStages(work, cancel, src, rec("a"), rec("b"), rec("c")); err != nil {
+	if err := runStages(work, cancel, src, one(rec("a")), one(rec("b")), one(rec("c"))); err != nil {
 		t.Fatal(err)
 	}
 	pos := map[string]int{}
@@ -70,17 +70,86 @@ func TestRunStagesErrorStops(t *testing.T) {
 	work, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err := runStages(work, cancel, src,
-		func(_ context.Context, b *batch) error {
+		one(func(_ context.Context, b *batch) error {
 			if len(b.msgs) == 2 {
 				return boom
 			}
 			return nil
-		},
-		func(_ context.Context, b *batch) error { after = append(after, len(b.msgs)); return nil })
+		}),
+		one(func(_ context.Context, b *batch) error { after = append(after, len(b.msgs)); return nil }))
 	if !errors.Is(err, boom) || work.Err() == nil {
 		t.Fatalf("err %v, work %v: want boom and the work cancelled", err, work.Err())
 	}
 	if len(after) != 1 || after[0] != 1 {
 		t.Fatalf("batches past the failure: %v, want only the one before it", after)
+	}
+}
+
+// A grouped step is handed every batch waiting for it at once, in order, each exactly once; while
+// it is busy the steps before it go on (it does not pace them as a one-at-a-time step would).
+func TestRunStagesGroupedStepTakesWhatWaits(t *testing.T) {
+	src := make(chan *batch, 20)
+	for i := 1; i <= 20; i++ {
+		src <- &batch{msgs: make([]kafka.Message, i)}
+	}
+	close(src)
+	firstDone := make(chan struct{})
+	var mu sync.Mutex
+	var before int // batches past the first step while the grouped step held its first call
+	var calls [][]int
+	work, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := runStages(work, cancel, src,
+		one(func(context.Context, *batch) error {
+			mu.Lock()
+			before++
+			mu.Unlock()
+			return nil
+		}),
+		grouped(func(_ context.Context, bs []*batch) error {
+			var sizes []int
+			for _, b := range bs {
+				sizes = append(sizes, len(b.msgs))
+			}
+			mu.Lock()
+			calls = append(calls, sizes)
+			first := len(calls) == 1
+			mu.Unlock()
+			if first {
+				// Hold the first call until the first step has handled everything it can.
+				deadline := time.Now().Add(5 * time.Second)
+				for time.Now().Before(deadline) {
+					mu.Lock()
+					n := before
+					mu.Unlock()
+					if n >= 18 { // 20 minus what the channels between the steps hold
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				close(firstDone)
+			}
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []int
+	for _, c := range calls {
+		all = append(all, c...)
+	}
+	for i, n := range all {
+		if n != i+1 {
+			t.Fatalf("grouped step saw %v (calls %v), want 1..20 in order, once each", all, calls)
+		}
+	}
+	if len(all) != 20 {
+		t.Fatalf("grouped step saw %d batches, want 20 (calls %v)", len(all), calls)
+	}
+	if len(calls) > 3 {
+		t.Errorf("%d calls for 20 batches that waited: %v; want the waiting batches taken together", len(calls), calls)
+	}
+	if before < 18 {
+		t.Errorf("the first step handled %d batches while the grouped step was busy, want at least 18", before)
 	}
 }
