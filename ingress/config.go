@@ -52,7 +52,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AcceptedLog:       strings.ToLower(l.String("INGRESS_LOG_ACCEPTED", server.AcceptedLogSampled)),
 		MaxBody:           l.Bytes("INGRESS_MAX_BODY", 1<<20),
 		MaxBodyMemory:     l.Bytes("INGRESS_MAX_BODY_MEMORY", 32<<20),
-		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 256, 1, 1<<20),
+		MaxInflight:       l.Int("INGRESS_MAX_INFLIGHT", 4096, 1, 1<<20),
 		WriteTimeout:      l.Duration("INGRESS_WRITE_TIMEOUT", 5*time.Second),
 		PingInterval:      l.Duration("INGRESS_KAFKA_PING_INTERVAL", time.Second),
 		ReadHeaderTimeout: l.Duration("INGRESS_READ_HEADER_TIMEOUT", 5*time.Second),
