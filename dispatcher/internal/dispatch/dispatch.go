@@ -43,7 +43,7 @@ import (
 // Service is the dlq_service header value.
 const Service = "dispatcher"
 
-// Reader is what the loop needs of *kafka.Reader (a consumer group reader, CommitInterval 0).
+// Reader is what the loop needs of *kafkaio.FetchReader (or *kafka.Reader with CommitInterval 0).
 type Reader interface {
 	FetchMessage(ctx context.Context) (kafka.Message, error)
 	CommitMessages(ctx context.Context, msgs ...kafka.Message) error

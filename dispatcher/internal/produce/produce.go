@@ -31,7 +31,7 @@ import (
 	"github.com/orderpipe/pipeline/plumbing/retry"
 )
 
-// Writer is what the producer needs of *kafka.Writer.
+// Writer is what the producer needs of *kafkaio.Producer (or *kafka.Writer).
 type Writer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }

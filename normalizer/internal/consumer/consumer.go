@@ -41,7 +41,7 @@ const (
 	CheckLoop  = "consumer"
 )
 
-// Reader is the part of *kafka.Reader the loop uses.
+// Reader is the part of *kafkaio.FetchReader (or *kafka.Reader) the loop uses.
 type Reader interface {
 	FetchMessage(ctx context.Context) (kafka.Message, error)
 	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
