@@ -8,7 +8,7 @@ GO ?= go
 TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 25m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test test-modules bench chaos lint fmt tidy build clean
+.PHONY: help run test test-prepare test-modules bench chaos lint fmt tidy build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,7 +18,16 @@ run: ## start the whole pipeline here (embedded Kafka and Redis unless KAFKA_BRO
 	@bin/devstack -bin bin
 
 test: ## start a real Kafka and Redis, then run every module's tests against them
-	@deploy/local/testenv.sh $(MAKE) --no-print-directory test-modules
+	@TESTENV_ALONGSIDE='$(MAKE) --no-print-directory test-prepare' deploy/local/testenv.sh $(MAKE) --no-print-directory test-modules
+
+# test-prepare downloads every module's dependencies and compiles its test binaries (as the tests
+# will: -race), without running them, while testenv.sh starts Kafka and Redis; on a fresh machine
+# that startup is mostly waiting for Maven Central, so the compiling is done by the time it ends.
+# The end-to-end module goes first (it is the longest), with the service binaries its TestMain
+# builds.
+test-prepare:
+	@(cd e2e && $(GO) build ../ingress ../normalizer ../dispatcher ../dispatcher/cmd/ddsandbox ../ingress/cmd/elemepull ../ingress/cmd/elemesandbox) || true
+	@for m in $(BACKGROUND_MODULES) $(filter-out $(BACKGROUND_MODULES),$(MODULES)); do (cd $$m && $(GO) mod download && $(GO) test -race -count=1 -run '^$$' -exec true ./... >/dev/null) || echo "test-prepare: $$m did not compile; its tests will say why" >&2; done
 
 # deploy/local/test-modules.sh: the end-to-end module runs in the background beside the others
 # (it waits on processes and faults more than it computes); every module runs even when an

@@ -20,14 +20,14 @@ out="$root/.run/test-modules"
 rm -rf "$out" && mkdir -p "$out"
 declare -A pids
 for m in $background; do
-  (cd "$root/$m" && "$go" run "$gotestsum" --format pkgname --format-hide-empty-pkg -- "$@" ./... >"$out/$m.log" 2>&1; echo $? >"$out/$m.rc") &
+  (cd "$root/$m" && "$go" run "$gotestsum" --format pkgname --format-hide-empty-pkg --jsonfile "$out/$m.json" -- "$@" ./... >"$out/$m.log" 2>&1; echo $? >"$out/$m.rc") &
   pids[$m]=$!
   echo "== $m (in the background; its output follows when it ends)"
 done
 failed=""
 for m in $foreground; do
   echo "== $m"
-  (cd "$root/$m" && "$go" run "$gotestsum" --format pkgname --format-hide-empty-pkg -- "$@" ./...) 2>&1 | tee "$out/$m.log"
+  (cd "$root/$m" && "$go" run "$gotestsum" --format pkgname --format-hide-empty-pkg --jsonfile "$out/$m.json" -- "$@" ./...) 2>&1 | tee "$out/$m.log"
   [ "${PIPESTATUS[0]}" = 0 ] || failed="$failed $m"
 done
 for m in $background; do

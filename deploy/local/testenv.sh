@@ -116,7 +116,15 @@ if [ -z "${REDIS_ADDR:-}" ]; then
   export TEST_REDIS_MASTER_NAME=orderpipe
   export TEST_REDIS_CLUSTER_ADDRS="127.0.0.1:$((rport + 7)),127.0.0.1:$((rport + 8)),127.0.0.1:$((rport + 9))"
 fi
+# TESTENV_ALONGSIDE: a command run beside the startup (make test warms the Go caches there while
+# Maven fetches Kafka and the JVM starts); waited for with the rest, its failure ignored (the
+# tests that follow report what matters).
+alongside=0
+if [ -n "${TESTENV_ALONGSIDE:-}" ]; then
+  bash -c "$TESTENV_ALONGSIDE" & alongside=$!
+fi
 settle || exit 1
+[ "$alongside" = 0 ] || wait "$alongside" || true
 echo "testenv: KAFKA_BROKERS=$KAFKA_BROKERS (SASL_SSL ${TEST_KAFKA_SASL_SSL_BROKERS:-none}, mTLS ${TEST_KAFKA_MTLS_BROKERS:-none})" \
   "REDIS_ADDR=$REDIS_ADDR (TLS ${TEST_REDIS_TLS_ADDR:-none}, sentinels ${TEST_REDIS_SENTINEL_ADDRS:-none}, cluster ${TEST_REDIS_CLUSTER_ADDRS:-none})" >&2
 "$@"
