@@ -52,7 +52,6 @@ import (
 type FetchReader struct {
 	cfg       ReaderConfig
 	topic     string
-	static    []int // partitions of a reader without a group
 	addr      net.Addr
 	transport *kafka.Transport
 	client    *kafka.Client
@@ -70,6 +69,8 @@ type FetchReader struct {
 	sess     *session      // the current (or draining) session; nil between generations
 	changed  chan struct{} // closed and replaced when sess changes or a commit lands
 	failures int           // consecutive failed fetch rounds
+
+	broken error // set at construction when the group cannot be made: every call returns it
 }
 
 type fetchBatch struct {
@@ -136,11 +137,10 @@ func (conn Conn) NewFetchReader(c ReaderConfig, partitions ...int) *FetchReader 
 		changed:   make(chan struct{}),
 	}
 	if c.GroupID == "" {
-		r.static = partitions
-		if len(r.static) == 0 {
-			r.static = []int{c.Partition}
+		if len(partitions) == 0 {
+			partitions = []int{c.Partition}
 		}
-		go r.runStatic()
+		go r.runStatic(partitions)
 		return r
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
@@ -148,17 +148,17 @@ func (conn Conn) NewFetchReader(c ReaderConfig, partitions ...int) *FetchReader 
 		Brokers:                conn.Brokers,
 		Dialer:                 conn.NewDialer(),
 		Topics:                 []string{c.Topic},
-		HeartbeatInterval:      time.Second,
-		SessionTimeout:         10 * time.Second,
-		RebalanceTimeout:       10 * time.Second,
-		JoinGroupBackoff:       500 * time.Millisecond,
+		HeartbeatInterval:      groupHeartbeat,
+		SessionTimeout:         groupSession,
+		RebalanceTimeout:       groupRebalance,
+		JoinGroupBackoff:       groupJoinBackoff,
 		WatchPartitionChanges:  true,
-		PartitionWatchInterval: 5 * time.Second,
+		PartitionWatchInterval: groupPartitionWatch,
 		StartOffset:            c.StartOffset,
 		Timeout:                10 * time.Second,
 	})
-	if err != nil { // only a config that cannot happen here (brokers, topic and id are set)
-		r.report(err)
+	if err != nil { // a Conn without brokers
+		r.broken = fmt.Errorf("kafka reader of %q: %w", c.Topic, err)
 		close(r.done)
 		return r
 	}
@@ -190,6 +190,9 @@ func readerDefaults(c ReaderConfig) ReaderConfig {
 // FetchMessage returns the next record, waiting for one until ctx ends. A fetch that keeps
 // failing (MaxAttempts rounds in a row) is returned as an error once; the reader goes on trying.
 func (r *FetchReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	if r.broken != nil {
+		return kafka.Message{}, r.broken
+	}
 	for {
 		r.mu.Lock()
 		if b := r.cur; b != nil {
@@ -220,15 +223,13 @@ func (r *FetchReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 	}
 }
 
-// ReadMessage is FetchMessage (a reader without a group commits nothing).
-func (r *FetchReader) ReadMessage(ctx context.Context) (kafka.Message, error) {
-	return r.FetchMessage(ctx)
-}
-
 // CommitMessages commits, for each partition of msgs, the offset after its last message: only
 // partitions the current generation assigns to this member, and only forward. While no
 // generation is current (the group is rebalancing) it waits for the next one, until ctx ends.
 func (r *FetchReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if r.broken != nil {
+		return r.broken
+	}
 	if r.cg == nil {
 		return errors.New("kafka commit: the reader has no consumer group")
 	}
@@ -312,9 +313,6 @@ func (r *FetchReader) notify() {
 
 func (r *FetchReader) setSession(s *session) {
 	r.mu.Lock()
-	if r.sess != nil && s == nil {
-		r.sess.ended = true
-	}
 	r.sess = s
 	r.notify()
 	r.mu.Unlock()
@@ -345,10 +343,10 @@ func (r *FetchReader) ok() {
 	}
 }
 
-func (r *FetchReader) runStatic() {
+func (r *FetchReader) runStatic(partitions []int) {
 	defer close(r.done)
 	s := &session{parts: map[int]*partState{}}
-	for _, p := range r.static {
+	for _, p := range partitions {
 		s.parts[p] = &partState{id: p, next: r.cfg.StartOffset, delivered: -1, committed: -1}
 	}
 	r.setSession(s)

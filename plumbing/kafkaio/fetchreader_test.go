@@ -209,3 +209,20 @@ func TestFetchReaderRebalanceDrainsAndNeverRewinds(t *testing.T) {
 		}
 	}
 }
+
+// A group reader that cannot be made (no brokers) says so on every call instead of waiting for
+// records that never come.
+func TestFetchReaderWithoutBrokersFails(t *testing.T) {
+	r := kafkaio.NewFetchReader(kafkaio.ReaderConfig{GroupID: "g", Topic: "t"})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 2 {
+		if _, err := r.FetchMessage(ctx); err == nil || ctx.Err() != nil {
+			t.Fatalf("FetchMessage = %v (ctx %v), want the construction error at once", err, ctx.Err())
+		}
+	}
+	if err := r.CommitMessages(ctx, kafka.Message{Partition: 0, Offset: 1}); err == nil {
+		t.Error("CommitMessages accepted a commit on a reader that was never made")
+	}
+}

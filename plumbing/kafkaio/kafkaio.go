@@ -116,7 +116,8 @@ type ReaderConfig struct {
 	MaxWait time.Duration
 	// MaxBytes is the most bytes one fetch returns; default 4 MiB.
 	MaxBytes int
-	// QueueCapacity is how many fetched messages are buffered ahead; default 1000.
+	// QueueCapacity (kafka.Reader only) is how many fetched messages are buffered ahead; default
+	// 1000. FetchReader buffers up to 4 fetch responses.
 	QueueCapacity int
 	// StartOffset for a group with no committed offset: kafka.FirstOffset (default) or LastOffset.
 	StartOffset int64
@@ -131,6 +132,16 @@ type ReaderConfig struct {
 	// reader waits for the records it handed out to be committed before it rejoins; default 3 s.
 	DrainTimeout time.Duration
 }
+
+// The consumer-group timings of both readers (NewReader, NewFetchReader): a member that leaves
+// is noticed within a heartbeat, one that dies within the session timeout.
+const (
+	groupHeartbeat      = time.Second
+	groupSession        = 10 * time.Second
+	groupRebalance      = 10 * time.Second
+	groupJoinBackoff    = 500 * time.Millisecond
+	groupPartitionWatch = 5 * time.Second
+)
 
 // NewReader is Plaintext(c.Brokers...).NewReader(c), for tests.
 func NewReader(c ReaderConfig) *kafka.Reader { return Plaintext(c.Brokers...).NewReader(c) }
@@ -149,14 +160,14 @@ func (conn Conn) NewReader(c ReaderConfig) *kafka.Reader {
 		MaxWait:                c.MaxWait,
 		QueueCapacity:          c.QueueCapacity,
 		CommitInterval:         0,
-		HeartbeatInterval:      time.Second,
-		SessionTimeout:         10 * time.Second,
-		RebalanceTimeout:       10 * time.Second,
-		JoinGroupBackoff:       500 * time.Millisecond,
+		HeartbeatInterval:      groupHeartbeat,
+		SessionTimeout:         groupSession,
+		RebalanceTimeout:       groupRebalance,
+		JoinGroupBackoff:       groupJoinBackoff,
 		ReadBackoffMin:         50 * time.Millisecond,
 		ReadBackoffMax:         time.Second,
 		WatchPartitionChanges:  true,
-		PartitionWatchInterval: 5 * time.Second,
+		PartitionWatchInterval: groupPartitionWatch,
 		StartOffset:            c.StartOffset,
 		MaxAttempts:            c.MaxAttempts,
 		Dialer:                 conn.NewDialer(),
