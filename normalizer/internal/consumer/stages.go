@@ -46,12 +46,13 @@ func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batc
 	)
 	in := src
 	for i, st := range steps {
-		out := make(chan *batch, 1)
+		size := 1
 		if i+1 < len(steps) && steps[i+1].group {
 			// Room for what gathers while the grouped step is in a call, so that the steps
 			// before it are not held to its pace.
-			out = make(chan *batch, groupQueue)
+			size = groupQueue
 		}
+		out := make(chan *batch, size)
 		wg.Add(1)
 		go func(st step, in <-chan *batch, out chan<- *batch) {
 			defer wg.Done()
@@ -62,16 +63,17 @@ func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batc
 					continue // keep draining in, so that no stage before this one blocks
 				}
 				bs := []*batch{b}
+			gather:
 				for st.group {
 					select {
 					case more, ok := <-in:
-						if ok {
-							bs = append(bs, more)
-							continue
+						if !ok {
+							break gather
 						}
+						bs = append(bs, more)
 					default:
+						break gather
 					}
-					break
 				}
 				if err := st.run(work, bs); err != nil {
 					errOnce.Do(func() { runErr = err })
