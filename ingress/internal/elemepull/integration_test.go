@@ -3,6 +3,7 @@ package elemepull
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -45,9 +46,26 @@ type ackWriter struct {
 	mu   sync.Mutex
 	acks []time.Time
 	errs int
+	// failPartOnce: the next write of more than one record writes the first half and fails.
+	failPartOnce bool
 }
 
 func (a *ackWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	a.mu.Lock()
+	part := a.failPartOnce && len(msgs) > 1
+	a.failPartOnce = a.failPartOnce && !part
+	a.mu.Unlock()
+	if part {
+		// What a produce to several partitions does when one partition's leader refuses:
+		// some records are written, the call fails.
+		if err := a.w.WriteMessages(ctx, msgs[:len(msgs)/2]...); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.errs++
+		a.mu.Unlock()
+		return errors.New("injected: the second half of the page was not written")
+	}
 	err := a.w.WriteMessages(ctx, msgs...)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -124,53 +142,57 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// readAll reads the topic from the start until it has n records (or fails after a while).
-func readAll(t *testing.T, brokers []string, topic string, n int) []kafka.Message {
+// readUntil reads the topic from the start, checking each record (checkRecord), until done
+// holds for the copies seen per request id (or fails after a while). A pull round whose write
+// failed part way is written whole again, so a message may be on the topic more than once and
+// a count of records says nothing about how many distinct messages arrived.
+func readUntil(t *testing.T, brokers []string, topic string, done func(seen map[string]int) bool) map[string]int {
 	t.Helper()
 	rd := kafkaio.NewReader(kafkaio.ReaderConfig{Brokers: brokers, GroupID: testenv.Name(t, "check"), Topic: topic})
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out []kafka.Message
-	for len(out) < n {
-		m, err := rd.FetchMessage(ctx)
-		if err != nil {
-			t.Fatalf("read %s: %d of %d records: %v", topic, len(out), n, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// checkRecords: every record is a pulled envelope whose body verifies and whose key is the
-// push's key; it returns the distinct request ids.
-func checkRecords(t *testing.T, recs []kafka.Message) map[string]int {
-	t.Helper()
 	v := eleme.NewVerifier(map[string][]string{testApp.AppID: {testApp.Secret}})
 	seen := map[string]int{}
-	for _, m := range recs {
-		var env schemas.RawEnvelope
-		if err := json.Unmarshal(m.Value, &env); err != nil {
-			t.Fatal(err)
-		}
-		p, err := eleme.ParsePush(env.Body)
+	for !done(seen) {
+		m, err := rd.FetchMessage(ctx)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read %s: got %v so far: %v", topic, seen, err)
 		}
-		if err := v.Verify(p); err != nil {
-			t.Errorf("record body does not verify: %v", err)
-		}
-		k, _ := eleme.Key(p)
-		if env.Source != schemas.SourcePull || string(m.Key) != k.Key || env.OrderID != k.OrderID {
-			t.Errorf("record key %s source %q order %s; want key %s source pull", m.Key, env.Source, env.OrderID, k.Key)
-		}
-		var b struct {
-			RequestID string `json:"requestId"`
-		}
-		_ = json.Unmarshal(env.Body, &b)
-		seen[b.RequestID]++
+		seen[checkRecord(t, v, m)]++
 	}
 	return seen
+}
+
+// distinct is readUntil's condition for n distinct messages.
+func distinct(n int) func(map[string]int) bool {
+	return func(seen map[string]int) bool { return len(seen) >= n }
+}
+
+// checkRecord: the record is a pulled envelope whose body verifies and whose key is the push's
+// key; it returns the push's request id.
+func checkRecord(t *testing.T, v *eleme.Verifier, m kafka.Message) string {
+	t.Helper()
+	var env schemas.RawEnvelope
+	if err := json.Unmarshal(m.Value, &env); err != nil {
+		t.Fatal(err)
+	}
+	p, err := eleme.ParsePush(env.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(p); err != nil {
+		t.Errorf("record body does not verify: %v", err)
+	}
+	k, _ := eleme.Key(p)
+	if env.Source != schemas.SourcePull || string(m.Key) != k.Key || env.OrderID != k.OrderID {
+		t.Errorf("record key %s source %q order %s; want key %s source pull", m.Key, env.Source, env.OrderID, k.Key)
+	}
+	var b struct {
+		RequestID string `json:"requestId"`
+	}
+	_ = json.Unmarshal(env.Body, &b)
+	return b.RequestID
 }
 
 // TestPullWritesThenConfirms: every held message ends on the raw topic, and each confirm that
@@ -185,10 +207,7 @@ func TestPullWritesThenConfirms(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	start(t, r.poller(w, "a", reg))
 	waitFor(t, 20*time.Second, "every message confirmed", func() bool { return len(r.sb.HeldMessages("")) == 0 })
-	seen := checkRecords(t, readAll(t, r.brokers, r.topic, len(ids)))
-	if len(seen) != len(ids) {
-		t.Errorf("%d distinct messages on the topic, want %d", len(seen), len(ids))
-	}
+	readUntil(t, r.brokers, r.topic, distinct(len(ids)))
 	w.mu.Lock()
 	acks := append([]time.Time(nil), w.acks...)
 	w.mu.Unlock()
@@ -203,6 +222,31 @@ func TestPullWritesThenConfirms(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(NewMetricsFor(reg).confirmedFor(testApp.AppID)); got != 10 {
 		t.Errorf("confirmed metric %v, want 10", got)
+	}
+}
+
+// TestPartialWriteRewritesPage: a page whose write failed part way is not confirmed; it is
+// pulled and written whole again, so every message reaches the topic (the ones written the
+// first time twice) and is confirmed once, after the write that succeeded.
+func TestPartialWriteRewritesPage(t *testing.T) {
+	r := newRig(t, testenv.Kafka(t))
+	ids, err := r.sb.Hold(testApp.AppID, pushes(6, "7")...) // pages of 4 and 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.writer()
+	w.failPartOnce = true
+	start(t, r.poller(w, "a", prometheus.NewRegistry()))
+	waitFor(t, 20*time.Second, "every message confirmed", func() bool { return len(r.sb.HeldMessages("")) == 0 })
+	// The first page's first half (r70, r71) was written twice; nothing is missing.
+	readUntil(t, r.brokers, r.topic, func(seen map[string]int) bool {
+		return len(seen) == len(ids) && seen["r70"] >= 2 && seen["r71"] >= 2
+	})
+	w.mu.Lock()
+	errs, acks := w.errs, len(w.acks)
+	w.mu.Unlock()
+	if c := r.sb.Confirms(); errs < 1 || len(c) != acks {
+		t.Errorf("%d confirms for %d acknowledged writes (%d failed), want one per acknowledged write and none for a failed one", len(c), acks, errs)
 	}
 }
 
@@ -225,10 +269,7 @@ func TestBrokerOutageConfirmsNothing(t *testing.T) {
 	}
 	b.Restart()
 	waitFor(t, 60*time.Second, "every message confirmed after the outage", func() bool { return len(r.sb.HeldMessages("")) == 0 })
-	seen := checkRecords(t, readAll(t, r.brokers, r.topic, len(ids)))
-	if len(seen) != len(ids) {
-		t.Errorf("%d distinct messages on the topic, want %d", len(seen), len(ids))
-	}
+	readUntil(t, r.brokers, r.topic, distinct(len(ids)))
 }
 
 // TestConfirmFailureRepulls: a confirm that fails (or whose answer is lost) leaves the messages
@@ -244,16 +285,19 @@ func TestConfirmFailureRepulls(t *testing.T) {
 			}
 			start(t, r.poller(r.writer(), "a", prometheus.NewRegistry()))
 			waitFor(t, 20*time.Second, "every message confirmed", func() bool { return len(r.sb.HeldMessages("")) == 0 })
-			seen := checkRecords(t, readAll(t, r.brokers, r.topic, 2*len(ids)))
-			for _, n := range seen {
-				if n != 2 {
-					t.Errorf("copies per message %v, want 2 each (written, not confirmed, written again)", seen)
-					break
+			// Written, not confirmed, written again: at least two copies of each (more if a
+			// write failed part way and its page was written whole again).
+			readUntil(t, r.brokers, r.topic, func(seen map[string]int) bool {
+				if len(seen) < len(ids) {
+					return false
 				}
-			}
-			if len(seen) != len(ids) {
-				t.Errorf("%d distinct messages, want %d", len(seen), len(ids))
-			}
+				for _, n := range seen {
+					if n < 2 {
+						return false
+					}
+				}
+				return true
+			})
 		})
 	}
 }
@@ -278,10 +322,7 @@ func TestOnePollerPerApp(t *testing.T) {
 	waitFor(t, 10*time.Second, "b takes over", func() bool { return testutil.ToFloat64(mB.leaderFor(testApp.AppID)) == 1 })
 	more, _ := r.sb.Hold(testApp.AppID, pushes(2, "5")...)
 	waitFor(t, 10*time.Second, "b confirms", func() bool { return len(r.sb.HeldMessages("")) == 0 })
-	seen := checkRecords(t, readAll(t, r.brokers, r.topic, len(ids)+len(more)))
-	if len(seen) != len(ids)+len(more) {
-		t.Errorf("%d distinct messages, want %d", len(seen), len(ids)+len(more))
-	}
+	readUntil(t, r.brokers, r.topic, distinct(len(ids)+len(more)))
 	if got := testutil.ToFloat64(mB.pulledFor(testApp.AppID)); got != float64(len(more)) {
 		t.Errorf("b pulled %v, want %d", got, len(more))
 	}
@@ -396,7 +437,5 @@ func TestUnreadableLeftHeldAndNotReady(t *testing.T) {
 	if len(held) != 1 || !strings.Contains(string(held[0].Message), "bad1") {
 		t.Fatalf("held %+v, want only the unreadable message", held)
 	}
-	if seen := checkRecords(t, readAll(t, r.brokers, r.topic, 2)); len(seen) != 2 {
-		t.Errorf("written %v, want the two readable messages", seen)
-	}
+	readUntil(t, r.brokers, r.topic, distinct(2)) // the two readable messages
 }
