@@ -58,13 +58,14 @@ func (a *ackWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) er
 	if part {
 		// What a produce to several partitions does when one partition's leader refuses:
 		// some records are written, the call fails.
-		if err := a.w.WriteMessages(ctx, msgs[:len(msgs)/2]...); err != nil {
-			return err
+		err := a.w.WriteMessages(ctx, msgs[:len(msgs)/2]...)
+		if err == nil {
+			err = errors.New("injected: the second half of the page was not written")
 		}
 		a.mu.Lock()
 		a.errs++
 		a.mu.Unlock()
-		return errors.New("injected: the second half of the page was not written")
+		return err
 	}
 	err := a.w.WriteMessages(ctx, msgs...)
 	a.mu.Lock()
@@ -226,8 +227,8 @@ func TestPullWritesThenConfirms(t *testing.T) {
 }
 
 // TestPartialWriteRewritesPage: a page whose write failed part way is not confirmed; it is
-// pulled and written whole again, so every message reaches the topic (the ones written the
-// first time twice) and is confirmed once, after the write that succeeded.
+// pulled and written whole again, so every message reaches the topic and is confirmed after the
+// write that succeeded, never after the one that failed.
 func TestPartialWriteRewritesPage(t *testing.T) {
 	r := newRig(t, testenv.Kafka(t))
 	ids, err := r.sb.Hold(testApp.AppID, pushes(6, "7")...) // pages of 4 and 2
@@ -238,10 +239,10 @@ func TestPartialWriteRewritesPage(t *testing.T) {
 	w.failPartOnce = true
 	start(t, r.poller(w, "a", prometheus.NewRegistry()))
 	waitFor(t, 20*time.Second, "every message confirmed", func() bool { return len(r.sb.HeldMessages("")) == 0 })
-	// The first page's first half (r70, r71) was written twice; nothing is missing.
-	readUntil(t, r.brokers, r.topic, func(seen map[string]int) bool {
-		return len(seen) == len(ids) && seen["r70"] >= 2 && seen["r71"] >= 2
-	})
+	// Nothing is missing. (What was written of the first page before the failure is there
+	// twice; how much that is depends on the broker too: a fresh topic's broker sometimes
+	// refuses a record with Not Leader For Partition, so it is not counted here.)
+	readUntil(t, r.brokers, r.topic, distinct(len(ids)))
 	w.mu.Lock()
 	errs, acks := w.errs, len(w.acks)
 	w.mu.Unlock()
