@@ -58,7 +58,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// Routed, results and DLQ records go through the Producer, which puts every partition of a
 	// broker into one produce request (kafka.Writer sends one request per partition batch):
 	// fewer, larger requests cost the broker less.
-	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{})
+	// It writes the routed, results and DLQ topics, and asks for their metadata only.
+	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topicNames(cfg)})
 	defer writer.Close()
 	prod := produce.New(writer, log)
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
@@ -104,7 +105,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return nil
 	})
 	// One admin client for the readiness probe, so probing does not log in again each time.
-	probe := cfg.Kafka.NewClient(3 * time.Second)
+	probe := cfg.Kafka.NewClientFor(3*time.Second, topicNames(cfg)...)
 	defer probe.Close()
 	g.Go(func() error {
 		service.Watch(gctx, ready, "kafka", 2*time.Second, log, func(ctx context.Context) error { return probe.Ping(ctx) })

@@ -60,17 +60,12 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness(publish.CheckName)
-	// The transport refreshes metadata every second; by default for every topic of the cluster,
-	// which on a cluster with many topics dominated the ingress's allocations (pprof: kafka-go
-	// makeLayout ~40% of bytes against the shared test broker). It only needs its own topic.
-	transport := cfg.Kafka.NewTransport()
-	transport.MetadataTopics = []string{cfg.TopicRaw}
 	// One produce request per broker for every partition's records (kafkaio.Producer), not one
 	// per partition batch as kafka.Writer sends: the broker's cost per callback is its cost per
 	// request divided by the records in it (docs/performance.md).
 	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{
+		// Its transport asks for this topic's metadata only (kafkaio.NewTransportFor).
 		Topic:        cfg.TopicRaw,
-		Transport:    transport,
 		WriteTimeout: cfg.WriteTimeout,
 		// A record at INGRESS_MAX_BODY is larger than plumbing's default batch cap; the raw
 		// topic allows schemas.RawMaxMessageBytes, less room for the batch's own framing.

@@ -120,7 +120,7 @@ func (conn Conn) NewFetchReader(c ReaderConfig, partitions ...int) *FetchReader 
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 3 * time.Second
 	}
-	tr := conn.NewTransport()
+	tr := conn.NewTransportFor(c.Topic)
 	addr := kafka.TCP(conn.Brokers...)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &FetchReader{

@@ -81,6 +81,10 @@ func (conn Conn) NewWriter(c WriterConfig) *kafka.Writer {
 		AllowAutoTopicCreation: false,
 		Transport:              conn.NewTransport(),
 	}
+	if c.Topic != "" {
+		// Every message goes to Topic (kafka.Writer refuses one naming another).
+		w.Transport = conn.NewTransportFor(c.Topic)
+	}
 	if w.BatchTimeout <= 0 {
 		w.BatchTimeout = DefaultBatchTimeout
 	}

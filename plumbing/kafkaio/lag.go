@@ -25,7 +25,7 @@ type PartitionOffsets struct {
 // and the lag between them, as the broker sees them (as KEDA does): it also sees a consumer that
 // is stuck or gone, which a lag computed by the consumer itself cannot.
 func (c Conn) GroupOffsets(ctx context.Context, group, topic string) (map[int]PartitionOffsets, error) {
-	client := c.NewClient(5 * time.Second)
+	client := c.NewClientFor(5*time.Second, topic)
 	defer client.Close()
 	return groupOffsets(ctx, client, group, topic)
 }
@@ -140,7 +140,7 @@ func NewLag(reg prometheus.Registerer) *Lag {
 // gauges. A failed query leaves the last values (and the updated time) as they were. One client
 // (one transport) serves every round, closed when ctx ends.
 func (l *Lag) Watch(ctx context.Context, c Conn, group, topic string, interval time.Duration) {
-	client := c.NewClient(5 * time.Second)
+	client := c.NewClientFor(5*time.Second, topic)
 	defer client.Close()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, interval)

@@ -39,6 +39,7 @@ import (
 //     flight when the context ended may still be written (as with kafka.Writer, kafka-go #1427).
 type Producer struct {
 	cfg       ProducerConfig
+	allowed   []string // the topics it may write (nil: any)
 	addr      net.Addr
 	transport *kafka.Transport
 	client    *kafka.Client
@@ -66,6 +67,11 @@ type ProducerConfig struct {
 	Brokers []string
 	// Topic is used for messages that name none.
 	Topic string
+	// Topics are the topics the Producer may write besides Topic. When Topic or Topics is set,
+	// the Producer's own Transport asks the brokers for their metadata only
+	// (Conn.NewTransportFor), and a message naming another topic is refused; when neither is
+	// set, it asks for every topic of the cluster. Ignored when Transport is given.
+	Topics []string
 	// Transport carries the connection settings (TLS, SASL): Conn.NewProducer sets it from the
 	// Conn when nil; the package-level NewProducer (tests) uses a plaintext one. The Producer
 	// closes its idle connections on Close.
@@ -140,17 +146,34 @@ func (c *writeCall) finish(err error) {
 func (conn Conn) NewProducer(c ProducerConfig) *Producer {
 	c.Brokers = conn.Brokers
 	if c.Transport == nil {
-		c.Transport = conn.NewTransport()
+		c.Transport = conn.transportFor(c.allowed())
 	}
 	return newProducer(c)
 }
 
 // NewProducer is Plaintext(c.Brokers...).NewProducer(c), for tests.
 func NewProducer(c ProducerConfig) *Producer {
-	if c.Transport == nil {
-		c.Transport = Plaintext(c.Brokers...).NewTransport()
+	return Plaintext(c.Brokers...).NewProducer(c)
+}
+
+// allowed is Topic and Topics, or nil (any topic) when neither is set.
+func (c ProducerConfig) allowed() []string {
+	if c.Topic == "" && len(c.Topics) == 0 {
+		return nil
 	}
-	return newProducer(c)
+	out := slices.Clone(c.Topics)
+	if c.Topic != "" && !slices.Contains(out, c.Topic) {
+		out = append(out, c.Topic)
+	}
+	return out
+}
+
+// transportFor is NewTransportFor(topics...), or NewTransport when topics is nil.
+func (c Conn) transportFor(topics []string) *kafka.Transport {
+	if topics == nil {
+		return c.NewTransport()
+	}
+	return c.NewTransportFor(topics...)
 }
 
 func newProducer(c ProducerConfig) *Producer {
@@ -172,6 +195,7 @@ func newProducer(c ProducerConfig) *Producer {
 	addr := kafka.TCP(c.Brokers...)
 	p := &Producer{
 		cfg:       c,
+		allowed:   c.allowed(),
 		addr:      addr,
 		transport: c.Transport,
 		// Metadata requests through a Transport are answered from its cache, the same view it
@@ -244,6 +268,9 @@ func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([]topicPart
 		m := msgs[i]
 		if m.Topic == "" {
 			return nil, errors.New("kafka write: message without a topic")
+		}
+		if p.allowed != nil && !slices.Contains(p.allowed, m.Topic) {
+			return nil, fmt.Errorf("kafka write: topic %s is not one of the producer's topics %v", m.Topic, p.allowed)
 		}
 		if !slices.Contains(topics, m.Topic) {
 			topics = append(topics, m.Topic)

@@ -29,8 +29,7 @@ type HealthConfig struct {
 // p.SetHealth, and returns when ctx ends. The ingress starts and serves even while Kafka is down;
 // this loop is what makes it ready, and ready again after an outage.
 func Watch(ctx context.Context, p *Publisher, c HealthConfig, log *zap.Logger) {
-	client := c.Conn.NewClient(3 * time.Second)
-	client.Transport().MetadataTopics = []string{c.Topic} // not every topic of the cluster, every second
+	client := c.Conn.NewClientFor(3*time.Second, c.Topic) // not every topic of the cluster, every second
 	defer client.Close()
 	ensured := !c.EnsureTopic
 	var last error = errors.New("not checked yet")

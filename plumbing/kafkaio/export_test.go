@@ -1,0 +1,14 @@
+package kafkaio
+
+import "github.com/segmentio/kafka-go"
+
+// TransportOf returns the Transport a Producer or FetchReader made for itself.
+func TransportOf(v any) *kafka.Transport {
+	switch v := v.(type) {
+	case *Producer:
+		return v.transport
+	case *FetchReader:
+		return v.transport
+	}
+	return nil
+}
