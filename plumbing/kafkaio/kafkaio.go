@@ -8,7 +8,9 @@
 //     FetchMessage and commit with CommitMessages once their output is durable), and notice a
 //     departed member within about a second;
 //   - every reader, writer and client gets its own Transport, so metadata of a topic created a
-//     moment ago is not hidden behind a shared six-second cache;
+//     moment ago is not hidden behind a shared six-second cache; a Transport of a component that
+//     works on known topics asks for their metadata only (NewTransportFor), not for every topic
+//     of the cluster each second, which costs a broker with many topics milliseconds a request;
 //   - everything is built from a Conn (LoadConn reads it from the environment), which carries TLS
 //     and SASL: nothing in the project dials Kafka any other way, and a test checks that.
 //
