@@ -77,7 +77,8 @@ type pipeline struct {
 	// extra holds instances added with addNormalizer / addDispatcher (same consumer groups).
 	extra    []*stack.Service
 	common   []string
-	groups   [2]string // normalizer, dispatcher consumer groups
+	extraEnv map[string][]string // by kind: stackOpts' normalizerEnv, dispatcherEnv
+	groups   [2]string           // normalizer, dispatcher consumer groups
 	logs     string
 	nextName int
 }
@@ -103,8 +104,9 @@ type stackOpts struct {
 	// (brokers and redisAddr are then ignored).
 	secure     *connection
 	partitions int // default 3
-	// dispatcherEnv is added to the dispatcher's environment.
-	dispatcherEnv []string
+	// dispatcherEnv is added to the dispatcher's environment; ingressEnv to the ingress's,
+	// normalizerEnv to the normalizer's.
+	dispatcherEnv, ingressEnv, normalizerEnv []string
 	// quiet logs at info level instead of debug (long runs).
 	quiet bool
 }
@@ -145,14 +147,14 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 		ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr, logs: t.TempDir(),
 		groups: [2]string{testenv.Name(t, "normalizer"), testenv.Name(t, "dispatcher")}}
 	p.common = append(common, "DANGDANG_API_URL="+p.sandboxURL+"/openapi/rest", "DANGDANG_BATCH_WINDOW=200ms")
-	p.common = append(p.common, o.dispatcherEnv...)
+	p.extraEnv = map[string][]string{"dispatcher": o.dispatcherEnv, "normalizer": o.normalizerEnv}
 	ingressOps := freeAddr(t)
 	p.sandbox = &stack.Service{Name: "ddsandbox", Bin: filepath.Join(binDir, "ddsandbox"),
 		Env:      []string{"SANDBOX_ADDR=" + sandboxAddr, "SANDBOX_SHOPS=2100000000=test_secret"},
 		ReadyURL: p.sandboxURL + "/sandbox/stats", Output: p.out("ddsandbox")}
 	p.ingress = &stack.Service{Name: "ingress", Bin: filepath.Join(binDir, "ingress"),
 		Env: append([]string{"HTTP_ADDR=" + ingressAddr, "OPS_ADDR=" + ingressOps,
-			"DIANWODA_SECRETS=" + testDianwodaSecret, "ELEME_SECRETS=" + testElemeAppID + "=" + testElemeSecret}, common...),
+			"DIANWODA_SECRETS=" + testDianwodaSecret, "ELEME_SECRETS=" + testElemeAppID + "=" + testElemeSecret}, append(common, o.ingressEnv...)...),
 		ReadyURL: "http://" + ingressOps + "/readyz", Output: p.out("ingress")}
 	p.normalizer = p.service("normalizer")
 	p.dispatcher = p.service("dispatcher")
@@ -222,7 +224,7 @@ func (p *pipeline) service(kind string) *stack.Service {
 	}
 	p.nextName++
 	return &stack.Service{Name: name, Bin: filepath.Join(binDir, kind),
-		Env:      append([]string{"OPS_ADDR=" + ops, "KAFKA_GROUP_ID=" + group}, p.common...),
+		Env:      append(append([]string{"OPS_ADDR=" + ops, "KAFKA_GROUP_ID=" + group}, p.common...), p.extraEnv[kind]...),
 		ReadyURL: "http://" + ops + "/readyz", Output: p.out(name)}
 }
 

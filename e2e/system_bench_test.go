@@ -102,9 +102,12 @@ func TestSystemBench(t *testing.T) {
 		}
 		t.Run(rs, func(t *testing.T) {
 			// The dispatcher's Dangdang batch window as shipped (1 s), not the 200 ms of the test
-			// stack: orders per call and reply → Dangdang accepted are measured against it.
+			// stack: orders per call and reply → Dangdang accepted are measured against it. The
+			// ingress and the normalizer with the GOGC they are deployed with
+			// (deploy/k8s/base/ingress.yaml, normalizer.yaml, docker-compose.yml).
 			p := startStack(t, stackOpts{partitions: 12, quiet: true,
-				dispatcherEnv: []string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}})
+				dispatcherEnv: []string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")},
+				ingressEnv:    []string{"GOGC=200"}, normalizerEnv: []string{"GOGC=200"}})
 			col := chaos.StartCollector(p.kafka, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 				Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 			defer col.Stop()
