@@ -58,8 +58,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// Routed, results and DLQ records go through the Producer, which puts every partition of a
 	// broker into one produce request (kafka.Writer sends one request per partition batch):
 	// fewer, larger requests cost the broker less.
-	// It writes the routed, results and DLQ topics, and asks for their metadata only.
-	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topicNames(cfg)})
+	// Every topic it reads or writes; the producer and the probe ask for their metadata only.
+	topics := topicNames(cfg)
+	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topics})
 	defer writer.Close()
 	prod := produce.New(writer, log)
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
@@ -105,7 +106,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return nil
 	})
 	// One admin client for the readiness probe, so probing does not log in again each time.
-	probe := cfg.Kafka.NewClientFor(3*time.Second, topicNames(cfg)...)
+	probe := cfg.Kafka.NewClientFor(3*time.Second, topics...)
 	defer probe.Close()
 	g.Go(func() error {
 		service.Watch(gctx, ready, "kafka", 2*time.Second, log, func(ctx context.Context) error { return probe.Ping(ctx) })
@@ -121,7 +122,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			return nil // stopped while waiting
 		}
 		// A routed topic that is missing or denied stops the service here, naming it.
-		if err := dispatch.CheckTopics(gctx, probe.Client, topicNames(cfg), ready, log); err != nil {
+		if err := dispatch.CheckTopics(gctx, probe.Client, topics, ready, log); err != nil {
 			if gctx.Err() != nil {
 				return nil
 			}

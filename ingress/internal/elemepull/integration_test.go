@@ -53,7 +53,9 @@ type ackWriter struct {
 func (a *ackWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
 	a.mu.Lock()
 	part := a.failPartOnce && len(msgs) > 1
-	a.failPartOnce = a.failPartOnce && !part
+	if part {
+		a.failPartOnce = false
+	}
 	a.mu.Unlock()
 	if part {
 		// What a produce to several partitions does when one partition's leader refuses:
