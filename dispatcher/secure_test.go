@@ -41,7 +41,10 @@ func TestSecuredReadiness(t *testing.T) {
 		servicetest.Seed(ctx, t, in.Kafka, slices.Collect(maps.Values(topics)), topics["TOPIC_STATUS"], kafka.Message{
 			Key: []byte(schemas.Key(ev.Platform, ev.OrderID)), Value: v, Headers: []kafka.Header{{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}}})
 		tc.Env = servicetest.With(tc.Env, map[string]string{"REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
-			"KAFKA_GROUP_ID": testenv.Name(t, "g"), "DANGDANG_API_URL": srv.URL + "/openapi/rest", "DANGDANG_BATCH_WINDOW": "100ms"})
+			"KAFKA_GROUP_ID": testenv.Name(t, "g"), "DANGDANG_API_URL": srv.URL + "/openapi/rest", "DANGDANG_BATCH_WINDOW": "100ms",
+			// Without Redis the pending write-back cannot be recorded, so the stop at the end
+			// waits out the whole grace (10 s by default); the stop is not what this test is about.
+			"SHUTDOWN_GRACE": "2s"})
 		tc.Env = servicetest.With(tc.Env, topics)
 		outputs := []string{topics["TOPIC_DELIVERY"], topics["TOPIC_LIFECYCLE"], topics["TOPIC_REFUND"], topics["TOPIC_DANGDANG_RESULTS"], topics["TOPIC_STATUS_DLQ"]}
 		if strings.HasPrefix(tc.Variable, "REDIS") {
