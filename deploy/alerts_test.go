@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"sort"
@@ -10,11 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/promql/promqltest"
-	"github.com/prometheus/prometheus/rules"
 )
 
 // alertsFile is the rule file under test; ALERTS_FILE points the tests at another version (to
@@ -28,48 +24,35 @@ func alertsFile() string {
 
 // firing evaluates the alert rule named alert of the rule file every minute from 0 to at over
 // the series (promqltest "load 1m" lines: values one minute apart from time 0), as Prometheus
-// and `promtool test rules` do, and returns the label sets of its firing alerts at at, each as
-// "k=v,k=v" of the labels in keep.
+// and `promtool test rules` do (alerteval_test.go), and returns the label sets of its firing
+// alerts at at, each as "k=v,k=v" of the labels in keep.
 func firing(t *testing.T, series string, at time.Duration, alert string, keep ...string) []string {
 	t.Helper()
 	groups, errs := rulefmt.ParseFile(alertsFile(), false, model.LegacyValidation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
 	if len(errs) > 0 {
 		t.Fatalf("%s: %v", alertsFile(), errs)
 	}
-	var rule *rules.AlertingRule
+	var rule *alertRule
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
-			if r.Alert != alert {
-				continue
+			if r.Alert == alert {
+				rule = newAlertRule(t, r)
 			}
-			expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rule = rules.NewAlertingRule(r.Alert, expr, time.Duration(r.For), time.Duration(r.KeepFiringFor),
-				labels.FromMap(r.Labels), labels.FromMap(r.Annotations), labels.EmptyLabels(), "", true, slog.New(slog.DiscardHandler))
 		}
 	}
 	if rule == nil {
 		t.Fatalf("%s has no alert %s", alertsFile(), alert)
 	}
-	st := promqltest.LoadedStorage(t, "load 1m\n"+strings.Trim(series, "\n"))
-	t.Cleanup(func() { st.Close() })
-	engine := promqltest.NewTestEngine(t, false, 5*time.Minute, 1_000_000)
-	query := rules.EngineQueryFunc(engine, st)
+	q := queryable(loadSeries(t, series, time.Minute))
+	engine := testEngine(t)
 	for ts := time.Duration(0); ts <= at; ts += time.Minute {
-		if _, err := rule.Eval(context.Background(), 0, time.Unix(0, 0).Add(ts), query, nil, 0); err != nil {
-			t.Fatalf("%s at %s: %v", alert, ts, err)
-		}
+		rule.eval(t, engine, q, time.Unix(0, 0).Add(ts))
 	}
 	var out []string
-	for _, a := range rule.ActiveAlerts() {
-		if a.State != rules.StateFiring {
-			continue
-		}
+	for _, l := range rule.firingAlerts() {
 		var kv []string
 		for _, k := range keep {
-			kv = append(kv, k+"="+a.Labels.Get(k))
+			kv = append(kv, k+"="+l.Get(k))
 		}
 		out = append(out, strings.Join(kv, ","))
 	}
