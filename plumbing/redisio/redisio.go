@@ -195,9 +195,11 @@ func (c Config) NewClient() (redis.UniversalClient, error) {
 // deadline); the callers' loops retry with the pipeline's own policy instead.
 const dialAttempts = 1
 
-// Log writes the connection's settings at start (never a password) and warns when TLS
-// verification is off.
+// Log writes the connection's settings at start (never a password), warns when TLS
+// verification is off, and sends go-redis's own log lines to log from then on
+// (RouteClientLogs): every service calls it once, at start.
 func (c Config) Log(log *zap.Logger) {
+	RouteClientLogs(log)
 	log.Info("redis connection", zap.String("mode", c.Mode()), zap.Strings("addrs", c.Addrs), zap.String("master_name", c.MasterName),
 		zap.Bool("tls", c.TLS), zap.String("username", c.Username), zap.Bool("password", c.Password != ""), zap.Int("db", c.DB))
 	if c.TLS && c.TLSInsecureSkipVerify {

@@ -219,3 +219,42 @@ func TestFailuresNameTheVariable(t *testing.T) {
 		})
 	}
 }
+
+// TestClientLogsAreRoutedAndBounded: go-redis's own lines (here: every unreachable Sentinel of
+// every dial) reach the service's logger as warnings, and at most ClientLogsPerSecond of them
+// a second, however many failures there are.
+func TestClientLogsAreRoutedAndBounded(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	redisio.RouteClientLogs(zap.New(core))
+	cfg, err := load(t, map[string]string{"REDIS_ADDR": "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "REDIS_MASTER_NAME": "orderpipe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := cfg.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	start := time.Now()
+	for range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := rdb.Ping(ctx).Err(); err == nil {
+			t.Fatal("ping through unreachable Sentinels succeeded")
+		}
+		cancel()
+	}
+	seconds := int(time.Since(start)/time.Second) + 1
+	got := logs.FilterMessage("redis client").All()
+	if len(got) == 0 {
+		t.Fatalf("no go-redis line reached the logger (all lines: %d)", logs.Len())
+	}
+	if max := redisio.ClientLogsPerSecond * (seconds + 1); len(got) > max {
+		t.Errorf("%d go-redis lines in %d s, want at most %d", len(got), seconds, max)
+	}
+	t.Logf("%d go-redis lines logged in %d s", len(got), seconds)
+	for _, e := range got {
+		if e.Level != zap.WarnLevel || !strings.Contains(e.ContextMap()["detail"].(string), "127.0.0.1:") {
+			t.Errorf("line %v %q %v", e.Level, e.Message, e.ContextMap())
+		}
+	}
+}
