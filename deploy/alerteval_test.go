@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -88,9 +89,9 @@ const (
 )
 
 type alertState struct {
-	labels                        labels.Labels
-	state                         int
-	activeAt, keepFiringSince, at time.Time
+	labels                    labels.Labels
+	state                     int
+	activeAt, keepFiringSince time.Time
 }
 
 // alertRule is one alerting rule of a rule file, evaluated as rules.AlertingRule.Eval does.
@@ -137,7 +138,7 @@ func (r *alertRule) eval(t *testing.T, engine *promql.Engine, q storage.Queryabl
 	seen := map[uint64]bool{}
 	for _, s := range vec {
 		b := labels.NewBuilder(s.Metric)
-		b.Del(labels.MetricName)
+		b.Del(model.MetricNameLabel)
 		r.labels.Range(func(l labels.Label) { b.Set(l.Name, l.Value) })
 		b.Set(labels.AlertName, r.name)
 		lbs := b.Labels()
