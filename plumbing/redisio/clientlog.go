@@ -18,7 +18,7 @@ const ClientLogsPerSecond = 5
 
 // RouteClientLogs sends go-redis's own log lines to log as warnings, at most
 // ClientLogsPerSecond a second. Unrouted, go-redis prints them to stderr as plain text, one
-// per failed dial and per Sentinel asked: with the Sentinels unreachable, ~60 unstructured
+// per failed dial and per Sentinel asked: with the Sentinels unreachable, about 100 unstructured
 // lines a second beside the service's JSON. go-redis has one logger per process, so this is
 // a process-wide setting: a service calls it once, at start.
 func RouteClientLogs(log *zap.Logger) {

@@ -248,8 +248,8 @@ func TestClientLogsAreRoutedAndBounded(t *testing.T) {
 	if len(got) == 0 {
 		t.Fatalf("no go-redis line reached the logger (all lines: %d)", logs.Len())
 	}
-	if max := redisio.ClientLogsPerSecond * (seconds + 1); len(got) > max {
-		t.Errorf("%d go-redis lines in %d s, want at most %d", len(got), seconds, max)
+	if limit := redisio.ClientLogsPerSecond * (seconds + 1); len(got) > limit {
+		t.Errorf("%d go-redis lines in %d s, want at most %d", len(got), seconds, limit)
 	}
 	t.Logf("%d go-redis lines logged in %d s", len(got), seconds)
 	for _, e := range got {
