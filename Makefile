@@ -21,20 +21,24 @@ test: ## start a real Kafka and Redis, then run every module's tests against the
 	@TESTENV_ALONGSIDE='$(MAKE) --no-print-directory test-prepare' deploy/local/testenv.sh $(MAKE) --no-print-directory test-modules
 
 # test-prepare downloads every module's dependencies and compiles every package and test package
-# (as the tests will: -race; `go list -export` compiles without linking), and the service binaries
-# the end-to-end TestMain builds, while testenv.sh starts Kafka and Redis; on a fresh machine that
-# startup waits about a minute for Maven Central. One go command for all modules, so the build
-# uses every core throughout.
+# (as the tests will: -race; `go list -export` compiles without linking), the service binaries
+# the end-to-end TestMain builds, and gotestsum (into .run/bin, for deploy/local/test-modules.sh),
+# while testenv.sh starts Kafka and Redis; on a fresh machine that startup waits about a minute
+# for Maven Central. One go command for all modules, so the build uses every core throughout.
+# Built here, gotestsum is not compiled by both of test-modules.sh's lanes at once when the
+# tests start.
+GOTESTSUM := gotest.tools/gotestsum@v1.13.0
 test-prepare:
 	@$(GO) list -race -test -deps -export -f '{{""}}' $(addprefix ./,$(addsuffix /...,$(MODULES))) >/dev/null || echo "test-prepare: something did not compile; the tests will say what" >&2
 	@$(GO) list -deps -export -f '{{""}}' ./ingress ./normalizer ./dispatcher ./dispatcher/cmd/ddsandbox ./ingress/cmd/elemepull ./ingress/cmd/elemesandbox >/dev/null || true
+	@GOBIN=$(CURDIR)/.run/bin $(GO) install $(GOTESTSUM) || true
 
 # deploy/local/test-modules.sh: the end-to-end module runs in the background beside the others
 # (it waits on processes and faults more than it computes); every module runs even when an
 # earlier one failed; the last line adds up every module's results.
 BACKGROUND_MODULES := e2e
 test-modules:
-	@deploy/local/test-modules.sh "$(BACKGROUND_MODULES)" "$(filter-out $(BACKGROUND_MODULES),$(MODULES))" $(GO) $(TEST_FLAGS)
+	@GOTESTSUM=$(GOTESTSUM) deploy/local/test-modules.sh "$(BACKGROUND_MODULES)" "$(filter-out $(BACKGROUND_MODULES),$(MODULES))" $(GO) $(TEST_FLAGS)
 
 bench: ## run the module benchmarks and the system benchmark (e2e/bench/system.sh) against a real Kafka and Redis; writes docs/performance.md
 	@deploy/local/testenv.sh bash -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run=^$$ -bench=. -benchmem ./...); done; e2e/bench/system.sh'

@@ -15,19 +15,21 @@ set -uo pipefail
 background=$1 foreground=$2 go=$3
 shift 3
 root=$(cd "$(dirname "$0")/../.." && pwd)
-gotestsum=gotest.tools/gotestsum@v1.13.0
+# gotestsum: the binary make test-prepare installed into .run/bin, or built here by go run.
+gotestsum=("$go" run "${GOTESTSUM:-gotest.tools/gotestsum@v1.13.0}")
+[ -x "$root/.run/bin/gotestsum" ] && gotestsum=("$root/.run/bin/gotestsum")
 out="$root/.run/test-modules"
 rm -rf "$out" && mkdir -p "$out"
 declare -A pids
 for m in $background; do
-  (cd "$root/$m" && "$go" run "$gotestsum" --format pkgname --format-hide-empty-pkg --jsonfile "$out/$m.json" -- "$@" ./... >"$out/$m.log" 2>&1; echo $? >"$out/$m.rc") &
+  (cd "$root/$m" && "${gotestsum[@]}" --format pkgname --format-hide-empty-pkg --jsonfile "$out/$m.json" -- "$@" ./... >"$out/$m.log" 2>&1; echo $? >"$out/$m.rc") &
   pids[$m]=$!
   echo "== $m (in the background; its output follows when it ends)"
 done
 failed=""
 for m in $foreground; do
   echo "== $m"
-  (cd "$root/$m" && "$go" run "$gotestsum" --format pkgname --format-hide-empty-pkg --jsonfile "$out/$m.json" -- "$@" ./...) 2>&1 | tee "$out/$m.log"
+  (cd "$root/$m" && "${gotestsum[@]}" --format pkgname --format-hide-empty-pkg --jsonfile "$out/$m.json" -- "$@" ./...) 2>&1 | tee "$out/$m.log"
   [ "${PIPESTATUS[0]}" = 0 ] || failed="$failed $m"
 done
 for m in $background; do
