@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,7 +155,7 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 		ReadyURL: p.sandboxURL + "/sandbox/stats", Output: p.out("ddsandbox")}
 	p.ingress = &stack.Service{Name: "ingress", Bin: filepath.Join(binDir, "ingress"),
 		Env: append([]string{"HTTP_ADDR=" + ingressAddr, "OPS_ADDR=" + ingressOps,
-			"DIANWODA_SECRETS=" + testDianwodaSecret, "ELEME_SECRETS=" + testElemeAppID + "=" + testElemeSecret}, append(common, o.ingressEnv...)...),
+			"DIANWODA_SECRETS=" + testDianwodaSecret, "ELEME_SECRETS=" + testElemeAppID + "=" + testElemeSecret}, slices.Concat(common, o.ingressEnv)...),
 		ReadyURL: "http://" + ingressOps + "/readyz", Output: p.out("ingress")}
 	p.normalizer = p.service("normalizer")
 	p.dispatcher = p.service("dispatcher")
