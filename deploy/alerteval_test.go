@@ -96,8 +96,7 @@ type alertState struct {
 
 // alertRule is one alerting rule of a rule file, evaluated as rules.AlertingRule.Eval does.
 type alertRule struct {
-	name                string
-	expr                parser.Expr
+	name, expr          string // expr as in the rule file (rulefmt.ParseFile checked it)
 	hold, keepFiringFor time.Duration
 	labels              labels.Labels
 	active              map[uint64]*alertState
@@ -105,16 +104,12 @@ type alertRule struct {
 
 func newAlertRule(t *testing.T, r rulefmt.Rule) *alertRule {
 	t.Helper()
-	expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for k, v := range r.Labels {
 		if strings.Contains(v, "{{") {
 			t.Fatalf("alert %s: label %s is a template, which these tests do not expand", r.Alert, k)
 		}
 	}
-	return &alertRule{name: r.Alert, expr: expr, hold: time.Duration(r.For), keepFiringFor: time.Duration(r.KeepFiringFor),
+	return &alertRule{name: r.Alert, expr: r.Expr, hold: time.Duration(r.For), keepFiringFor: time.Duration(r.KeepFiringFor),
 		labels: labels.FromMap(r.Labels), active: map[uint64]*alertState{}}
 }
 
@@ -125,7 +120,7 @@ func newAlertRule(t *testing.T, r rulefmt.Rule) *alertRule {
 // keeps it firing that long since it left the result.
 func (r *alertRule) eval(t *testing.T, engine *promql.Engine, q storage.Queryable, ts time.Time) {
 	t.Helper()
-	query, err := engine.NewInstantQuery(context.Background(), q, nil, r.expr.String(), ts)
+	query, err := engine.NewInstantQuery(context.Background(), q, nil, r.expr, ts)
 	if err != nil {
 		t.Fatal(err)
 	}
