@@ -2,6 +2,7 @@ package callback
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -129,5 +130,74 @@ func TestMember(t *testing.T) {
 	}
 	if _, err := Member(nil); err == nil {
 		t.Error("Member(nil) = nil error")
+	}
+}
+
+// FuzzSplit: Split agrees with json.Unmarshal into a map of raw members: each name once (the
+// last value of a repeated one), member for member; and refuses what Unmarshal refuses.
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"\u0061":true,"a":false}`, `{"a\"b":1}`, `[]`, `{"a":1}x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Split(b)
+		var want map[string]json.RawMessage
+		if werr := json.Unmarshal(b, &want); werr != nil || want == nil {
+			if err == nil {
+				t.Fatalf("Split accepted %q: %q", b, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Split refused %q: %v", b, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d members, want %d", b, len(got), len(want))
+		}
+		for k, v := range want {
+			if g, ok := got.Get(k); !ok || string(g) != string(v) {
+				t.Fatalf("%q: member %q = %q, want %q", b, k, g, v)
+			}
+		}
+	})
+}
+
+// TestSplitRepeatedNames: a repeated name keeps its last value, in a small object (every pair
+// compared) and in a large one (indexed: the cost stays linear for a body of many members).
+func TestSplitRepeatedNames(t *testing.T) {
+	for _, n := range []int{3, 16, 17, 5000} {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"k%d":%d,"dup":%d,`, i%(n/2+1), i, i)
+		}
+		b.WriteString(`"last":"\u0064"}`)
+		got, err := Split([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(b.String()), &want); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("n=%d: %d members, want %d", n, len(got), len(want))
+		}
+		for k, v := range want {
+			if g, _ := got.Get(k); string(g) != string(v) {
+				t.Fatalf("n=%d: %s = %s, want %s", n, k, g, v)
+			}
+		}
+	}
+}
+
+// AppendText appends what Text returns, and nothing when ok is false.
+func TestAppendText(t *testing.T) {
+	for _, raw := range []string{`"plain"`, `"\"q\" \u00e9 \ud83d\ude00"`, `-12.5e3`, `12345678901234567890123`, `true`, `"bad \x"`, `{}`, ``} {
+		want, wok := Text(json.RawMessage(raw))
+		got, ok := AppendText([]byte("pre:"), json.RawMessage(raw))
+		if ok != wok || (ok && string(got) != "pre:"+want) || (!ok && string(got) != "pre:") {
+			t.Errorf("AppendText(%s) = %q, %v; Text = %q, %v", raw, got, ok, want, wok)
+		}
 	}
 }

@@ -107,19 +107,19 @@ func (v *Verifier) Verify(q url.Values, body []byte) error {
 // content.order_original_id (string, or a number kept as its digits); any other message type is
 // keyed by content.order_original_id when present, else by "dianwoda:msg:<msg_id>".
 func Parse(q url.Values, body []byte) (callback.Parsed, error) {
-	top, err := callback.Object(body)
+	top, err := callback.Split(body)
 	if err != nil {
 		return callback.Parsed{}, callback.Malformed("body: %v", err)
 	}
 	typ := q.Get("type")
 	p := callback.Parsed{Type: typ}
 	var orderID string
-	if raw, ok := top["content"]; ok {
-		content, err := callback.Member(raw)
+	if raw, ok := top.Get("content"); ok {
+		content, err := callback.SplitMember(raw)
 		if err != nil {
 			return p, callback.Malformed("content: %v", err)
 		}
-		if raw, ok := content["order_original_id"]; ok {
+		if raw, ok := content.Get("order_original_id"); ok {
 			s, ok := callback.Text(raw)
 			if !ok {
 				return p, callback.Malformed("content.order_original_id is not a string or number")
@@ -135,7 +135,8 @@ func Parse(q url.Values, body []byte) (callback.Parsed, error) {
 		p.Key = schemas.Key(schemas.PlatformDianwoda, orderID)
 		return p, nil
 	}
-	msgID, ok := callback.Text(top["msg_id"])
+	rawID, _ := top.Get("msg_id")
+	msgID, ok := callback.Text(rawID)
 	if !ok || msgID == "" {
 		return p, callback.Malformed("msg_id is missing")
 	}

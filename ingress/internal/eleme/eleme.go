@@ -9,11 +9,10 @@ package eleme
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/md5"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +26,10 @@ import (
 type Push struct {
 	AppID     string
 	Signature string
-	// Base is the string that is hashed before the secret is appended.
-	Base string
-	// Message is the text of the message field (JSON inside a string).
-	Message string
+	// Base is the text that is hashed before the secret is appended.
+	Base []byte
+	// Message is the text of the message field (JSON inside a string), unescaped.
+	Message []byte
 	Type    string
 	ShopID  string
 }
@@ -38,89 +37,115 @@ type Push struct {
 // ParsePush decodes the envelope. A body that is not a JSON object, or lacks appId, type or a
 // string message, is malformed. A missing signature is not malformed: Verify reports it.
 func ParsePush(body []byte) (Push, error) {
-	top, err := callback.Object(body)
+	top, err := callback.Split(body)
 	if err != nil {
 		return Push{}, callback.Malformed("body: %v", err)
 	}
 	var p Push
 	var ok bool
-	if p.AppID, ok = callback.Text(top["appId"]); !ok || p.AppID == "" {
+	if p.AppID, ok = text(top, "appId"); !ok || p.AppID == "" {
 		return Push{}, callback.Malformed("appId is missing or not a string or number")
 	}
-	if p.Type, ok = callback.Text(top["type"]); !ok || p.Type == "" {
+	if p.Type, ok = text(top, "type"); !ok || p.Type == "" {
 		return Push{}, callback.Malformed("type is missing or not a string or number")
 	}
-	if raw, present := top["message"]; !present || len(raw) == 0 || raw[0] != '"' {
+	raw, present := top.Get("message")
+	if !present || len(raw) == 0 || raw[0] != '"' {
 		return Push{}, callback.Malformed("message is missing or not a string")
 	}
-	if p.Message, ok = callback.Text(top["message"]); !ok {
+	if p.Message, ok = callback.AppendText(make([]byte, 0, len(raw)), raw); !ok {
 		return Push{}, callback.Malformed("message is not a valid JSON string")
 	}
-	if raw, present := top["shopId"]; present {
-		if p.ShopID, ok = callback.Text(raw); !ok {
+	if _, present := top.Get("shopId"); present {
+		if p.ShopID, ok = text(top, "shopId"); !ok {
 			return Push{}, callback.Malformed("shopId is not a string or number")
 		}
 	}
-	if raw, present := top["signature"]; present {
-		p.Signature, _ = callback.Text(raw)
-	}
+	p.Signature, _ = text(top, "signature")
 	p.Base = signingBase(top, p.Message)
 	return p, nil
 }
 
-// signingBase is every "key=value" pair of top but signature, sorted as strings and joined
-// without separator. The pairs are written into one buffer and sorted as spans of it: one
-// allocation for the pairs and one for the result, whatever the number of fields. message is
-// the message field's text, already unescaped.
-func signingBase(top map[string]json.RawMessage, message string) string {
-	n := 0
-	for k, raw := range top {
-		n += len(k) + 1 + len(raw)
+// text is the text of top's member name (callback.Text); ok is false when it is absent.
+func text(top callback.Fields, name string) (string, bool) {
+	raw, ok := top.Get(name)
+	if !ok {
+		return "", false
 	}
-	buf := make([]byte, 0, n) // a value's text is never longer than its JSON
-	type span struct{ from, to int }
-	spans := make([]span, 0, len(top))
-	for k, raw := range top {
-		if k == "signature" {
-			continue
-		}
-		from := len(buf)
-		buf = append(buf, k...)
-		buf = append(buf, '=')
-		if k == "message" {
-			buf = append(buf, message...) // unescaped once: the message is most of the body
-		} else {
-			buf = appendValueText(buf, raw)
-		}
-		spans = append(spans, span{from, len(buf)})
-	}
-	slices.SortFunc(spans, func(a, b span) int { return bytes.Compare(buf[a.from:a.to], buf[b.from:b.to]) })
-	var out strings.Builder
-	out.Grow(len(buf))
-	for _, sp := range spans {
-		out.Write(buf[sp.from:sp.to])
-	}
-	return out.String()
+	return callback.Text(raw)
 }
 
-// appendValueText appends a top-level value as it is signed: a string's content unquoted, a
-// number's literal digits. Other kinds (no known field has them) are used as their JSON text.
-func appendValueText(buf []byte, raw json.RawMessage) []byte {
-	if callback.PlainString(raw) {
-		return append(buf, raw[1:len(raw)-1]...)
+// pair is one "name=value" of the signing base, as the two parts it is made of.
+type pair struct{ name, text []byte }
+
+func (p pair) len() int { return len(p.name) + 1 + len(p.text) }
+
+// at is the byte at i of name + "=" + text.
+func (p pair) at(i int) byte {
+	switch {
+	case i < len(p.name):
+		return p.name[i]
+	case i == len(p.name):
+		return '='
 	}
-	if callback.IsNumber(raw) {
-		return append(buf, raw...)
+	return p.text[i-len(p.name)-1]
+}
+
+// comparePairs orders pairs as their "name=value" strings, without building them.
+func comparePairs(a, b pair) int {
+	n := min(a.len(), b.len())
+	for i := range n {
+		if ca, cb := a.at(i), b.at(i); ca != cb {
+			return cmp.Compare(ca, cb)
+		}
 	}
-	if s, ok := callback.Text(raw); ok {
-		return append(buf, s...)
+	return cmp.Compare(a.len(), b.len())
+}
+
+// signingBase is every "name=value" of top but signature, sorted as strings and joined without
+// separator. The pairs are sorted as views of the body (a value's text is its JSON text but for
+// strings with escapes, which only message has in practice), so the base is the one buffer
+// written. message is the message field's text, already unescaped.
+func signingBase(top callback.Fields, message []byte) []byte {
+	var small [16]pair // a push has 7 members: no allocation for the views
+	pairs := small[:0]
+	n := 0
+	for _, f := range top {
+		name := string(f.Name)
+		if name == "signature" {
+			continue
+		}
+		var text []byte
+		switch {
+		case name == "message":
+			text = message // unescaped once: the message is most of the body
+		case callback.PlainString(f.Value):
+			text = f.Value[1 : len(f.Value)-1]
+		case callback.IsNumber(f.Value):
+			text = f.Value
+		default:
+			// A string with escapes, or a kind no known field has (used as its JSON text).
+			var ok bool
+			if text, ok = callback.AppendText(nil, f.Value); !ok {
+				text = bytes.TrimSpace(f.Value)
+			}
+		}
+		pairs = append(pairs, pair{f.Name, text})
+		n += len(f.Name) + 1 + len(text)
 	}
-	return append(buf, bytes.TrimSpace(raw)...)
+	slices.SortFunc(pairs, comparePairs)
+	out := make([]byte, 0, n)
+	for _, p := range pairs {
+		out = append(out, p.name...)
+		out = append(out, '=')
+		out = append(out, p.text...)
+	}
+	return out
 }
 
 // Sign returns the signature over base (see Push.Base) with secret, upper-case hex.
-func Sign(base, secret string) string {
-	sum := md5.Sum([]byte(base + secret))
+func Sign(base []byte, secret string) string {
+	sum := md5.Sum(append(base[:len(base):len(base)], secret...))
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
@@ -169,12 +194,10 @@ func (v *Verifier) Verify(p Push) error {
 		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}
 	}
 	match := 0
-	var sum [md5.Size]byte
+	var stack [1024]byte // base and secret hashed from here: a push of usual size allocates nothing
 	for _, s := range secrets {
-		h := md5.New()
-		_, _ = io.WriteString(h, p.Base)
-		h.Write(s)
-		match |= subtle.ConstantTimeCompare(h.Sum(sum[:0]), want[:])
+		sum := md5.Sum(append(append(stack[:0], p.Base...), s...))
+		match |= subtle.ConstantTimeCompare(sum[:], want[:])
 	}
 	if match != 1 {
 		return &callback.SignatureError{Reason: "mismatch", Detail: "signature does not match"}
@@ -192,7 +215,7 @@ func (v *Verifier) Verify(p Push) error {
 // dead-letters it.
 func Key(p Push) (callback.Parsed, error) {
 	out := callback.Parsed{Type: p.Type}
-	if msg, err := callback.Object([]byte(p.Message)); err == nil {
+	if msg, err := callback.Split(p.Message); err == nil {
 		fields := []string{"orderId"}
 		if typ, err := strconv.Atoi(p.Type); err == nil {
 			if _, known := schemas.ElemeType(typ); known {
@@ -200,7 +223,7 @@ func Key(p Push) (callback.Parsed, error) {
 			}
 		}
 		for _, f := range fields {
-			raw, ok := msg[f]
+			raw, ok := msg.Get(f)
 			if !ok || string(raw) == "null" {
 				continue
 			}

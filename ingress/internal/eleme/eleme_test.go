@@ -27,14 +27,14 @@ func exampleBody(sig string) string {
 }
 
 func TestSignWorkedExample(t *testing.T) {
-	if got := Sign(exampleBase, exampleSecret); got != exampleSign {
+	if got := Sign([]byte(exampleBase), exampleSecret); got != exampleSign {
 		t.Fatalf("Sign = %s, want %s (docs/specs/platforms.md §1.2)", got, exampleSign)
 	}
 	p, err := ParsePush([]byte(exampleBody(exampleSign)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Base != exampleBase {
+	if string(p.Base) != exampleBase {
 		t.Fatalf("pre-hash string\n got %s\nwant %s", p.Base, exampleBase)
 	}
 }

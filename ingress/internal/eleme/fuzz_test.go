@@ -3,6 +3,7 @@ package eleme
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,6 +65,41 @@ func FuzzVerify(f *testing.F) {
 		p, _ = ParsePush(tampered)
 		if err := v.Verify(p); !errors.Is(err, callback.ErrSignature) {
 			t.Fatalf("tampered message accepted: %v", err)
+		}
+	})
+}
+
+// FuzzSigningBase: the base is the reference construction, every "name=value" but signature
+// built as a string (a string's decoded content, a number's digits), sorted as strings and
+// joined, whatever the names and values (prefixes of one another, "=" in a name, escapes).
+func FuzzSigningBase(f *testing.F) {
+	f.Add(`{"appId":1,"type":"12","message":"{\"a\":1}","a":"x","a=":"y","a!":"z","ab":3,"signature":"S"}`)
+	f.Add(`{"appId":"1","type":2,"message":"m","t\u00e9":"\u00e9\n","tt":-1.5e2,"t":"","ty":"p"}`)
+	f.Add(`{"appId":"1","type":2,"message":"m","x":"1","x":"2"}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		p, err := ParsePush([]byte(body))
+		if err != nil {
+			return
+		}
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &members); err != nil {
+			t.Fatalf("ParsePush accepted what encoding/json refuses: %v", err)
+		}
+		var pairs []string
+		for k, raw := range members {
+			if k == "signature" {
+				continue
+			}
+			v := strings.TrimSpace(string(raw))
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				v = s
+			}
+			pairs = append(pairs, k+"="+v)
+		}
+		slices.Sort(pairs)
+		if want := strings.Join(pairs, ""); string(p.Base) != want {
+			t.Fatalf("base\n got %q\nwant %q", p.Base, want)
 		}
 	})
 }

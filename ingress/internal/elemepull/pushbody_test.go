@@ -1,6 +1,7 @@
 package elemepull
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -71,7 +72,7 @@ func TestPushBody(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Base != want.Base {
+			if !bytes.Equal(p.Base, want.Base) {
 				t.Errorf("base\n got %s\nwant %s", p.Base, want.Base)
 			}
 			wk, _ := eleme.Key(want)
