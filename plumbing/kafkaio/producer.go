@@ -549,6 +549,11 @@ func (p *Producer) leaders() (map[topicPartition]int32, error) {
 	if len(topics) == 0 {
 		return nil, nil
 	}
+	if s := p.meta.Load(); !force && s.fresh(topics) {
+		// The usual case, on every wake: no context and timer made only to be cancelled (a
+		// third of this function's CPU at 15,000 callbacks/s).
+		return s.leaders, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
 	defer cancel()
 	snap, err := p.metadata(ctx, topics, force)
