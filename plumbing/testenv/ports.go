@@ -3,8 +3,11 @@ package testenv
 import (
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -22,13 +25,55 @@ const lowPortMin, lowPortMax = 20000, 32700
 // service's HTTP and ops addresses) must not both be given it: at a few hundred calls per
 // test process, a repeat among 12,700 ports came up now and then ("OPS_ADDR: must differ from
 // HTTP_ADDR").
+//
+// The same holds across processes: make test runs the end-to-end module's test process beside
+// the other modules', and each hands out hundreds of ports. A port is reserved for the whole
+// process by an exclusive flock(2) on a file named after it in portLockDir, held open until
+// the process ends (the kernel drops the lock then, however it ends), so no other test process
+// is given it meanwhile. Without the directory (not writable), reservations are this
+// process's only, as before.
 var handedOut = struct {
 	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
+	ports map[int]*os.File // the port's lock file, or nil when there is no lock directory
+}{ports: map[int]*os.File{}}
+
+// portLockDir is where the ports' lock files are: one directory for every test process of
+// the machine's user.
+var portLockDir = filepath.Join(os.TempDir(), "orderpipe-test-ports")
+
+// reserve takes port p for this process: false when another process holds it.
+func reserve(p int) (lock *os.File, ok bool) {
+	if os.MkdirAll(portLockDir, 0o700) != nil {
+		return nil, true
+	}
+	f, err := os.OpenFile(filepath.Join(portLockDir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, true
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		f.Close()
+		return nil, false
+	}
+	return f, true
+}
+
+// release gives ports back (tests of FreeLowPorts itself, which take hundreds).
+func release(ports ...int) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for _, p := range ports {
+		if f, ok := handedOut.ports[p]; ok {
+			if f != nil {
+				f.Close()
+			}
+			delete(handedOut.ports, p)
+		}
+	}
+}
 
 // FreeLowPorts returns a port p such that p … p+n-1 were all free a moment ago and none was
-// returned before in this process, chosen below the ephemeral port range (see above).
+// returned before in this process or is held by another test process (see handedOut), chosen
+// below the ephemeral port range (see above).
 func FreeLowPorts(t testing.TB, n int) int {
 	t.Helper()
 	handedOut.Lock()
@@ -37,9 +82,30 @@ func FreeLowPorts(t testing.TB, n int) int {
 		p := lowPortMin + rand.IntN(lowPortMax-lowPortMin-n)
 		ok := true
 		for i := range n {
-			ok = ok && !handedOut.ports[p+i]
+			_, taken := handedOut.ports[p+i]
+			ok = ok && !taken
 		}
 		if !ok {
+			continue
+		}
+		var locks []*os.File
+		for i := range n {
+			f, mine := reserve(p + i)
+			if !mine {
+				ok = false
+				break
+			}
+			locks = append(locks, f)
+		}
+		unlock := func() {
+			for _, f := range locks {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
+		if !ok {
+			unlock()
 			continue
 		}
 		var ls []net.Listener
@@ -56,10 +122,11 @@ func FreeLowPorts(t testing.TB, n int) int {
 		}
 		if ok {
 			for i := range n {
-				handedOut.ports[p+i] = true
+				handedOut.ports[p+i] = locks[i]
 			}
 			return p
 		}
+		unlock()
 	}
 	t.Fatalf("no %d adjacent free ports in %d–%d", n, lowPortMin, lowPortMax)
 	return 0
