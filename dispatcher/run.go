@@ -66,6 +66,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
 		Help: "Failed Kafka write attempts (retried until they succeed or the service stops)."})
 	reg.MustRegister(writeErrors)
+	reg.MustRegister(writer.Collectors("dispatcher_kafka")...)
 	prod.OnError = func(string, error) { writeErrors.Inc() }
 	prod.Health = func(topic string, err error) { ready.Set("write "+topic, err) }
 

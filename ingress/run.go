@@ -71,6 +71,7 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		// topic allows schemas.RawMaxMessageBytes, less room for the batch's own framing.
 		BatchBytes: schemas.RawMaxMessageBytes - 16<<10,
 	})
+	reg.MustRegister(writer.Collectors("ingress_kafka")...)
 	pub := publish.New(writer, publish.Config{MaxInflight: cfg.MaxInflight, WriteTimeout: cfg.WriteTimeout}, ready, reg)
 	opsHandler := ops.Handler(reg, ready)
 	srv := server.New(server.Config{

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	produceapi "github.com/segmentio/kafka-go/protocol/produce"
@@ -214,6 +215,22 @@ func newProducer(c ProducerConfig) *Producer {
 // Stats returns what was sent so far.
 func (p *Producer) Stats() ProducerStats {
 	return ProducerStats{Requests: p.requests.Load(), Batches: p.batches.Load(), Records: p.records.Load()}
+}
+
+// Collectors are counters of what the Producer sent, for a service's registry:
+// <prefix>_produce_requests_total, _produce_batches_total (partition batches in them) and
+// _produce_records_total. Records per request is what a co-located broker's CPU per record
+// follows (docs/performance.md), and what shows whether batching works at the current rate.
+func (p *Producer) Collectors(prefix string) []prometheus.Collector {
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: prefix + "_produce_" + name + "_total", Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	return []prometheus.Collector{
+		counter("requests", "Produce requests sent (one per broker, carrying every partition's batch).", &p.requests),
+		counter("batches", "Partition batches in the produce requests sent.", &p.batches),
+		counter("records", "Records in the produce requests sent (a retried record counts again).", &p.records),
+	}
 }
 
 // WriteMessages writes msgs (each naming its Topic) and returns nil once all are acknowledged

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
@@ -122,6 +123,28 @@ func TestProducerKeysOrderAndRequestsPerBroker(t *testing.T) {
 	t.Logf("stats: %+v (%.1f partition batches per request)", st, float64(st.Batches)/float64(st.Requests))
 	if float64(st.Batches) < 1.5*float64(st.Requests) {
 		t.Fatalf("%d requests carried %d partition batches: partitions are not sharing requests", st.Requests, st.Batches)
+	}
+	// The metrics a service registers say the same (nothing is in flight any more).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors("svc_kafka")...)
+	for name, want := range map[string]int64{"svc_kafka_produce_requests_total": st.Requests,
+		"svc_kafka_produce_batches_total": st.Batches, "svc_kafka_produce_records_total": st.Records} {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				got = mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		if got != float64(want) {
+			t.Errorf("%s = %v, want %d", name, got, want)
+		}
+	}
+	if st.Records < int64(writers*each) {
+		t.Errorf("%d records sent, want at least the %d written", st.Records, writers*each)
 	}
 }
 
