@@ -51,64 +51,51 @@ func (e *SignatureError) Is(target error) bool { return target == ErrSignature }
 // unescaped content, or a number's literal digits (exact, whatever its size). ok is false for
 // anything else (object, array, bool, null) and for invalid JSON.
 func Text(raw json.RawMessage) (s string, ok bool) {
-	raw = trimJSONSpace(raw)
-	if len(raw) == 0 {
-		return "", false
-	}
-	switch c := raw[0]; {
-	case c == '"':
-		if PlainString(raw) {
-			return string(raw[1 : len(raw)-1]), true
-		}
-		return unquote(raw)
-	case c == '-' || (c >= '0' && c <= '9'):
-		if !IsNumber(raw) {
-			return "", false
-		}
-		return string(raw), true
-	}
-	return "", false
-}
-
-// AppendText appends the text of raw, as Text returns it, to dst; when ok is false it appends
-// nothing.
-func AppendText(dst []byte, raw json.RawMessage) ([]byte, bool) {
-	raw = trimJSONSpace(raw)
-	if len(raw) == 0 {
-		return dst, false
-	}
-	switch c := raw[0]; {
-	case c == '"':
-		if PlainString(raw) {
-			return append(dst, raw[1:len(raw)-1]...), true
-		}
-		if out, ok := appendUnquoted(dst, raw); ok {
-			return out, true
-		}
-		return dst, false // what was appended before the fault is not kept
-	case c == '-' || (c >= '0' && c <= '9'):
-		if !IsNumber(raw) {
-			return dst, false
-		}
-		return append(dst, raw...), true
-	}
-	return dst, false
-}
-
-// unquote returns the content of raw, exactly one JSON string token, as encoding/json decodes it
-// into a string: escapes resolved, a \u surrogate pair joined, an unpaired surrogate and invalid
-// UTF-8 replaced by U+FFFD. ok is false when raw is not one valid string token. (An Eleme push's
-// message is JSON inside a string, escapes throughout: json.Unmarshal validated it again and
-// decoded it through reflection, a tenth of the ingress's CPU; FuzzText holds this to it.)
-func unquote(raw []byte) (string, bool) {
-	if len(raw) < 2 {
-		return "", false
-	}
-	b, ok := appendUnquoted(make([]byte, 0, len(raw)-2), raw)
+	b, ok := TextBytes(raw)
 	if !ok {
 		return "", false
 	}
 	return string(b), true
+}
+
+// TextBytes is Text as bytes, without a copy where none is needed: a string without escapes
+// and a number are returned as views of raw; a string with escapes is unescaped into a new
+// slice. It is nil when ok is false.
+func TextBytes(raw json.RawMessage) (b []byte, ok bool) {
+	raw = trimJSONSpace(raw)
+	if len(raw) == 0 {
+		return nil, false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if PlainString(raw) {
+			return raw[1 : len(raw)-1 : len(raw)-1], true
+		}
+		return unquote(raw)
+	case c == '-' || (c >= '0' && c <= '9'):
+		if !IsNumber(raw) {
+			return nil, false
+		}
+		return raw[:len(raw):len(raw)], true
+	}
+	return nil, false
+}
+
+// unquote returns the content of raw, exactly one JSON string token, as encoding/json decodes it
+// into a string: escapes resolved, a \u surrogate pair joined, an unpaired surrogate and invalid
+// UTF-8 replaced by U+FFFD. ok is false (and the content nil) when raw is not one valid string
+// token. (An Eleme push's message is JSON inside a string, escapes throughout: json.Unmarshal
+// validated it again and decoded it through reflection, a tenth of the ingress's CPU; FuzzText
+// holds this to it.)
+func unquote(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 {
+		return nil, false
+	}
+	b, ok := appendUnquoted(make([]byte, 0, len(raw)-2), raw)
+	if !ok {
+		return nil, false
+	}
+	return b, true
 }
 
 // appendUnquoted is unquote appending to b.
@@ -337,15 +324,9 @@ func members(b []byte) (Fields, error) {
 	}
 	for {
 		kEnd := endOfString(b, i)
-		var name []byte
-		if PlainString(b[i:kEnd]) {
-			name = b[i+1 : kEnd-1 : kEnd-1]
-		} else {
-			s, ok := unquote(b[i:kEnd])
-			if !ok {
-				return nil, errNotObject
-			}
-			name = []byte(s)
+		name, ok := TextBytes(b[i:kEnd]) // a name is a string: b is valid JSON
+		if !ok {
+			return nil, errNotObject
 		}
 		i = skipSpace(b, kEnd) + 1 // the colon
 		i = skipSpace(b, i)

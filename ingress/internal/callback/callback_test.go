@@ -191,13 +191,21 @@ func TestSplitRepeatedNames(t *testing.T) {
 	}
 }
 
-// AppendText appends what Text returns, and nothing when ok is false.
-func TestAppendText(t *testing.T) {
+// TextBytes returns what Text returns, nil when ok is false, and a view of the input (no copy)
+// for a string without escapes and for a number.
+func TestTextBytes(t *testing.T) {
 	for _, raw := range []string{`"plain"`, `"\"q\" \u00e9 \ud83d\ude00"`, `-12.5e3`, `12345678901234567890123`, `true`, `"bad \x"`, `{}`, ``} {
 		want, wok := Text(json.RawMessage(raw))
-		got, ok := AppendText([]byte("pre:"), json.RawMessage(raw))
-		if ok != wok || (ok && string(got) != "pre:"+want) || (!ok && string(got) != "pre:") {
-			t.Errorf("AppendText(%s) = %q, %v; Text = %q, %v", raw, got, ok, want, wok)
+		got, ok := TextBytes(json.RawMessage(raw))
+		if ok != wok || (ok && string(got) != want) || (!ok && got != nil) {
+			t.Errorf("TextBytes(%s) = %q, %v; Text = %q, %v", raw, got, ok, want, wok)
+		}
+	}
+	for _, raw := range []string{` "plain" `, `-12.5e3`} {
+		in := []byte(raw)
+		got, _ := TextBytes(in)
+		if len(got) == 0 || &got[0] != &in[strings.IndexAny(raw, "p-")] {
+			t.Errorf("TextBytes(%s) copied the text", raw)
 		}
 	}
 }

@@ -28,7 +28,8 @@ type Push struct {
 	Signature string
 	// Base is the text that is hashed before the secret is appended.
 	Base []byte
-	// Message is the text of the message field (JSON inside a string), unescaped.
+	// Message is the text of the message field (JSON inside a string), unescaped (a view of the
+	// body when it has no escapes).
 	Message []byte
 	Type    string
 	ShopID  string
@@ -53,11 +54,11 @@ func ParsePush(body []byte) (Push, error) {
 	if !present || len(raw) == 0 || raw[0] != '"' {
 		return Push{}, callback.Malformed("message is missing or not a string")
 	}
-	if p.Message, ok = callback.AppendText(make([]byte, 0, len(raw)), raw); !ok {
+	if p.Message, ok = callback.TextBytes(raw); !ok {
 		return Push{}, callback.Malformed("message is not a valid JSON string")
 	}
-	if _, present := top.Get("shopId"); present {
-		if p.ShopID, ok = text(top, "shopId"); !ok {
+	if raw, present := top.Get("shopId"); present {
+		if p.ShopID, ok = callback.Text(raw); !ok {
 			return Push{}, callback.Malformed("shopId is not a string or number")
 		}
 	}
@@ -103,9 +104,9 @@ func comparePairs(a, b pair) int {
 }
 
 // signingBase is every "name=value" of top but signature, sorted as strings and joined without
-// separator. The pairs are sorted as views of the body (a value's text is its JSON text but for
-// strings with escapes, which only message has in practice), so the base is the one buffer
-// written. message is the message field's text, already unescaped.
+// separator. The pairs are sorted as views of the body (callback.TextBytes copies only a string
+// with escapes, which only message has in practice), so the base is the one buffer written.
+// message is the message field's text, already unescaped.
 func signingBase(top callback.Fields, message []byte) []byte {
 	var small [16]pair // a push has 7 members: no allocation for the views
 	pairs := small[:0]
@@ -115,19 +116,11 @@ func signingBase(top callback.Fields, message []byte) []byte {
 		if name == "signature" {
 			continue
 		}
-		var text []byte
-		switch {
-		case name == "message":
-			text = message // unescaped once: the message is most of the body
-		case callback.PlainString(f.Value):
-			text = f.Value[1 : len(f.Value)-1]
-		case callback.IsNumber(f.Value):
-			text = f.Value
-		default:
-			// A string with escapes, or a kind no known field has (used as its JSON text).
+		text := message // unescaped once: the message is most of the body
+		if name != "message" {
 			var ok bool
-			if text, ok = callback.AppendText(nil, f.Value); !ok {
-				text = bytes.TrimSpace(f.Value)
+			if text, ok = callback.TextBytes(f.Value); !ok {
+				text = bytes.TrimSpace(f.Value) // a kind no known field has: its JSON text
 			}
 		}
 		pairs = append(pairs, pair{f.Name, text})
