@@ -80,35 +80,6 @@ func FuzzText(f *testing.F) {
 	})
 }
 
-// FuzzObject: Object agrees with json.Unmarshal into a map of raw members, member for member.
-func FuzzObject(f *testing.F) {
-	for _, s := range []string{`{}`, ` {"a" : 1 , "b":"x\"}" ,"c":{"d":[1,"]"]}} `, `{"a":1,"a":2}`, `{"\u0061":true}`, `[]`, `null`, `{"a":1}x`, `{"a":-0.5e3,"b":null,"c":[]}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := Object(b)
-		var want map[string]json.RawMessage
-		werr := json.Unmarshal(b, &want)
-		if werr != nil || want == nil {
-			if err == nil {
-				t.Fatalf("Object accepted %q: %v", b, got)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("Object refused %q: %v", b, err)
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%q: %d members, want %d", b, len(got), len(want))
-		}
-		for k, v := range want {
-			if string(got[k]) != string(v) {
-				t.Fatalf("%q: member %q = %q, want %q", b, k, got[k], v)
-			}
-		}
-	})
-}
-
 // Member splits a nested object of an already validated body without validating it again, and
 // refuses what is not an object.
 func TestMember(t *testing.T) {
@@ -133,30 +104,36 @@ func TestMember(t *testing.T) {
 	}
 }
 
-// FuzzSplit: Split agrees with json.Unmarshal into a map of raw members: each name once (the
-// last value of a repeated one), member for member; and refuses what Unmarshal refuses.
+// FuzzSplit: Split, and Object built on it, agree with json.Unmarshal into a map of raw
+// members: each name once (the last value of a repeated one), member for member; and refuse
+// what Unmarshal refuses.
 func FuzzSplit(f *testing.F) {
-	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"\u0061":true,"a":false}`, `{"a\"b":1}`, `[]`, `{"a":1}x`} {
+	for _, s := range []string{`{}`, ` {"a" : 1 , "b":"x\"}" ,"c":{"d":[1,"]"]}} `, `{"a":1,"a":2}`, `{"\u0061":true,"a":false}`,
+		`{"a\"b":1}`, `[]`, `null`, `{"a":1}x`, `{"a":-0.5e3,"b":null,"c":[]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := Split(b)
+		m, merr := Object(b)
 		var want map[string]json.RawMessage
 		if werr := json.Unmarshal(b, &want); werr != nil || want == nil {
-			if err == nil {
-				t.Fatalf("Split accepted %q: %q", b, got)
+			if err == nil || merr == nil {
+				t.Fatalf("Split or Object accepted %q: %q, %q", b, got, m)
 			}
 			return
 		}
-		if err != nil {
-			t.Fatalf("Split refused %q: %v", b, err)
+		if err != nil || merr != nil {
+			t.Fatalf("Split or Object refused %q: %v, %v", b, err, merr)
 		}
-		if len(got) != len(want) {
-			t.Fatalf("%q: %d members, want %d", b, len(got), len(want))
+		if len(got) != len(want) || len(m) != len(want) {
+			t.Fatalf("%q: %d members (Object %d), want %d", b, len(got), len(m), len(want))
 		}
 		for k, v := range want {
 			if g, ok := got.Get(k); !ok || string(g) != string(v) {
 				t.Fatalf("%q: member %q = %q, want %q", b, k, g, v)
+			}
+			if string(m[k]) != string(v) {
+				t.Fatalf("%q: Object member %q = %q, want %q", b, k, m[k], v)
 			}
 		}
 	})
