@@ -38,12 +38,15 @@ var handedOut = struct {
 }{ports: map[int]*os.File{}}
 
 // portLockDir is where the ports' lock files are: one directory for every test process of
-// the machine's user.
-var portLockDir = filepath.Join(os.TempDir(), "orderpipe-test-ports")
+// the machine's user, made once per process.
+var (
+	portLockDir     = filepath.Join(os.TempDir(), "orderpipe-test-ports")
+	havePortLockDir = sync.OnceValue(func() bool { return os.MkdirAll(portLockDir, 0o700) == nil })
+)
 
 // reserve takes port p for this process: false when another process holds it.
 func reserve(p int) (lock *os.File, ok bool) {
-	if os.MkdirAll(portLockDir, 0o700) != nil {
+	if !havePortLockDir() {
 		return nil, true
 	}
 	f, err := os.OpenFile(filepath.Join(portLockDir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o600)
