@@ -127,20 +127,18 @@ func TestProducerKeysOrderAndRequestsPerBroker(t *testing.T) {
 	// The metrics a service registers say the same (nothing is in flight any more).
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(p.Collectors("svc_kafka")...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := map[string]float64{}
+	for _, mf := range mfs {
+		gathered[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+	}
 	for name, want := range map[string]int64{"svc_kafka_produce_requests_total": st.Requests,
 		"svc_kafka_produce_batches_total": st.Batches, "svc_kafka_produce_records_total": st.Records} {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := -1.0
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				got = mf.GetMetric()[0].GetCounter().GetValue()
-			}
-		}
-		if got != float64(want) {
-			t.Errorf("%s = %v, want %d", name, got, want)
+		if got, ok := gathered[name]; !ok || got != float64(want) {
+			t.Errorf("%s = %v (registered: %v), want %d", name, got, ok, want)
 		}
 	}
 	if st.Records < int64(writers*each) {
