@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -52,8 +53,9 @@ func TestThousandOrdersOneShop(t *testing.T) {
 		t.Fatalf("results %d, accepted distinct %d, want 1000 accepted", len(res), len(acc))
 	}
 	for _, r := range res {
-		if r.Outcome != writeback.OutcomeAccepted {
-			t.Fatalf("order %s: outcome %s, want only accepted", r.DangdangOrderID, r.Outcome)
+		if one := acc[r.DangdangOrderID]; r.Outcome != writeback.OutcomeAccepted || r.DistriStatus != one.DistriStatus ||
+			!slices.Equal(r.EventIDs, one.EventIDs) {
+			t.Fatalf("order %s: record %+v, want only copies of %+v", r.DangdangOrderID, r, one)
 		}
 	}
 	calls := h.sb.Calls(appKey)
