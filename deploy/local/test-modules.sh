@@ -2,7 +2,9 @@
 # Runs every module's tests (what `make test` runs inside deploy/local/testenv.sh) and adds up
 # the results:
 #
-#   deploy/local/test-modules.sh "e2e" "schemas plumbing ingress ..." go test-flags...
+#   GOTESTSUM=gotest.tools/gotestsum@vX deploy/local/test-modules.sh "e2e" "schemas plumbing ingress ..." go test-flags...
+#
+# (make test-modules passes the Makefile's GOTESTSUM, the one place its version is written.)
 #
 # The first argument's modules (the end-to-end suite: processes, faults and waits, mostly idle
 # CPU) run in the background while the second's run one after another; on 2 cores this takes the
@@ -16,7 +18,7 @@ background=$1 foreground=$2 go=$3
 shift 3
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # gotestsum: the binary make test-prepare installed into .run/bin, or built here by go run.
-gotestsum=("$go" run "${GOTESTSUM:-gotest.tools/gotestsum@v1.13.0}")
+gotestsum=("$go" run "${GOTESTSUM:?the gotestsum module@version (make test-modules sets it)}")
 [ -x "$root/.run/bin/gotestsum" ] && gotestsum=("$root/.run/bin/gotestsum")
 out="$root/.run/test-modules"
 rm -rf "$out" && mkdir -p "$out"
