@@ -10,13 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/orderpipe/pipeline/e2e/chaos"
+	"github.com/orderpipe/pipeline/e2e/stack"
 	"github.com/orderpipe/pipeline/e2e/topo"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
@@ -37,10 +41,14 @@ type benchRow struct {
 	EventP50MS  float64 `json:"event_p50_ms"`
 	EventP99MS  float64 `json:"event_p99_ms"`
 	EventMaxMS  float64 `json:"event_max_ms"`
-	DDOrders    int     `json:"dd_orders"`
-	DDP50MS     float64 `json:"dd_p50_ms"`
-	DDP99MS     float64 `json:"dd_p99_ms"`
-	DDCalls     int     `json:"dd_calls"`
+	// EventWrittenP50MS and EventWrittenP99MS: reply → the normalizer's write of the event (its
+	// record timestamp), the pipeline's part of the event delay without the collector's reading.
+	EventWrittenP50MS float64 `json:"event_written_p50_ms"`
+	EventWrittenP99MS float64 `json:"event_written_p99_ms"`
+	DDOrders          int     `json:"dd_orders"`
+	DDP50MS           float64 `json:"dd_p50_ms"`
+	DDP99MS           float64 `json:"dd_p99_ms"`
+	DDCalls           int     `json:"dd_calls"`
 	// DDOrdersPerCall is the Dangdang-routed orders delivered per sandbox call.
 	DDOrdersPerCall float64 `json:"dd_orders_per_call"`
 	SettleSeconds   float64 `json:"settle_seconds"`
@@ -108,6 +116,11 @@ func TestSystemBench(t *testing.T) {
 			p := startStack(t, stackOpts{partitions: 12, quiet: true,
 				dispatcherEnv: []string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")},
 				ingressEnv:    []string{"GOGC=200"}, normalizerEnv: []string{"GOGC=200"}})
+			// The rate's topics (8 of 12 partitions) go when it ends, after its processes: on a
+			// long-lived bench broker (system.sh with KAFKA_BROKERS) they piled up run after run,
+			// and the broker's young collections lengthened with them (about 20 → 45 ms each
+			// over one session's runs, with 73 topics), which the next runs' latencies carried.
+			t.Cleanup(func() { p.deleteTopics() })
 			col := chaos.StartCollector(p.kafka, chaos.Topics{Raw: p.topics.Raw, RawDLQ: p.topics.RawDLQ, Status: p.topics.Status,
 				Results: p.topics.Results, StatusDLQ: p.topics.StatusDLQ}, p.partitions)
 			defer col.Stop()
@@ -131,7 +144,8 @@ func TestSystemBench(t *testing.T) {
 			ingressMetrics := strings.TrimSuffix(p.ingress.ReadyURL, "/readyz") + "/metrics"
 			outcomes0 := ingressOutcomes(t, ingressMetrics)
 			cpu0, t0 := cpuTimes(procs), time.Now()
-			l, genCPU := driveOpenProcess(t, openLoad{URL: p.ingressURL, Rate: rate, Duration: d, DDShare: mix.DDShare})
+			l, genCPU := driveOpenProcess(t, openLoad{URL: p.ingressURL, Rate: rate, Duration: d, DDShare: mix.DDShare,
+				Profile: profilePath(os.Getenv("BENCH_GEN_CPUPROFILE"), rate)})
 			loadEnd := time.Now()
 			// The CPU window ends when everything acknowledged has come out; then the topics must
 			// stay quiet a second, so that late copies are counted too.
@@ -154,6 +168,7 @@ func TestSystemBench(t *testing.T) {
 			row := benchRow{Rate: rate, Offered: l.Offered.Load(), Late: l.Late.Load(), Seconds: l.Finished.Sub(l.Started).Seconds(),
 				Acked: l.Acked.Load(), Refused: l.Refused.Load(), Transitions: r.Expected, Lost: r.Lost, Duplicated: r.Duplicated,
 				EventP50MS: ms(r.P50), EventP99MS: ms(r.P99), EventMaxMS: ms(r.MaxDelay),
+				EventWrittenP50MS: ms(r.WrittenP50), EventWrittenP99MS: ms(r.WrittenP99),
 				DDOrders: r.DDOrders, DDP50MS: ms(r.DDP50), DDP99MS: ms(r.DDP99), DDCalls: r.DDCalls, SettleSeconds: settle.Seconds(),
 				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, CPUIdleCores: map[string]float64{}, IngressOutcomes: outcomes}
 			if r.DDCalls > 0 {
@@ -275,6 +290,9 @@ type openLoad struct {
 	// time over the run to (nanoseconds).
 	Ledger string `json:"ledger"`
 	CPU    string `json:"cpu"`
+	// Profile, when set, is where the generator writes a CPU profile of its run
+	// (BENCH_GEN_CPUPROFILE; the rate is appended to the name).
+	Profile string `json:"profile,omitempty"`
 }
 
 // driveOpenProcess runs chaos.DriveOpen in a process of its own (this test binary again, see
@@ -319,10 +337,23 @@ func openLoadMain(spec string) int {
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	if o.Profile != "" {
+		f, err := os.Create(o.Profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "generator:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "generator:", err)
+			return 1
+		}
+	}
 	c0 := selfCPU()
 	l := chaos.DriveOpen(context.Background(), chaos.Config{IngressURL: o.URL, Rate: o.Rate, Duration: o.Duration,
 		Mix: chaos.Mix{DDShare: o.DDShare}, Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret}})
 	cpu := selfCPU() - c0
+	pprof.StopCPUProfile()
 	f, err := os.Create(o.Ledger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "generator:", err)
@@ -341,6 +372,37 @@ func openLoadMain(spec string) int {
 		return 1
 	}
 	return 0
+}
+
+// deleteTopics stops the pipeline's processes and deletes its topics.
+func (p *pipeline) deleteTopics() {
+	for _, s := range []*stack.Service{p.ingress, p.normalizer, p.dispatcher, p.sandbox} {
+		_ = s.Stop(20 * time.Second) // each process's own cleanup reports a failed stop
+	}
+	client := p.kafka.NewClient(10 * time.Second)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: p.topics.all()})
+	if err != nil {
+		p.t.Errorf("delete topics: %v", err)
+		return
+	}
+	for topic, err := range res.Errors {
+		if err != nil {
+			p.t.Errorf("delete topic %s: %v", topic, err)
+		}
+	}
+}
+
+// profilePath is the generator's CPU profile for one rate: base with the rate before its
+// extension, or "" when base is.
+func profilePath(base string, rate float64) string {
+	if base == "" {
+		return ""
+	}
+	ext := filepath.Ext(base)
+	return strings.TrimSuffix(base, ext) + "-" + strconv.FormatFloat(rate, 'f', -1, 64) + ext
 }
 
 func envString(name, def string) string {

@@ -103,8 +103,12 @@ type Report struct {
 	// record.
 	P50, P99, MaxDelay       time.Duration
 	DDP50, DDP99, DDMaxDelay time.Duration
-	Unacked                  int // transitions sent but never acknowledged (the drain gave up)
-	Details                  []string
+	// WrittenP50 and WrittenP99 are the delays from the success reply to the normalizer's
+	// write of the first event (its record timestamp): the pipeline's part of P50 and P99,
+	// without the collector's reading.
+	WrittenP50, WrittenP99 time.Duration
+	Unacked                int // transitions sent but never acknowledged (the drain gave up)
+	Details                []string
 	// Cost names a check the scenario is known to cost (reported, not failed), e.g. the wrong
 	// final states a Redis flush causes; set by the scenario.
 	Cost string
@@ -251,7 +255,7 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 	// Events by transition, copies by event_id, first sight per transition.
 	ids := map[string]map[string]bool{}
 	copies := map[string]int{}
-	firstSeen := map[string]time.Time{}
+	firstSeen, firstWritten := map[string]time.Time{}, map[string]time.Time{}
 	for _, s := range status {
 		k := eventKey(s)
 		if ids[k] == nil {
@@ -261,6 +265,9 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 		copies[s.Ev.EventID]++
 		if t, ok := firstSeen[k]; !ok || s.SeenAt.Before(t) {
 			firstSeen[k] = s.SeenAt
+		}
+		if t, ok := firstWritten[k]; !ok || s.WrittenAt.Before(t) {
+			firstWritten[k] = s.WrittenAt
 		}
 		if _, ok := l.Trans[k]; !ok {
 			r.Phantoms++
@@ -273,7 +280,7 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 			_ = id
 		}
 	}
-	var delays []time.Duration
+	var delays, written []time.Duration
 	for k, ts := range l.Trans {
 		if ts.AckedAt.IsZero() {
 			if !ts.FirstAt.IsZero() {
@@ -295,9 +302,11 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 		if n > 0 {
 			r.Seen++
 			delays = append(delays, max(0, firstSeen[k].Sub(ts.AckedAt)))
+			written = append(written, max(0, firstWritten[k].Sub(ts.AckedAt)))
 		}
 	}
 	r.P50, r.P99, r.MaxDelay = quantiles(delays)
+	r.WrittenP50, r.WrittenP99, _ = quantiles(written)
 
 	// Final state: per order and kind, the latest non-stale event in topic order must be the
 	// acknowledged transition that happened last.

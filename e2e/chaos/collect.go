@@ -25,6 +25,10 @@ type StatusRec struct {
 	Partition int
 	Offset    int64
 	SeenAt    time.Time
+	// WrittenAt is the record's timestamp: when the normalizer handed it to its producer
+	// (kafkaio.Producer stamps it). With SeenAt it splits the delay to the collector into the
+	// pipeline's part and the reading's.
+	WrittenAt time.Time
 }
 
 // RawRec is one raw (or raw DLQ) record, reduced to what the checks need.
@@ -118,7 +122,7 @@ func (c *Collector) onStatus(m kafka.Message, now time.Time) {
 		c.DecodeErr = append(c.DecodeErr, "status: "+err.Error())
 		return
 	}
-	c.Status = append(c.Status, StatusRec{Ev: ev, Partition: m.Partition, Offset: m.Offset, SeenAt: now})
+	c.Status = append(c.Status, StatusRec{Ev: ev, Partition: m.Partition, Offset: m.Offset, SeenAt: now, WrittenAt: m.Time})
 }
 
 func (c *Collector) onRouted(topic string, m kafka.Message, now time.Time) {
