@@ -12,7 +12,7 @@ import (
 	"github.com/orderpipe/pipeline/schemas"
 )
 
-// Topics are the topics the collector reads.
+// Topics are the topics the collector reads; a topic left empty is not read.
 type Topics struct {
 	Raw, RawDLQ, Status, Results, StatusDLQ string
 	// Routed are the dispatcher's destination topics to read too (records are status events).
@@ -85,6 +85,9 @@ func StartCollector(conn kafkaio.Conn, tp Topics, partitions int) *Collector {
 		all[p] = p
 	}
 	for _, t := range sources {
+		if t.topic == "" {
+			continue // not read: its checks see no records
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
