@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -98,6 +99,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
+// listOffsetsPatience bounds how long a listing of offsets is retried on temporary errors.
+const listOffsetsPatience = 30 * time.Second
+
+// unlessTemporary marks err permanent for retry.Do unless Kafka calls it temporary or it is not
+// a Kafka error (a network error).
+func unlessTemporary(err error) error {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) && !kerr.Temporary() {
+		return retry.Permanent(err)
+	}
+	return err
+}
+
 type partitionRange struct {
 	partition  int
 	start, end int64
@@ -122,19 +136,28 @@ func partitionRanges(ctx context.Context, client *kafkaio.Client, topic string, 
 			starts = append(starts, kafka.TimeOffsetOf(p.ID, since))
 		}
 	}
-	list := func(reqs []kafka.OffsetRequest) (map[int]kafka.PartitionOffsets, error) {
-		r, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-		if err != nil {
-			return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-		}
-		out := map[int]kafka.PartitionOffsets{}
-		for _, po := range r.Topics[topic] {
-			if po.Error != nil {
-				return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
+	// A partition's leader can be unknown for a moment (a topic just created, a leader moving):
+	// such answers (kafka-go's temporary errors: Not Leader For Partition, Leader Not
+	// Available, …) and network errors are asked again for up to listOffsetsPatience; any other
+	// error ends the replay at once.
+	list := func(reqs []kafka.OffsetRequest) (out map[int]kafka.PartitionOffsets, err error) {
+		lctx, cancel := context.WithTimeout(ctx, listOffsetsPatience)
+		defer cancel()
+		err = retry.Do(lctx, retry.Policy{Min: 50 * time.Millisecond, Max: time.Second}, func(ctx context.Context) error {
+			r, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+			if err != nil {
+				return unlessTemporary(fmt.Errorf("list offsets of %s: %w", topic, err))
 			}
-			out[po.Partition] = po
-		}
-		return out, nil
+			out = map[int]kafka.PartitionOffsets{}
+			for _, po := range r.Topics[topic] {
+				if po.Error != nil {
+					return unlessTemporary(fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error))
+				}
+				out[po.Partition] = po
+			}
+			return nil
+		}, nil)
+		return out, err
 	}
 	s, err := list(starts)
 	if err != nil {
