@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +72,87 @@ func TestBoundAndDeadline(t *testing.T) {
 func containsDeadline(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "deadline")
 }
+
+// ctxWriter records the context of every write and acknowledges it at once.
+type ctxWriter struct {
+	mu   sync.Mutex
+	ctxs []context.Context
+}
+
+func (w *ctxWriter) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ctxs = append(w.ctxs, ctx)
+	return nil
+}
+
+func (w *ctxWriter) Close() error { return nil }
+
+// TestWritesShareTheirDeadline: writes whose caller's context cannot end (the ingress passes
+// context.WithoutCancel) and that start within one step share one context, whose deadline is
+// at least WriteTimeout and at most WriteTimeout + writeDeadlineStep after each write started;
+// a later step gets a new one. A caller's context that can end still bounds its own write.
+func TestWritesShareTheirDeadline(t *testing.T) {
+	w := &ctxWriter{}
+	const timeout = 2 * time.Second
+	p := New(w, Config{MaxInflight: 4, WriteTimeout: timeout}, ops.NewReadiness(CheckName), prometheus.NewRegistry())
+	caller := context.WithoutCancel(context.WithValue(context.Background(), ctxKey{}, "request 1"))
+	var starts, ends []time.Time
+	publish := func() {
+		starts = append(starts, time.Now())
+		if err := p.Publish(caller, kafka.Message{}); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, time.Now())
+	}
+	for range 3 {
+		publish()
+	}
+	time.Sleep(writeDeadlineStep + time.Millisecond)
+	publish()
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	own := time.Now()
+	if err := p.Publish(parent, kafka.Message{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctxs := w.ctxs
+	if len(ctxs) != 5 {
+		t.Fatalf("%d writes, want 5", len(ctxs))
+	}
+	// The first three started within one step unless the machine stalled between them.
+	if time.Since(starts[0]) < writeDeadlineStep && (ctxs[0] != ctxs[1] || ctxs[1] != ctxs[2]) {
+		t.Error("writes starting within one step did not share their context")
+	}
+	if ctxs[3] == ctxs[0] {
+		t.Error("a write a step later got the earlier step's context")
+	}
+	for i, ctx := range ctxs[:4] {
+		d, ok := ctx.Deadline()
+		if !ok {
+			t.Fatalf("write %d has no deadline", i)
+		}
+		if d.Before(starts[i].Add(timeout)) || d.After(ends[i].Add(timeout+writeDeadlineStep)) {
+			t.Errorf("write %d may wait %v from its start, want between %v and %v", i, d.Sub(starts[i]), timeout, timeout+writeDeadlineStep)
+		}
+		if ctx.Value(ctxKey{}) != nil {
+			t.Errorf("write %d carries a request's values in the shared context", i)
+		}
+	}
+	if ctxs[4] == ctxs[3] {
+		t.Fatal("a caller's cancellable context was replaced by the shared one")
+	}
+	cancel()
+	if ctxs[4].Err() == nil {
+		t.Error("the caller's cancellation does not reach its write")
+	}
+	if d, ok := ctxs[4].Deadline(); !ok || d.Sub(own) > timeout+time.Second || d.Sub(own) < timeout {
+		t.Errorf("the caller's write has deadline %v after its start, want %v", d.Sub(own), timeout)
+	}
+}
+
+type ctxKey struct{}
 
 // TestFastFailWhileDown: while the health loop reports Kafka down, Publish refuses without
 // writing (no queue grows in an outage); a healthy report opens it again.
