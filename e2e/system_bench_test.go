@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -70,6 +71,20 @@ type benchRow struct {
 	// IngressOutcomes counts the ingress's replies during the run by outcome (its
 	// ingress_requests_total): why callbacks were refused (busy, kafka_unavailable, …).
 	IngressOutcomes map[string]int64 `json:"ingress_outcomes"`
+	// MachineMBps is the machine's speed just before the rate, after the idle baseline: SHA-256
+	// over 32 MiB on one core, in MB/s (machineSpeed). This VM's speed drifts by up to half
+	// within one session, which moves every figure of a row; compare rows of similar speed.
+	MachineMBps float64 `json:"machine_sha256_mbps"`
+}
+
+// machineSpeed hashes 32 MiB with SHA-256 on one core and returns MB/s: a fixed piece of CPU
+// work whose rate tells how fast the machine is running right now.
+func machineSpeed() float64 {
+	buf := make([]byte, 32<<20)
+	start := time.Now()
+	sum := sha256.Sum256(buf)
+	_ = sum
+	return float64(len(buf)) / 1e6 / time.Since(start).Seconds()
 }
 
 // TestSystemBench is the system benchmark (`make bench` via e2e/bench/system.sh): the whole
@@ -146,6 +161,7 @@ func TestSystemBench(t *testing.T) {
 			idle0, idleStart := cpuTimes(procs), time.Now()
 			time.Sleep(2 * time.Second)
 			idle1, idleWall := cpuTimes(procs), time.Since(idleStart)
+			speed := machineSpeed()
 			ingressMetrics := strings.TrimSuffix(p.ingress.ReadyURL, "/readyz") + "/metrics"
 			outcomes0 := ingressOutcomes(t, ingressMetrics)
 			cpu0, t0 := cpuTimes(procs), time.Now()
@@ -175,7 +191,7 @@ func TestSystemBench(t *testing.T) {
 				EventP50MS: ms(r.P50), EventP99MS: ms(r.P99), EventMaxMS: ms(r.MaxDelay),
 				EventWrittenP50MS: ms(r.WrittenP50), EventWrittenP99MS: ms(r.WrittenP99),
 				DDOrders: r.DDOrders, DDP50MS: ms(r.DDP50), DDP99MS: ms(r.DDP99), DDCalls: r.DDCalls, SettleSeconds: settle.Seconds(),
-				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, CPUIdleCores: map[string]float64{}, IngressOutcomes: outcomes}
+				CPUWindowSeconds: window.Seconds(), CPUCores: map[string]float64{}, CPUPerCallbackUS: map[string]float64{}, CPUIdleCores: map[string]float64{}, IngressOutcomes: outcomes, MachineMBps: speed}
 			if r.DDCalls > 0 {
 				row.DDOrdersPerCall = float64(r.DDOrders) / float64(r.DDCalls)
 			}

@@ -69,17 +69,19 @@ names = {"generator": "load generator (own process)", "collector": "collector (t
 lines.append("\nCPU over each rate's window (from the start of the load until every acknowledged transition was seen), "
              "as cores used and µs per acknowledged callback; below each rate, the same processes' cores over 2 s with no load "
              "just before it (polls, timers, the broker's housekeeping: included in the figures above):\n")
-lines.append("| offered callbacks/s | " + " | ".join(names.get(p, p) for p in procs) + " | all |")
-lines.append("|---|" + "---|" * (len(procs) + 1))
+lines.append("| offered callbacks/s | " + " | ".join(names.get(p, p) for p in procs) + " | all | machine: SHA-256 on one core before the rate |")
+lines.append("|---|" + "---|" * (len(procs) + 2))
 for r in rows:
     cores, us = r.get("cpu_cores") or {}, r.get("cpu_us_per_callback") or {}
     cells = [f"{cores[p]:.2f} c, {us[p]:.0f} µs" if p in cores else "n/a" for p in procs]
     cells.append(f"{sum(cores.values()):.2f} c, {sum(us.values()):.0f} µs")
+    cells.append(f"{r['machine_sha256_mbps']:.0f} MB/s" if r.get("machine_sha256_mbps") else "n/a")
     lines.append(f"| {r['rate']:.0f} | " + " | ".join(cells) + " |")
     idle = r.get("cpu_idle_cores") or {}
     if idle:
         cells = [f"{idle[p]:.2f} c" if p in idle else "–" for p in procs]
         cells.append(f"{sum(idle.values()):.2f} c")
+        cells.append("")
         lines.append(f"| ↳ idle baseline | " + " | ".join(cells) + " |")
 if m:
     lines.append(f"\nKafka's own ProducerPerformance, same broker, same run: **{float(m.group(1)):.0f} records/s** ({size} B records, acks=all, "
