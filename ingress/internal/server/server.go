@@ -118,6 +118,8 @@ type Server struct {
 	// bodies is the body-memory budget, in bytes (MaxBodyMemory).
 	bodies   *semaphore.Weighted
 	bodyHeld prometheus.Gauge
+	// tooLarge is the refusal message of a body over MaxBody, made once (not per request).
+	tooLarge string
 }
 
 type acceptedMetrics struct {
@@ -172,7 +174,8 @@ func New(c Config) *Server {
 			Name: "ingress_inflight_requests",
 			Help: "Callback requests being handled now.",
 		}),
-		bodies: semaphore.NewWeighted(c.MaxBodyMemory),
+		bodies:   semaphore.NewWeighted(c.MaxBodyMemory),
+		tooLarge: "body exceeds " + strconv.FormatInt(c.MaxBody, 10) + " bytes",
 		bodyHeld: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ingress_body_memory_bytes",
 			Help: "Bytes of the body-memory budget (INGRESS_MAX_BODY_MEMORY) held by requests now.",
@@ -309,9 +312,8 @@ func (s *Server) bodyBudget(p platform) echo.MiddlewareFunc {
 // outcome and message.
 func (s *Server) readBody(c echo.Context) (body []byte, status int, outcome, msg string) {
 	req := c.Request()
-	tooLarge := "body exceeds " + strconv.FormatInt(s.c.MaxBody, 10) + " bytes"
 	if req.ContentLength > s.c.MaxBody {
-		return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge
+		return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, s.tooLarge
 	}
 	r := http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody)
 	var err error
@@ -327,7 +329,7 @@ func (s *Server) readBody(c echo.Context) (body []byte, status int, outcome, msg
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge
+			return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, s.tooLarge
 		}
 		return nil, http.StatusBadRequest, OutcomeMalformed, "body could not be read"
 	}
