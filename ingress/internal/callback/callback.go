@@ -88,27 +88,16 @@ func TextBytes(raw json.RawMessage) (b []byte, ok bool) {
 // validated it again and decoded it through reflection, a tenth of the ingress's CPU; FuzzText
 // holds this to it.)
 func unquote(raw []byte) ([]byte, bool) {
-	if len(raw) < 2 {
-		return nil, false
-	}
-	b, ok := appendUnquoted(make([]byte, 0, len(raw)-2), raw)
-	if !ok {
-		return nil, false
-	}
-	return b, true
-}
-
-// appendUnquoted is unquote appending to b.
-func appendUnquoted(b, raw []byte) ([]byte, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return b, false
+		return nil, false
 	}
 	s := raw[1 : len(raw)-1]
+	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
 		switch c := s[i]; {
 		case c == '\\':
 			if i+1 >= len(s) {
-				return b, false
+				return nil, false
 			}
 			switch e := s[i+1]; e {
 			case '"', '\\', '/':
@@ -126,7 +115,7 @@ func appendUnquoted(b, raw []byte) ([]byte, bool) {
 			case 'u':
 				r := hex4(s[i:])
 				if r < 0 {
-					return b, false
+					return nil, false
 				}
 				i += 6
 				if utf16.IsSurrogate(r) {
@@ -140,11 +129,11 @@ func appendUnquoted(b, raw []byte) ([]byte, bool) {
 				b = utf8.AppendRune(b, r)
 				continue
 			default:
-				return b, false
+				return nil, false
 			}
 			i += 2
 		case c == '"' || c < 0x20:
-			return b, false
+			return nil, false
 		case c < utf8.RuneSelf:
 			b = append(b, c)
 			i++
@@ -249,16 +238,6 @@ func Object(b []byte) (map[string]json.RawMessage, error) {
 	return f.Map(), nil
 }
 
-// Member decodes raw, a member value of an object Object or Split returned (so already valid
-// JSON), as one JSON object, without validating it again: a nested object costs only its split.
-func Member(raw json.RawMessage) (map[string]json.RawMessage, error) {
-	f, err := SplitMember(raw)
-	if err != nil {
-		return nil, err
-	}
-	return f.Map(), nil
-}
-
 // Field is one member of a JSON object: its name, unescaped, and its raw value.
 type Field struct {
 	Name  []byte
@@ -283,6 +262,15 @@ func (f Fields) Get(name string) (json.RawMessage, bool) {
 	return nil, false
 }
 
+// Text is the text of the member called name (see Text); ok is false when it is absent too.
+func (f Fields) Text(name string) (string, bool) {
+	raw, ok := f.Get(name)
+	if !ok {
+		return "", false
+	}
+	return Text(raw)
+}
+
 // Map returns the members as a map of name to raw value.
 func (f Fields) Map() map[string]json.RawMessage {
 	m := make(map[string]json.RawMessage, len(f))
@@ -302,7 +290,9 @@ func Split(b []byte) (Fields, error) {
 	return members(b)
 }
 
-// SplitMember is Member without the map.
+// SplitMember splits raw, a member value of an object Object or Split returned (so already
+// valid JSON), as one JSON object, without validating it again: a nested object costs only its
+// split.
 func SplitMember(raw json.RawMessage) (Fields, error) {
 	raw = trimJSONSpace(raw)
 	if len(raw) == 0 {

@@ -80,27 +80,28 @@ func FuzzText(f *testing.F) {
 	})
 }
 
-// Member splits a nested object of an already validated body without validating it again, and
-// refuses what is not an object.
-func TestMember(t *testing.T) {
+// SplitMember splits a nested object of an already validated body without validating it again,
+// and refuses what is not an object.
+func TestSplitMember(t *testing.T) {
 	top, err := Object([]byte(`{"content":{"order_original_id":"FTP1","n":12,"o":{"a":[1,"}"]}},"s":"{\"a\":1}","x":[{}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	content, err := Member(top["content"])
+	f, err := SplitMember(top["content"])
 	if err != nil {
 		t.Fatal(err)
 	}
+	content := f.Map()
 	if id, _ := Text(content["order_original_id"]); id != "FTP1" || string(content["n"]) != "12" || string(content["o"]) != `{"a":[1,"}"]}` {
 		t.Errorf("members %q", content)
 	}
 	for _, k := range []string{"s", "x"} {
-		if _, err := Member(top[k]); err == nil {
-			t.Errorf("Member(%s) = nil error for %s", k, top[k])
+		if _, err := SplitMember(top[k]); err == nil {
+			t.Errorf("SplitMember(%s) = nil error for %s", k, top[k])
 		}
 	}
-	if _, err := Member(nil); err == nil {
-		t.Error("Member(nil) = nil error")
+	if _, err := SplitMember(nil); err == nil {
+		t.Error("SplitMember(nil) = nil error")
 	}
 }
 

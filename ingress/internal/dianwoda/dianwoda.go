@@ -135,8 +135,7 @@ func Parse(q url.Values, body []byte) (callback.Parsed, error) {
 		p.Key = schemas.Key(schemas.PlatformDianwoda, orderID)
 		return p, nil
 	}
-	rawID, _ := top.Get("msg_id")
-	msgID, ok := callback.Text(rawID)
+	msgID, ok := top.Text("msg_id")
 	if !ok || msgID == "" {
 		return p, callback.Malformed("msg_id is missing")
 	}

@@ -44,10 +44,10 @@ func ParsePush(body []byte) (Push, error) {
 	}
 	var p Push
 	var ok bool
-	if p.AppID, ok = text(top, "appId"); !ok || p.AppID == "" {
+	if p.AppID, ok = top.Text("appId"); !ok || p.AppID == "" {
 		return Push{}, callback.Malformed("appId is missing or not a string or number")
 	}
-	if p.Type, ok = text(top, "type"); !ok || p.Type == "" {
+	if p.Type, ok = top.Text("type"); !ok || p.Type == "" {
 		return Push{}, callback.Malformed("type is missing or not a string or number")
 	}
 	raw, present := top.Get("message")
@@ -62,18 +62,9 @@ func ParsePush(body []byte) (Push, error) {
 			return Push{}, callback.Malformed("shopId is not a string or number")
 		}
 	}
-	p.Signature, _ = text(top, "signature")
+	p.Signature, _ = top.Text("signature")
 	p.Base = signingBase(top, p.Message)
 	return p, nil
-}
-
-// text is the text of top's member name (callback.Text); ok is false when it is absent.
-func text(top callback.Fields, name string) (string, bool) {
-	raw, ok := top.Get(name)
-	if !ok {
-		return "", false
-	}
-	return callback.Text(raw)
 }
 
 // pair is one "name=value" of the signing base, as the two parts it is made of.
