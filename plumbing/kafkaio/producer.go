@@ -652,7 +652,7 @@ func (p *Producer) settle(r *request, results map[topicPartition]error, reqErr e
 		case (errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)) && len(b.records) > 1 && !p.closed:
 			q.records = append(b.records, q.records...)
 			q.solo = len(b.records)
-		case retriable(err) && !p.closed:
+		case Retriable(err) && !p.closed:
 			// Back at the head of the partition: order holds, the caller's context bounds it.
 			q.records = append(b.records, q.records...)
 			q.notBefore = now.Add(p.cfg.RetryBackoff)
@@ -667,11 +667,12 @@ func (p *Producer) settle(r *request, results map[topicPartition]error, reqErr e
 	p.poke()
 }
 
-// retriable: a broker's error code says whether asking again can help (leader moved, not enough
-// replicas yet, request timed out: yes; too large, invalid, denied: no, the callers fail at
-// once). Any other error is the connection's or the Transport's (a broken connection, leaders
-// moving while its metadata settles): asked again, bounded by the callers' contexts.
-func retriable(err error) bool {
+// Retriable reports whether asking Kafka again can help after err: a broker's error code says
+// (leader moved, not enough replicas yet, request timed out: yes; too large, invalid, denied:
+// no, the callers fail at once). Any other error is the connection's or the Transport's (a
+// broken connection, leaders moving while its metadata settles): asked again, bounded by the
+// callers' contexts.
+func Retriable(err error) bool {
 	var kerr kafka.Error
 	if errors.As(err, &kerr) {
 		return kerr.Temporary()

@@ -102,11 +102,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 // listOffsetsPatience bounds how long a listing of offsets is retried on temporary errors.
 const listOffsetsPatience = 30 * time.Second
 
-// unlessTemporary marks err permanent for retry.Do unless Kafka calls it temporary or it is not
-// a Kafka error (a network error).
+// unlessTemporary marks err permanent for retry.Do unless asking again can help
+// (kafkaio.Retriable: Kafka calls it temporary, or it is not a Kafka error but a network one).
 func unlessTemporary(err error) error {
-	var kerr kafka.Error
-	if errors.As(err, &kerr) && !kerr.Temporary() {
+	if !kafkaio.Retriable(err) {
 		return retry.Permanent(err)
 	}
 	return err
