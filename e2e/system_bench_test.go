@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/orderpipe/pipeline/e2e/chaos"
 	"github.com/orderpipe/pipeline/e2e/stack"
 	"github.com/orderpipe/pipeline/e2e/topo"
+	"github.com/orderpipe/pipeline/plumbing/service"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
@@ -372,9 +372,7 @@ func openLoadMain(spec string) int {
 	// The generator is the measuring side, not the system measured: with memory to spare it
 	// collects garbage less often (GC was a fifth of its CPU at GOGC 100), so that more of the
 	// machine's two cores are left to the pipeline. Its CPU is reported either way.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	service.SetGCPercent(os.Getenv, 400)
 	c0 := selfCPU()
 	l := chaos.DriveOpen(context.Background(), chaos.Config{IngressURL: o.URL, Rate: o.Rate, Duration: o.Duration,
 		Mix: chaos.Mix{DDShare: o.DDShare}, Signer: chaos.Signer{DianwodaSecret: testDianwodaSecret, ElemeAppID: testElemeAppID, ElemeSecret: testElemeSecret}})
