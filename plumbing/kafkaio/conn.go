@@ -254,12 +254,21 @@ func (c Conn) newClient(timeout time.Duration, tr *kafka.Transport) *Client {
 	return &Client{Client: &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: tr}, transport: tr, conn: c}
 }
 
-// Ping asks for the cluster's metadata (or, with topics, theirs, failing when one is missing)
-// over the client's pooled connections: a readiness loop that probes every few seconds keeps
-// one TLS session and one SASL login. The error names the variable to check (Explain).
+// Ping asks a broker for its API versions, then for the cluster's metadata (or, with topics,
+// theirs, failing when one is missing), over the client's pooled connections: a readiness loop
+// that probes every few seconds keeps one TLS session and one SASL login. The error names the
+// variable to check (Explain).
+//
+// The API versions request is what makes nil mean a broker answered: kafka-go's Transport
+// answers a metadata request from its cached view of the cluster, and keeps that view when its
+// refreshes fail, so a long-lived client's metadata alone kept succeeding with every broker down
+// (the ingress stayed ready through a whole outage; TestPingNoticesTheBrokerDown).
 func (c *Client) Ping(ctx context.Context, topics ...string) error {
 	if topics == nil {
 		topics = []string{}
+	}
+	if _, err := c.ApiVersions(ctx, &kafka.ApiVersionsRequest{}); err != nil {
+		return c.conn.Explain(fmt.Errorf("kafka api versions: %w", err))
 	}
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {

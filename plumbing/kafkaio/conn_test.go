@@ -1,15 +1,18 @@
 package kafkaio_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -138,5 +141,43 @@ func TestConnBuildsMechanism(t *testing.T) {
 		}
 		_ = r.Close()
 		_ = w.Close()
+	}
+}
+
+// A long-lived client's Ping fails while its broker is down, and succeeds again when it is back.
+// kafka-go's Transport answers metadata from its cached view and keeps that view when its
+// refreshes fail: with metadata alone, the ingress's health loop kept reporting Kafka reachable
+// through a whole outage, and its readiness stayed true.
+func TestPingNoticesTheBrokerDown(t *testing.T) {
+	b := testenv.OwnKafka(t)
+	topic := testenv.Name(t, "ping")
+	testenv.Topics(t, b.Brokers, 1, topic)
+	client := kafkaio.Plaintext(b.Brokers...).NewClientFor(3*time.Second, topic)
+	defer client.Close()
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return client.Ping(ctx, topic)
+	}
+	if err := ping(); err != nil {
+		t.Fatal(err)
+	}
+	b.Stop()
+	for i := range 3 { // every ping, not only the first after the stop
+		if err := ping(); err == nil {
+			t.Fatalf("ping %d with the broker down: nil", i+1)
+		}
+	}
+	b.Restart()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		err := ping()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker is back, ping still fails: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
