@@ -15,7 +15,8 @@
 #
 # Environment: KAFKA_PORT (default 39092, not Kafka's default; the PLAINTEXT listener),
 # KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_VERSION (default 4.1.1), KAFKA_RUN_DIR (default
-# .run/kafka-$KAFKA_PORT), KAFKA_HEAP (default "-Xms512m -Xmx1g").
+# .run/kafka-$KAFKA_PORT), KAFKA_HEAP (default "-Xms512m -Xmx1g"), KAFKA_JVM_PERFORMANCE_OPTS (default
+# what Kafka's own bin/kafka-run-class.sh gives a broker: G1 with a 20 ms pause goal).
 #
 # Secured listeners, only when KAFKA_CERT_DIR is set (a directory made by deploy/local/certs.sh):
 #   SASL_SSL on 127.0.0.1:KAFKA_SASL_SSL_PORT (KAFKA_PORT+2): SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN,
@@ -44,6 +45,7 @@ voters=${KAFKA_QUORUM_VOTERS:-$node@127.0.0.1:$cport}
 rf=${KAFKA_REPLICATION_FACTOR:-1}
 minisr=${KAFKA_MIN_INSYNC:-1}
 heap=${KAFKA_HEAP:--Xms512m -Xmx1g}
+jvm=${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent}
 libs="$root/.cache/kafka/$version/libs"
 run=${KAFKA_RUN_DIR:-$root/.run/kafka-$port}
 
@@ -174,8 +176,8 @@ launch() {
   starts=$(( $(grep -c "Kafka Server started" "$run/broker.log" 2>/dev/null || true) + 1 ))
   echo "$starts" >"$run/starts"
   binds >"$run/binds"
-  # shellcheck disable=SC2086 # $heap is a list of JVM flags
-  LOG_DIR="$run" nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true \
+  # shellcheck disable=SC2086 # $heap and $jvm are lists of JVM flags
+  LOG_DIR="$run" nohup java $heap $jvm -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.properties" -Dkafka.logs.dir="$run" \
     -cp "$libs/*" kafka.Kafka "$run/server.properties" >>"$run/broker.log" 2>&1 &
   echo $! >"$run/pid"
