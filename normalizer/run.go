@@ -93,7 +93,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		cons, err := consumer.New(consumer.Config{
 			Reader: reader, Status: status, DLQ: dlq, Store: store, Metrics: metrics, Ready: ready,
 			Log: log, MaxBatch: cfg.BatchMax, MaxEventBytes: maxBatchBytes, MaxDeadLetterBytes: dlqBytes,
-			DrainTimeout: cfg.DrainTimeout, StallTimeout: cfg.StallTimeout,
+			DrainTimeout: cfg.DrainTimeout, StallTimeout: cfg.StallTimeout, CommitInterval: cfg.CommitInterval,
 		})
 		if err != nil {
 			return err

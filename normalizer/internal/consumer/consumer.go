@@ -82,6 +82,13 @@ type Config struct {
 	// CommitAttempts bounds commit retries; an offset left uncommitted only causes a harmless
 	// replay. Default 5.
 	CommitAttempts int
+	// CommitInterval is the least time between two offset commits; default
+	// DefaultCommitInterval. Finished batches wait for the next commit, not the work: the
+	// stages before it go on, and one commit covers every batch that finished meanwhile. An
+	// offset commit costs the broker a write to __consumer_offsets, so committing every batch at
+	// a few hundred batches a second was a tenth of the broker's requests (docs/performance.md).
+	// A crash replays at most this much more, which dedup absorbs.
+	CommitInterval time.Duration
 	// MaxEventBytes and MaxDeadLetterBytes are the largest record the status and dead-letter
 	// writers take (their BatchBytes): a larger one would be refused for the whole produce call
 	// forever. Defaults: the writer's BatchBytes when it is a *kafka.Writer, else
@@ -99,6 +106,9 @@ type Config struct {
 	// Now is the clock for dlq_time and progress; default time.Now.
 	Now func() time.Time
 }
+
+// DefaultCommitInterval is Config.CommitInterval's default.
+const DefaultCommitInterval = 100 * time.Millisecond
 
 // Consumer runs the loop.
 type Consumer struct {
@@ -121,6 +131,9 @@ func New(c Config) (*Consumer, error) {
 	}
 	if c.CommitAttempts <= 0 {
 		c.CommitAttempts = 5
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = DefaultCommitInterval
 	}
 	if c.MaxEventBytes <= 0 {
 		c.MaxEventBytes = batchBytes(c.Status)
@@ -165,7 +178,7 @@ func (nopReady) Set(string, error) {}
 // The loop is a pipeline (runStages), each stage handling one batch at a time, in fetch order:
 // fetch (kafkaio.FetchReader) → prepare (decode and map, parallel, CPU only) → claim (Redis) →
 // emit (Kafka) → finish (Redis confirm) → commit (every finished batch waiting, in one offset
-// commit). So the claim of batch N+1, the writes of batch N and the confirm of batch N-1 overlap
+// commit, at most once per CommitInterval). So the claim of batch N+1, the writes of batch N and the confirm of batch N-1 overlap
 // with the commit of the batches before, while each kind of call stays strictly ordered:
 // guard decisions follow fetch order, writes follow fetch order (per-order order holds), and a
 // batch is committed only after its own writes were acknowledged and its claims confirmed, and
@@ -218,7 +231,7 @@ func (cs *Consumer) Run(ctx context.Context) error {
 		defer close(prepared)
 		cs.batches(fetching, msgs, prepared)
 	}()
-	err := runStages(work, cancelWork, prepared, one(cs.claim), one(cs.emit), one(cs.finish), grouped(cs.commitAll))
+	err := runStages(work, cancelWork, prepared, one(cs.claim), one(cs.emit), one(cs.finish), groupedEvery(cs.commitAll, c.CommitInterval))
 	cancelWork()
 	wg.Wait()
 	select {

@@ -3,6 +3,9 @@ package consumer
 import (
 	"context"
 	"sync"
+	"time"
+
+	"github.com/orderpipe/pipeline/plumbing/retry"
 )
 
 // stage is one step of the loop's pipeline. It is handed one batch at a time, in order, and
@@ -21,6 +24,7 @@ const groupQueue = 256
 type step struct {
 	run   groupStage
 	group bool
+	every time.Duration // a grouped step starts at most once per every (0: whenever handed one)
 }
 
 // one makes a step of a stage.
@@ -30,6 +34,12 @@ func one(st stage) step {
 
 // grouped makes a step of a groupStage.
 func grouped(st groupStage) step { return step{run: st, group: true} }
+
+// groupedEvery makes a step of a groupStage that starts at most once per every: a batch handed
+// to it sooner waits, and everything that arrived meanwhile goes into the same call.
+func groupedEvery(st groupStage, every time.Duration) step {
+	return step{run: st, group: true, every: every}
+}
 
 // runStages passes the batches of src through the steps, each step in a goroutine of its own
 // handling one batch (a grouped step: every batch waiting) at a time, in order; so consecutive
@@ -58,9 +68,14 @@ func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batc
 			defer wg.Done()
 			defer close(out)
 			failed := false
+			var last time.Time
 			for b := range in {
 				if failed {
 					continue // keep draining in, so that no stage before this one blocks
+				}
+				var err error
+				if st.every > 0 && !last.IsZero() {
+					err = retry.Sleep(work, time.Until(last.Add(st.every)))
 				}
 				bs := []*batch{b}
 			gather:
@@ -75,7 +90,11 @@ func runStages(work context.Context, cancel context.CancelFunc, src <-chan *batc
 						break gather
 					}
 				}
-				if err := st.run(work, bs); err != nil {
+				if err == nil {
+					last = time.Now()
+					err = st.run(work, bs)
+				}
+				if err != nil {
 					errOnce.Do(func() { runErr = err })
 					cancel()
 					failed = true

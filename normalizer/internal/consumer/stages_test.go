@@ -153,3 +153,106 @@ func TestRunStagesGroupedStepTakesWhatWaits(t *testing.T) {
 		t.Errorf("the first step handled %d batches while the grouped step was busy, want at least 18", before)
 	}
 }
+
+// A grouped step with an interval starts at most once per interval: batches that finish sooner
+// wait for the next call and are all in it, in order, once each; the first call does not wait;
+// the steps before it are not held to its pace; and the drain still hands over everything.
+func TestRunStagesGroupedStepEvery(t *testing.T) {
+	const every = 40 * time.Millisecond
+	src := make(chan *batch)
+	go func() {
+		defer close(src)
+		for i := 1; i <= 60; i++ { // one batch every 5 ms: 300 ms of batches
+			src <- &batch{msgs: make([]kafka.Message, i)}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var starts []time.Time
+	var calls [][]int
+	var firstSeen time.Time // when the first step finished the first batch
+	work, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := runStages(work, cancel, src,
+		one(func(_ context.Context, b *batch) error {
+			if len(b.msgs) == 1 {
+				firstSeen = time.Now()
+			}
+			return nil
+		}),
+		groupedEvery(func(_ context.Context, bs []*batch) error {
+			starts = append(starts, time.Now())
+			var sizes []int
+			for _, b := range bs {
+				sizes = append(sizes, len(b.msgs))
+			}
+			calls = append(calls, sizes)
+			return nil
+		}, every))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []int
+	for _, c := range calls {
+		all = append(all, c...)
+	}
+	if len(all) != 60 {
+		t.Fatalf("grouped step saw %d batches, want 60 (calls %v)", len(all), calls)
+	}
+	for i, n := range all {
+		if n != i+1 {
+			t.Fatalf("grouped step saw %v, want 1..60 in order, once each", all)
+		}
+	}
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < every {
+			t.Errorf("calls %d and %d started %v apart, want at least %v", i-1, i, gap, every)
+		}
+	}
+	// 300 ms of batches at one call per 40 ms: about 8 calls, not 60.
+	if len(calls) > 12 {
+		t.Errorf("%d calls for 60 batches over ~300 ms with a %v interval: %v", len(calls), every, calls)
+	}
+	if d := starts[0].Sub(firstSeen); d > every/2 {
+		t.Errorf("the first call started %v after its batch was ready, want no wait", d)
+	}
+}
+
+// Cancelling the work while a batch waits for the interval ends the step: the waiting batch is
+// not handed to it (not committed: replayed after a restart), and nothing blocks.
+func TestRunStagesGroupedStepEveryCancelled(t *testing.T) {
+	src := make(chan *batch)
+	firstCall := make(chan struct{})
+	go func() {
+		defer close(src)
+		src <- &batch{msgs: make([]kafka.Message, 1)}
+		<-firstCall
+		src <- &batch{msgs: make([]kafka.Message, 2)} // waits for the next call, an hour away
+	}()
+	work, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var seen []int
+	done := make(chan error, 1)
+	go func() {
+		done <- runStages(work, cancel, src, groupedEvery(func(_ context.Context, bs []*batch) error {
+			for _, b := range bs {
+				seen = append(seen, len(b.msgs))
+			}
+			if len(seen) == 1 {
+				close(firstCall)
+				time.AfterFunc(20*time.Millisecond, cancel) // during the wait for the next call
+			}
+			return nil
+		}, time.Hour))
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("runStages did not return after the work was cancelled during the interval")
+	}
+	if len(seen) != 1 || seen[0] != 1 {
+		t.Fatalf("the step saw %v, want only the first batch", seen)
+	}
+}
