@@ -129,8 +129,8 @@ func TestSystemBench(t *testing.T) {
 			// ingress and the normalizer with the GOGC they are deployed with
 			// (deploy/k8s/base/ingress.yaml, normalizer.yaml, docker-compose.yml).
 			p := startStack(t, stackOpts{partitions: 12, quiet: true,
-				dispatcherEnv: []string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")},
-				ingressEnv:    []string{"GOGC=200"}, normalizerEnv: []string{"GOGC=200"}})
+				dispatcherEnv: append([]string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}, benchLinger()...),
+				ingressEnv:    append([]string{"GOGC=200"}, benchLinger()...), normalizerEnv: append(benchNormalizerEnv(), benchLinger()...)})
 			// The rate's topics (8 of 12 partitions) go when it ends, after its processes: on a
 			// long-lived bench broker (system.sh with KAFKA_BROKERS) they piled up run after run,
 			// and the broker's young collections lengthened with them (about 20 → 45 ms each
@@ -438,4 +438,23 @@ func envString(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// benchNormalizerEnv is the normalizer's environment in the system bench: as shipped, with
+// BENCH_COMMIT_INTERVAL as its COMMIT_INTERVAL when set (an A/B of the commit pace).
+func benchNormalizerEnv() []string {
+	env := []string{"GOGC=200"}
+	if v := os.Getenv("BENCH_COMMIT_INTERVAL"); v != "" {
+		env = append(env, "COMMIT_INTERVAL="+v)
+	}
+	return env
+}
+
+// benchLinger is BENCH_PRODUCER_LINGER as the services' KAFKA_PRODUCER_LINGER, when set (an
+// A/B of the producers' linger; unset, each runs as shipped).
+func benchLinger() []string {
+	if v := os.Getenv("BENCH_PRODUCER_LINGER"); v != "" {
+		return []string{"KAFKA_PRODUCER_LINGER=" + v}
+	}
+	return nil
 }

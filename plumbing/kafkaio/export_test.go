@@ -1,6 +1,10 @@
 package kafkaio
 
-import "github.com/segmentio/kafka-go"
+import (
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
 
 // TransportOf returns the Transport a Producer or FetchReader made for itself.
 func TransportOf(v any) *kafka.Transport {
@@ -12,3 +16,6 @@ func TransportOf(v any) *kafka.Transport {
 	}
 	return nil
 }
+
+// LingerOf returns the Linger a Producer runs with.
+func LingerOf(p *Producer) time.Duration { return p.cfg.Linger }

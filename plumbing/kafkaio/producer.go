@@ -24,9 +24,13 @@ import (
 // cheap. It is built on kafka-go's protocol layer (Transport.RoundTrip with a produce.Request of
 // many partitions), so it stays inside the design card's client.
 //
-// Batching is natural, not timed: while a broker has a request in flight, records bound for it
-// gather; when the request returns, everything gathered goes in the next one. A lone record is
-// sent at once, so latency at low rates is one round trip, and batches grow with the rate.
+// Batching is natural: while a broker has a request in flight, records bound for it gather;
+// when the request returns, everything gathered goes in the next one. A lone record is sent at
+// once, so latency at low rates is one round trip, and batches grow with the rate. With Linger
+// set, a broker's next request also waits until Linger after its last one was sent, unless
+// LingerBytes have gathered for it: at moderate rates, where a round trip gathers a record or
+// two, that caps a broker's requests at one per Linger (Kafka's own producer lingers 5 ms by
+// default since 4.0); under heavy load LingerBytes gather within a round trip and nothing waits.
 //
 // Guarantees:
 //   - WriteMessages returns nil only when every one of its records was acknowledged by all
@@ -51,7 +55,8 @@ type Producer struct {
 	mu        sync.Mutex
 	staleMeta bool // a retriable error was seen: read the metadata again before the next send
 	queues    map[topicPartition]*partitionQueue
-	inflight  map[int32]bool // broker id → a request is in flight
+	inflight  map[int32]bool      // broker id → a request is in flight
+	lastSent  map[int32]time.Time // broker id → when its last request started (for Linger)
 	closed    bool
 	wake      chan struct{}
 	stop      chan struct{}
@@ -87,7 +92,18 @@ type ProducerConfig struct {
 	WriteTimeout time.Duration
 	// RetryBackoff is the pause of a partition after a retriable error; default 50 ms.
 	RetryBackoff time.Duration
+	// Linger is the least time between the starts of two requests to one broker while less
+	// than LingerBytes of records wait for it; 0 (default) sends as soon as the broker has no
+	// request in flight. A record waits at most Linger more than without it. Conn.NewProducer
+	// fills it in from KAFKA_PRODUCER_LINGER (ConnSettings.ProducerLinger) when zero.
+	Linger time.Duration
+	// LingerBytes ends a Linger early: records of at least this size waiting for a broker go at
+	// once; default DefaultLingerBytes.
+	LingerBytes int
 }
+
+// DefaultLingerBytes is ProducerConfig.LingerBytes's default (the Java producer's batch.size).
+const DefaultLingerBytes = 16 << 10
 
 // ProducerStats counts what the Producer sent.
 type ProducerStats struct {
@@ -146,6 +162,9 @@ func (c *writeCall) finish(err error) {
 // NewProducer returns a running Producer over the Conn's brokers, TLS and SASL; Close it.
 func (conn Conn) NewProducer(c ProducerConfig) *Producer {
 	c.Brokers = conn.Brokers
+	if c.Linger == 0 {
+		c.Linger = conn.settings.ProducerLinger
+	}
 	if c.Transport == nil {
 		c.Transport = conn.transportFor(c.allowed())
 	}
@@ -193,6 +212,9 @@ func newProducer(c ProducerConfig) *Producer {
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 50 * time.Millisecond
 	}
+	if c.LingerBytes <= 0 {
+		c.LingerBytes = DefaultLingerBytes
+	}
 	addr := kafka.TCP(c.Brokers...)
 	p := &Producer{
 		cfg:       c,
@@ -204,6 +226,7 @@ func newProducer(c ProducerConfig) *Producer {
 		client:   &kafka.Client{Addr: addr, Transport: c.Transport, Timeout: c.WriteTimeout},
 		queues:   map[topicPartition]*partitionQueue{},
 		inflight: map[int32]bool{},
+		lastSent: map[int32]time.Time{},
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -435,7 +458,7 @@ func (p *Producer) loop() {
 			}
 		}
 		if !next.IsZero() {
-			timer.Reset(max(time.Until(next), time.Millisecond))
+			timer.Reset(max(time.Until(next), 100*time.Microsecond))
 		} else {
 			timer.Reset(time.Hour)
 		}
@@ -472,6 +495,12 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	hold := p.lingering(leaders, now)
+	for _, due := range hold {
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
 	reqs := map[int32]*request{}
 	for tp, q := range p.queues {
 		if len(q.records) == 0 {
@@ -500,6 +529,9 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 		}
 		if p.inflight[leader] {
 			continue // gathers until the broker's request returns
+		}
+		if _, ok := hold[leader]; ok {
+			continue // gathers until the broker's linger ends
 		}
 		r := reqs[leader]
 		if r == nil {
@@ -542,6 +574,7 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 			continue // every record it would have carried was given up
 		}
 		p.inflight[leader] = true
+		p.lastSent[leader] = now
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -549,6 +582,45 @@ func (p *Producer) sendReady(wg *sync.WaitGroup) (next time.Time) {
 		}()
 	}
 	return next
+}
+
+// lingering returns, for every broker that must wait for its Linger (its last request started
+// less than Linger ago and less than LingerBytes wait for it), when the wait ends. p.mu is held.
+func (p *Producer) lingering(leaders map[topicPartition]int32, now time.Time) map[int32]time.Time {
+	if p.cfg.Linger <= 0 {
+		return nil
+	}
+	var waiting map[int32]int // bytes ready for each broker still inside its linger
+	for tp, q := range p.queues {
+		if q.busy || len(q.records) == 0 || now.Before(q.notBefore) {
+			continue
+		}
+		leader, ok := leaders[tp]
+		if !ok || p.inflight[leader] || !now.Before(p.lastSent[leader].Add(p.cfg.Linger)) {
+			continue
+		}
+		if waiting == nil {
+			waiting = map[int32]int{}
+		}
+		n := waiting[leader]
+		for _, pd := range q.records {
+			if n >= p.cfg.LingerBytes {
+				break // enough: no need to count the rest
+			}
+			n += pd.size
+		}
+		waiting[leader] = n
+	}
+	var hold map[int32]time.Time
+	for leader, n := range waiting {
+		if n < p.cfg.LingerBytes {
+			if hold == nil {
+				hold = map[int32]time.Time{}
+			}
+			hold[leader] = p.lastSent[leader].Add(p.cfg.Linger)
+		}
+	}
+	return hold
 }
 
 // leaders returns the leader of every partition that has one, for the topics queued now.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
@@ -280,5 +282,88 @@ func TestProducerCloseFailsLaterWrites(t *testing.T) {
 	}
 	if err := p.WriteMessages(ctx, kafka.Message{Value: []byte("y")}); !errors.Is(err, kafkaio.ErrProducerClosed) {
 		t.Fatalf("write after Close: %v, want ErrProducerClosed", err)
+	}
+}
+
+// With Linger, records that arrive within Linger of a broker's last request wait and go
+// together in the next one, at most Linger after it; the first record after a quiet spell goes
+// at once; and LingerBytes waiting end the linger early.
+func TestProducerLinger(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Name(t, "producer-linger")
+	testenv.Topics(t, brokers, 3, topic)
+	const linger = 2 * time.Second
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers, Topic: topic, Linger: linger, LingerBytes: 4 << 10})
+	defer p.Close()
+	write := func(key string, size int) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := p.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: make([]byte, size)})
+		return time.Since(start), err
+	}
+	// The first record: no request before it, so no wait (a linger would take 2 s).
+	if took, err := write("first", 10); err != nil || took > linger/2 {
+		t.Fatalf("first record: %v after %v, want it sent at once", err, took)
+	}
+	sent := time.Now()
+	before := p.Stats().Requests
+	// Eight small records at once, right after: they wait out the linger, then go together.
+	var wg sync.WaitGroup
+	took := make([]time.Duration, 8)
+	errs := make([]error, 8)
+	for i := range took {
+		wg.Go(func() { took[i], errs[i] = write("small-"+strconv.Itoa(i), 10) })
+	}
+	wg.Wait()
+	waited := time.Since(sent)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("small record %d: %v", i, err)
+		}
+	}
+	if waited < linger*3/4 || waited > linger+5*time.Second {
+		t.Errorf("the small records were acknowledged %v after the first one's request, want about the %v linger", waited, linger)
+	}
+	if n := p.Stats().Requests - before; n != 1 {
+		t.Errorf("the small records took %d requests, want them together in 1", n)
+	}
+	// Right after that request: records of LingerBytes go at once.
+	if took, err := write("large", 5<<10); err != nil || took > linger/2 {
+		t.Fatalf("a record of LingerBytes: %v after %v, want it sent without waiting for the linger", err, took)
+	}
+	readAll(t, brokers, topic, 3, 10)
+}
+
+// KAFKA_PRODUCER_LINGER (default 2 ms) is read for the Conn's Producers; a bad value is refused
+// by name.
+func TestProducerLingerFromEnv(t *testing.T) {
+	env := map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}
+	for value, want := range map[string]time.Duration{"": kafkaio.DefaultProducerLinger, "3ms": 3 * time.Millisecond, "0": 0} {
+		env["KAFKA_PRODUCER_LINGER"] = value
+		l := envconfig.New(func(k string) string { return env[k] })
+		conn := kafkaio.LoadConn(l)
+		if l.Err() != nil {
+			t.Fatalf("KAFKA_PRODUCER_LINGER=%q: %v", value, l.Err())
+		}
+		p := conn.NewProducer(kafkaio.ProducerConfig{Topic: "t"})
+		if got := kafkaio.LingerOf(p); got != want {
+			t.Errorf("KAFKA_PRODUCER_LINGER=%q: the Conn's Producer lingers %v, want %v", value, got, want)
+		}
+		// A Producer's own Linger wins over the Conn's.
+		own := conn.NewProducer(kafkaio.ProducerConfig{Topic: "t", Linger: 7 * time.Millisecond})
+		if got := kafkaio.LingerOf(own); got != 7*time.Millisecond {
+			t.Errorf("KAFKA_PRODUCER_LINGER=%q: a Producer configured with 7ms lingers %v", value, got)
+		}
+		p.Close()
+		own.Close()
+	}
+	for _, bad := range []string{"-1ms", "2s", "soon"} {
+		env["KAFKA_PRODUCER_LINGER"] = bad
+		l := envconfig.New(func(k string) string { return env[k] })
+		kafkaio.LoadConnSettings(l)
+		if err := l.Err(); err == nil || !strings.Contains(err.Error(), "KAFKA_PRODUCER_LINGER") {
+			t.Errorf("KAFKA_PRODUCER_LINGER=%s: err %v, want it refused by name", bad, err)
+		}
 	}
 }
