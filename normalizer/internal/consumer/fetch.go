@@ -20,13 +20,17 @@ import (
 func (cs *Consumer) batches(ctx context.Context, in <-chan kafka.Message, out chan<- *batch) {
 	c := &cs.c
 	for {
-		msgs := make([]kafka.Message, 0, c.MaxBatch)
+		var first kafka.Message
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-in:
-			msgs = append(msgs, m)
+		case first = <-in:
 		}
+		// Sized for what is buffered now, not for MaxBatch: at a few thousand records a second
+		// a batch holds a handful, and a slice of MaxBatch (2,000) messages per batch was
+		// ~300 KB allocated and cleared each time, a twentieth of the normalizer's CPU.
+		msgs := make([]kafka.Message, 1, min(c.MaxBatch, 1+len(in)))
+		msgs[0] = first
 	drain:
 		for len(msgs) < c.MaxBatch {
 			select {
