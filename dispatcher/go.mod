@@ -9,6 +9,7 @@ replace (
 
 require (
 	github.com/go-redis/redis_rate/v10 v10.0.1
+	github.com/goccy/go-json v0.12.0
 	github.com/orderpipe/pipeline/plumbing v0.0.0-00010101000000-000000000000
 	github.com/orderpipe/pipeline/schemas v0.0.0
 	github.com/prometheus/client_golang v1.25.0
