@@ -60,7 +60,8 @@ type ConnSettings struct {
 // DefaultProducerLinger is KAFKA_PRODUCER_LINGER's default. In the system bench at 2,000
 // callbacks/s it halved the produce requests the broker handles (about 2,000 to 1,060 a
 // second) for at most 2 ms more per write; under the side-by-side harness's closed loop, where
-// a round trip gathers more than LingerBytes, nothing waits (docs/performance.md).
+// a round trip already gathers about LingerBytes, its throughput did not move
+// (docs/performance.md).
 const DefaultProducerLinger = 2 * time.Millisecond
 
 // LoadConnSettings reads the Kafka connection variables through l and checks them against each
