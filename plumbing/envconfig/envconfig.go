@@ -134,6 +134,21 @@ func (l *Loader) Duration(name string, def time.Duration) time.Duration {
 	return v
 }
 
+// DurationIn returns a Go duration, or def; unlike Duration it may be 0, and it must lie in
+// [min, max].
+func (l *Loader) DurationIn(name string, def, min, max time.Duration) time.Duration {
+	raw := l.String(name, "")
+	if raw == "" {
+		return def
+	}
+	v, err := time.ParseDuration(raw)
+	if err != nil || v < min || v > max {
+		l.Fail(name, "%q is not a duration from %v to %v (e.g. 0, 2ms)", raw, min, max)
+		return def
+	}
+	return v
+}
+
 // Bool returns the boolean variable, or def.
 func (l *Loader) Bool(name string, def bool) bool {
 	raw := l.String(name, "")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -99,5 +100,22 @@ func TestSecretList(t *testing.T) {
 	l := New(envOf(map[string]string{"KEYS_FILE": file}))
 	if got := strings.Join(l.SecretList("KEYS"), "|"); got != "a|b|c" || l.Err() != nil {
 		t.Fatalf("SecretList = %q, %v", got, l.Err())
+	}
+}
+
+// DurationIn takes 0 and the bounds themselves, returns def when unset, and refuses by name what
+// is outside the range or not a duration.
+func TestDurationIn(t *testing.T) {
+	for value, want := range map[string]time.Duration{"": 2 * time.Millisecond, "0": 0, "0s": 0, "1s": time.Second, "750us": 750 * time.Microsecond} {
+		l := New(func(string) string { return value })
+		if got := l.DurationIn("LINGER", 2*time.Millisecond, 0, time.Second); got != want || l.Err() != nil {
+			t.Errorf("LINGER=%q: %v, %v; want %v", value, got, l.Err(), want)
+		}
+	}
+	for _, bad := range []string{"-1ms", "1001ms", "soon", "5"} {
+		l := New(func(string) string { return bad })
+		if got := l.DurationIn("LINGER", 2*time.Millisecond, 0, time.Second); got != 2*time.Millisecond || l.Err() == nil || !strings.Contains(l.Err().Error(), "LINGER") {
+			t.Errorf("LINGER=%q: %v, %v; want the default and an error naming LINGER", bad, got, l.Err())
+		}
 	}
 }

@@ -79,15 +79,7 @@ func LoadConnSettings(l *envconfig.Loader) ConnSettings {
 		SASLPassword:          l.Secret("KAFKA_SASL_PASSWORD"),
 	}
 	s.SASLUsername, _ = l.FromFile("KAFKA_SASL_USERNAME")
-	s.ProducerLinger = DefaultProducerLinger
-	if raw := l.String("KAFKA_PRODUCER_LINGER", ""); raw != "" {
-		d, err := time.ParseDuration(raw)
-		if err != nil || d < 0 || d > time.Second {
-			l.Fail("KAFKA_PRODUCER_LINGER", "%q is not a duration from 0 to 1s (e.g. 0, 2ms)", raw)
-		} else {
-			s.ProducerLinger = d
-		}
-	}
+	s.ProducerLinger = l.DurationIn("KAFKA_PRODUCER_LINGER", DefaultProducerLinger, 0, time.Second)
 	if !s.TLS {
 		for name, v := range map[string]string{
 			"KAFKA_TLS_CA_FILE": s.TLSCAFile, "KAFKA_TLS_CERT_FILE": s.TLSCertFile, "KAFKA_TLS_KEY_FILE": s.TLSKeyFile,
