@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,9 +129,13 @@ func TestSystemBench(t *testing.T) {
 			// stack: orders per call and reply → Dangdang accepted are measured against it. The
 			// ingress and the normalizer with the GOGC they are deployed with
 			// (deploy/k8s/base/ingress.yaml, normalizer.yaml, docker-compose.yml).
+			// BENCH_PRODUCER_LINGER and BENCH_COMMIT_INTERVAL, when set, replace the shipped
+			// defaults (A/Bs of the producers' linger and the normalizer's commit pace).
+			linger := benchEnv("BENCH_PRODUCER_LINGER", "KAFKA_PRODUCER_LINGER")
 			p := startStack(t, stackOpts{partitions: 12, quiet: true,
-				dispatcherEnv: append([]string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}, benchLinger()...),
-				ingressEnv:    append([]string{"GOGC=200"}, benchLinger()...), normalizerEnv: append(benchNormalizerEnv(), benchLinger()...)})
+				dispatcherEnv: slices.Concat([]string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}, linger),
+				ingressEnv:    slices.Concat([]string{"GOGC=200"}, linger),
+				normalizerEnv: slices.Concat([]string{"GOGC=200"}, linger, benchEnv("BENCH_COMMIT_INTERVAL", "COMMIT_INTERVAL"))})
 			// The rate's topics (8 of 12 partitions) go when it ends, after its processes: on a
 			// long-lived bench broker (system.sh with KAFKA_BROKERS) they piled up run after run,
 			// and the broker's young collections lengthened with them (about 20 → 45 ms each
@@ -440,21 +445,11 @@ func envString(name, def string) string {
 	return def
 }
 
-// benchNormalizerEnv is the normalizer's environment in the system bench: as shipped, with
-// BENCH_COMMIT_INTERVAL as its COMMIT_INTERVAL when set (an A/B of the commit pace).
-func benchNormalizerEnv() []string {
-	env := []string{"GOGC=200"}
-	if v := os.Getenv("BENCH_COMMIT_INTERVAL"); v != "" {
-		env = append(env, "COMMIT_INTERVAL="+v)
-	}
-	return env
-}
-
-// benchLinger is BENCH_PRODUCER_LINGER as the services' KAFKA_PRODUCER_LINGER, when set (an
-// A/B of the producers' linger; unset, each runs as shipped).
-func benchLinger() []string {
-	if v := os.Getenv("BENCH_PRODUCER_LINGER"); v != "" {
-		return []string{"KAFKA_PRODUCER_LINGER=" + v}
+// benchEnv is the service variable name set to the bench variable bench's value, or nothing
+// when bench is unset (the service then runs with its shipped default).
+func benchEnv(bench, name string) []string {
+	if v := os.Getenv(bench); v != "" {
+		return []string{name + "=" + v}
 	}
 	return nil
 }

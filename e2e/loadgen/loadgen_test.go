@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,7 +116,7 @@ func TestAgainstIngress(t *testing.T) {
 		"KAFKA_BROKERS="+strings.Join(brokers, ","), "HTTP_ADDR="+httpAddr, "OPS_ADDR="+opsAddr,
 		"TOPIC_RAW="+testenv.Name(t, "raw"), "TOPIC_PARTITIONS=3", "INGRESS_DRAIN_DELAY=0s",
 		"DIANWODA_SECRETS="+signer.DianwodaSecret, "ELEME_SECRETS="+signer.ElemeAppID+"="+signer.ElemeSecret)
-	var logs lockedBuffer // written by the process's copy goroutine, read on failure
+	var logs testenv.Buffer // written by the process's copy goroutine, read on failure
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -161,24 +160,6 @@ func TestAgainstIngress(t *testing.T) {
 		sent += res.Sent
 		t.Log(res)
 	}
-}
-
-// lockedBuffer is a strings.Builder safe for a child process's output copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
