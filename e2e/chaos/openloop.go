@@ -3,8 +3,6 @@ package chaos
 import (
 	"context"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,17 +49,9 @@ func DriveOpen(ctx context.Context, c Config) *Ledger {
 		c.IngressURLs = []string{c.IngressURL}
 	}
 	l := newLedger()
-	// Enough idle keep-alive connections that a request never waits for one (nor for a new
-	// connection's handshake) at thousands per second with tens of milliseconds per reply.
-	conns := min(c.MaxInFlight, 1024)
-	client := &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-			MaxIdleConns:        conns * len(c.IngressURLs),
-			MaxIdleConnsPerHost: conns, IdleConnTimeout: 30 * time.Second,
-		},
-	}
+	// A connection for every request in flight, kept alive between them, so that a request never
+	// waits for one at thousands per second with tens of milliseconds per reply.
+	client := newClient(c.MaxInFlight)
 	defer client.CloseIdleConnections()
 	drainCtx, stopDrain := context.WithTimeout(ctx, c.Duration+c.Drain)
 	defer stopDrain()
