@@ -159,10 +159,13 @@ func Serve(ctx context.Context, addr string, h http.Handler) error {
 	return ServeListener(ctx, ln, h)
 }
 
-// ServeListener is Serve on an open listener.
+// ServeListener is Serve on an open listener. Its requests' contexts end with ctx, so that a
+// profile or trace being taken when the service stops ends early with what it has, and the
+// shutdown does not wait for it.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
 		Handler:           h,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      60 * time.Second, // pprof profiles take 30 s by default
