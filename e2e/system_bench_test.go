@@ -226,6 +226,9 @@ func TestSystemBench(t *testing.T) {
 			if r.Lost != 0 || r.Duplicated != 0 {
 				t.Errorf("lost %d duplicated %d", r.Lost, r.Duplicated)
 			}
+			if base := os.Getenv("BENCH_REPLY_TRACE"); base != "" {
+				writeReplyTrace(t, profilePath(base, rate), l)
+			}
 			if out != nil {
 				b, _ := json.Marshal(row)
 				_, _ = out.Write(append(b, '\n'))
@@ -425,6 +428,22 @@ func (p *pipeline) deleteTopics() {
 		if err != nil {
 			p.t.Errorf("delete topic %s: %v", topic, err)
 		}
+	}
+}
+
+// writeReplyTrace writes, for every acknowledged transition, when it was first sent and when it
+// was acknowledged (Unix µs), so that the slowest replies can be lined up with what else happened
+// then (the broker's GC log, a profile): BENCH_REPLY_TRACE, the rate appended to the name.
+func writeReplyTrace(t *testing.T, path string, l *chaos.Ledger) {
+	var b strings.Builder
+	b.WriteString("first_at_us,acked_at_us\n")
+	for _, ts := range l.Trans {
+		if !ts.AckedAt.IsZero() {
+			fmt.Fprintf(&b, "%d,%d\n", ts.FirstAt.UnixMicro(), ts.AckedAt.UnixMicro())
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Errorf("reply trace: %v", err)
 	}
 }
 
