@@ -227,7 +227,7 @@ func TestSystemBench(t *testing.T) {
 				t.Errorf("lost %d duplicated %d", r.Lost, r.Duplicated)
 			}
 			if base := os.Getenv("BENCH_REPLY_TRACE"); base != "" {
-				writeReplyTrace(t, profilePath(base, rate), l)
+				writeReplyTrace(t, profilePath(base, rate), l, col.FirstWritten())
 			}
 			if out != nil {
 				b, _ := json.Marshal(row)
@@ -431,16 +431,22 @@ func (p *pipeline) deleteTopics() {
 	}
 }
 
-// writeReplyTrace writes, for every acknowledged transition, when it was first sent and when it
-// was acknowledged (Unix µs), so that the slowest replies can be lined up with what else happened
-// then (the broker's GC log, a profile): BENCH_REPLY_TRACE, the rate appended to the name.
-func writeReplyTrace(t *testing.T, path string, l *chaos.Ledger) {
+// writeReplyTrace writes, for every acknowledged transition, when it was first sent, when it was
+// acknowledged and when the normalizer wrote its event (Unix µs; 0 when none was seen), so that
+// the slowest replies can be lined up with what else happened then (the broker's pauses, a
+// profile): BENCH_REPLY_TRACE, the rate appended to the name.
+func writeReplyTrace(t *testing.T, path string, l *chaos.Ledger, written map[string]time.Time) {
 	var b strings.Builder
-	b.WriteString("first_at_us,acked_at_us\n")
-	for _, ts := range l.Trans {
-		if !ts.AckedAt.IsZero() {
-			fmt.Fprintf(&b, "%d,%d\n", ts.FirstAt.UnixMicro(), ts.AckedAt.UnixMicro())
+	b.WriteString("first_at_us,acked_at_us,written_at_us\n")
+	for k, ts := range l.Trans {
+		if ts.AckedAt.IsZero() {
+			continue
 		}
+		var w int64
+		if at, ok := written[k]; ok {
+			w = at.UnixMicro()
+		}
+		fmt.Fprintf(&b, "%d,%d,%d\n", ts.FirstAt.UnixMicro(), ts.AckedAt.UnixMicro(), w)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Errorf("reply trace: %v", err)

@@ -72,8 +72,9 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// reply is one acknowledged transition: first sent, acknowledged.
-type reply struct{ sent, acked time.Time }
+// reply is one acknowledged transition: first sent, acknowledged, and when the normalizer wrote
+// its event (zero when the trace has no such column or none was seen).
+type reply struct{ sent, acked, written time.Time }
 
 func (r reply) latency() time.Duration { return r.acked.Sub(r.sent) }
 
@@ -85,7 +86,8 @@ type pause struct {
 
 func (p pause) overlaps(r reply) bool { return p.start.Before(r.acked) && p.end.After(r.sent) }
 
-// readTrace reads "first_at_us,acked_at_us" lines (Unix µs) after a header.
+// readTrace reads "first_at_us,acked_at_us[,written_at_us]" lines (Unix µs; a written_at of 0
+// is none) after a header.
 func readTrace(r io.Reader) ([]reply, error) {
 	sc := bufio.NewScanner(r)
 	var out []reply
@@ -93,16 +95,23 @@ func readTrace(r io.Reader) ([]reply, error) {
 		if line == 0 {
 			continue // the header
 		}
-		a, b, ok := strings.Cut(strings.TrimSpace(sc.Text()), ",")
-		if !ok {
-			return nil, fmt.Errorf("line %d: not two fields", line+1)
+		f := strings.Split(strings.TrimSpace(sc.Text()), ",")
+		if len(f) != 2 && len(f) != 3 {
+			return nil, fmt.Errorf("line %d: %d fields, want 2 or 3", line+1, len(f))
 		}
-		sent, err1 := strconv.ParseInt(a, 10, 64)
-		acked, err2 := strconv.ParseInt(b, 10, 64)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line+1, err)
+		us := make([]int64, len(f))
+		for i, v := range f {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", line+1, err)
+			}
+			us[i] = n
 		}
-		out = append(out, reply{time.UnixMicro(sent), time.UnixMicro(acked)})
+		r := reply{sent: time.UnixMicro(us[0]), acked: time.UnixMicro(us[1])}
+		if len(us) == 3 && us[2] != 0 {
+			r.written = time.UnixMicro(us[2])
+		}
+		out = append(out, r)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -155,6 +164,11 @@ type summary struct {
 	allInPause        int
 	p99NoPause        time.Duration // p99 of the replies overlapping no pause
 	crowds            []crowd       // where the slowest replies overlapping no pause were sent
+	// slowWritten counts the slowest replies whose event the normalizer had written before the
+	// reply arrived, writtenLead is the median of how long before: time the reply spent on its
+	// way back after Kafka had the callback (the ingress's reply, the generator's read).
+	slowWritten int
+	writtenLead time.Duration
 }
 
 // crowd is a 100 ms window (by send time, from the first send) and how many of the slowest
@@ -205,7 +219,7 @@ func analyse(replies []reply, pauses []pause) (summary, error) {
 		})
 		return i < len(in) && in[i].overlaps(r)
 	}
-	var clean []time.Duration
+	var clean, leads []time.Duration
 	counts := map[time.Duration]int{}
 	for _, r := range replies {
 		paused := overlaps(r)
@@ -218,6 +232,10 @@ func analyse(replies []reply, pauses []pause) (summary, error) {
 			continue
 		}
 		s.slowest++
+		if !r.written.IsZero() && r.written.Before(r.acked) {
+			s.slowWritten++
+			leads = append(leads, r.acked.Sub(r.written))
+		}
 		if paused {
 			s.slowInPause++
 		} else {
@@ -229,6 +247,10 @@ func analyse(replies []reply, pauses []pause) (summary, error) {
 	}
 	slices.Sort(clean)
 	s.p99NoPause = quantile(clean, 0.99)
+	if len(leads) > 0 {
+		slices.Sort(leads)
+		s.writtenLead = quantile(leads, 0.5)
+	}
 	for at, n := range counts {
 		s.crowds = append(s.crowds, crowd{at, n})
 	}
@@ -256,6 +278,10 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "slowest 1 %% (%d): %d overlap a broker pause (%s); of all replies %s do\n", s.slowest, s.slowInPause,
 		pct(s.slowInPause, s.slowest), pct(s.allInPause, s.replies))
 	fmt.Fprintf(w, "p99 of the replies overlapping no pause: %s ms\n", ms(s.p99NoPause))
+	if s.slowWritten > 0 {
+		fmt.Fprintf(w, "slowest 1 %%: the event was written before the reply arrived for %d (%s), a median %s ms before\n",
+			s.slowWritten, pct(s.slowWritten, s.slowest), ms(s.writtenLead))
+	}
 	if len(s.crowds) > 0 {
 		parts := make([]string, len(s.crowds))
 		for i, c := range s.crowds {

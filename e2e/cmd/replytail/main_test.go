@@ -11,24 +11,29 @@ import (
 )
 
 // TestRunLinesUpTheTailWithThePauses: 1,000 replies of 2 ms, one every 10 ms, then 10 of 30 ms
-// sent during a broker pause and 5 of 25 ms sent together later with no pause: the slowest 1 %
-// are those 15 (p99 rounds to the 25 ms ones), 10 of them in the pause.
+// sent during a broker pause (their events written after the reply) and 5 of 25 ms sent
+// together later with no pause, whose events were written 3 ms after sending, 22 ms before the
+// reply: the slowest 1 % are those 15 (p99 rounds to the 25 ms ones), 10 of them in the pause.
 func TestRunLinesUpTheTailWithThePauses(t *testing.T) {
 	base := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 	var trace strings.Builder
-	trace.WriteString("first_at_us,acked_at_us\n")
-	add := func(sent time.Time, lat time.Duration) {
-		fmt.Fprintf(&trace, "%d,%d\n", sent.UnixMicro(), sent.Add(lat).UnixMicro())
+	trace.WriteString("first_at_us,acked_at_us,written_at_us\n")
+	add := func(sent time.Time, lat, written time.Duration) {
+		w := int64(0)
+		if written != 0 {
+			w = sent.Add(written).UnixMicro()
+		}
+		fmt.Fprintf(&trace, "%d,%d,%d\n", sent.UnixMicro(), sent.Add(lat).UnixMicro(), w)
 	}
 	for i := range 1000 {
-		add(base.Add(time.Duration(i)*10*time.Millisecond), 2*time.Millisecond)
+		add(base.Add(time.Duration(i)*10*time.Millisecond), 2*time.Millisecond, 0)
 	}
 	pauseEnd := base.Add(3*time.Second + 20*time.Millisecond)
 	for i := range 10 {
-		add(base.Add(3*time.Second+time.Duration(i)*time.Millisecond), 30*time.Millisecond)
+		add(base.Add(3*time.Second+time.Duration(i)*time.Millisecond), 30*time.Millisecond, 31*time.Millisecond)
 	}
 	for i := range 5 {
-		add(base.Add(7*time.Second+250*time.Millisecond+time.Duration(i)*time.Millisecond), 25*time.Millisecond)
+		add(base.Add(7*time.Second+250*time.Millisecond+time.Duration(i)*time.Millisecond), 25*time.Millisecond, 3*time.Millisecond)
 	}
 	sp := strings.Join([]string{
 		"[2026-12-01T02:59:00.000+0000] Safepoint \"G1CollectForAllocation\", Time since last: 1 ns, Reaching safepoint: 1 ns, Cleanup: 1 ns, At safepoint: 1 ns, Total: 20000000 ns", // before the window
@@ -57,6 +62,7 @@ func TestRunLinesUpTheTailWithThePauses(t *testing.T) {
 		"of all replies 1.2 % do", // the 10, and the two 2 ms replies sent during the pause
 		"p99 of the replies overlapping no pause: 2.0 ms",
 		"by 100 ms of sending (most first): 7.2 s: 5",
+		"the event was written before the reply arrived for 5 (33.3 %), a median 22.0 ms before",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
@@ -67,7 +73,7 @@ func TestRunLinesUpTheTailWithThePauses(t *testing.T) {
 func TestRunRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv")
-	if err := os.WriteFile(bad, []byte("first_at_us,acked_at_us\n12;13\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte("first_at_us,acked_at_us\n12,13,14,15\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	empty := filepath.Join(dir, "empty.log")
