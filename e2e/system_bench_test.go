@@ -227,7 +227,7 @@ func TestSystemBench(t *testing.T) {
 				t.Errorf("lost %d duplicated %d", r.Lost, r.Duplicated)
 			}
 			if base := os.Getenv("BENCH_REPLY_TRACE"); base != "" {
-				writeReplyTrace(t, profilePath(base, rate), l, col.FirstWritten())
+				writeReplyTrace(t, profilePath(base, rate), l, r.FirstWritten)
 			}
 			if out != nil {
 				b, _ := json.Marshal(row)

@@ -107,8 +107,11 @@ type Report struct {
 	// write of the first event (its record timestamp): the pipeline's part of P50 and P99,
 	// without the collector's reading.
 	WrittenP50, WrittenP99 time.Duration
-	Unacked                int // transitions sent but never acknowledged (the drain gave up)
-	Details                []string
+	// FirstWritten is, by transition key, the record time of its first event on the status
+	// topic (what WrittenP50 and WrittenP99 are measured to), for a finer look at the delays.
+	FirstWritten map[string]time.Time
+	Unacked      int // transitions sent but never acknowledged (the drain gave up)
+	Details      []string
 	// Cost names a check the scenario is known to cost (reported, not failed), e.g. the wrong
 	// final states a Redis flush causes; set by the scenario.
 	Cost string
@@ -307,6 +310,7 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 	}
 	r.P50, r.P99, r.MaxDelay = quantiles(delays)
 	r.WrittenP50, r.WrittenP99, _ = quantiles(written)
+	r.FirstWritten = firstWritten
 
 	// Final state: per order and kind, the latest non-stale event in topic order must be the
 	// acknowledged transition that happened last.

@@ -209,18 +209,3 @@ func (c *Collector) Counts() (status, results int) {
 	defer c.mu.Unlock()
 	return len(c.Status), len(c.Results)
 }
-
-// FirstWritten is, for each transition with an event, the earliest record time (the
-// normalizer's write) of its events on the status topic.
-func (c *Collector) FirstWritten() map[string]time.Time {
-	out := map[string]time.Time{}
-	c.with(func() {
-		for _, s := range c.Status {
-			k := eventKey(s)
-			if t, ok := out[k]; !ok || s.WrittenAt.Before(t) {
-				out[k] = s.WrittenAt
-			}
-		}
-	})
-	return out
-}
