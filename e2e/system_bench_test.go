@@ -130,10 +130,12 @@ func TestSystemBench(t *testing.T) {
 			// ingress and the normalizer with the GOGC they are deployed with
 			// (deploy/k8s/base/ingress.yaml, normalizer.yaml, docker-compose.yml).
 			// BENCH_PRODUCER_LINGER and BENCH_COMMIT_INTERVAL, when set, replace the shipped
-			// defaults (A/Bs of the producers' linger and the normalizer's commit pace).
+			// defaults (A/Bs of the producers' linger and the normalizer's commit pace);
+			// BENCH_DISPATCHER_ENV adds NAME=VALUE pairs to the dispatcher's environment (its
+			// lingers' A/B).
 			linger := benchEnv("BENCH_PRODUCER_LINGER", "KAFKA_PRODUCER_LINGER")
 			p := startStack(t, stackOpts{partitions: 12, quiet: true,
-				dispatcherEnv: slices.Concat([]string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}, linger),
+				dispatcherEnv: slices.Concat([]string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}, linger, strings.Fields(os.Getenv("BENCH_DISPATCHER_ENV"))),
 				ingressEnv:    slices.Concat([]string{"GOGC=200"}, linger),
 				normalizerEnv: slices.Concat([]string{"GOGC=200"}, linger, benchEnv("BENCH_COMMIT_INTERVAL", "COMMIT_INTERVAL"))})
 			// The rate's topics (8 of 12 partitions) go when it ends, after its processes: on a
