@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -34,6 +36,46 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	if cfg.OpsAddr != ":8083" || cfg.GroupID != "dispatcher" || cfg.RedisPrefix != "op:" || cfg.BatchSize != 100 {
 		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+// The dispatcher lingers 20 ms on its fetches and its writes unless told otherwise: no platform
+// waits on it, and each of its requests costs the co-located broker. KAFKA_PRODUCER_LINGER, when
+// set, is the Conn's (ProduceLinger 0 defers to it), so it means the same in every service; a bad
+// FETCH_LINGER is refused by name.
+func TestLingers(t *testing.T) {
+	base := map[string]string{"DANGDANG_API_URL": "http://127.0.0.1:8090/openapi/rest"}
+	with := func(k, v string) func(string) string {
+		m := maps.Clone(base)
+		m[k] = v
+		return envOf(m)
+	}
+	for _, tt := range []struct {
+		name           string
+		env            func(string) string
+		fetch, produce time.Duration
+	}{
+		{"defaults", envOf(base), 20 * time.Millisecond, 20 * time.Millisecond},
+		{"fetch at once", with("FETCH_LINGER", "0"), 0, 20 * time.Millisecond},
+		{"fetch 5ms", with("FETCH_LINGER", "5ms"), 5 * time.Millisecond, 20 * time.Millisecond},
+		{"the Conn's producer linger", with("KAFKA_PRODUCER_LINGER", "3ms"), 20 * time.Millisecond, 0},
+		{"no producer linger", with("KAFKA_PRODUCER_LINGER", "0"), 20 * time.Millisecond, 0},
+	} {
+		cfg, err := loadConfig(tt.env)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if cfg.FetchLinger != tt.fetch || cfg.ProduceLinger != tt.produce {
+			t.Errorf("%s: FetchLinger %v, ProduceLinger %v; want %v, %v", tt.name, cfg.FetchLinger, cfg.ProduceLinger, tt.fetch, tt.produce)
+		}
+	}
+	for _, bad := range []string{"-1ms", "2s", "soon"} {
+		if _, err := loadConfig(with("FETCH_LINGER", bad)); err == nil || !strings.Contains(err.Error(), "FETCH_LINGER") {
+			t.Errorf("FETCH_LINGER=%s: err %v, want it refused by name", bad, err)
+		}
+	}
+	if _, err := loadConfig(with("KAFKA_PRODUCER_LINGER", "soon")); err == nil || !strings.Contains(err.Error(), "KAFKA_PRODUCER_LINGER") {
+		t.Errorf("KAFKA_PRODUCER_LINGER=soon: err %v, want it refused by name", err)
 	}
 }
 

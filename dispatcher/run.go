@@ -60,7 +60,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// fewer, larger requests cost the broker less.
 	// Every topic it reads or writes; the producer and the probe ask for their metadata only.
 	topics := topicNames(cfg)
-	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topics})
+	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topics, Linger: cfg.ProduceLinger})
 	defer writer.Close()
 	prod := produce.New(writer, log)
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",
@@ -129,7 +129,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return err
 		}
-		reader := cfg.Kafka.NewFetchReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus})
+		linger := cfg.FetchLinger
+		if linger == 0 {
+			linger = -1 // none: FetchReader's zero is its default
+		}
+		reader := cfg.Kafka.NewFetchReader(kafkaio.ReaderConfig{GroupID: cfg.GroupID, Topic: cfg.TopicStatus, FetchLinger: linger})
 		defer reader.Close()
 		d := dispatch.New(dispatch.Config{InputTopic: cfg.TopicStatus, ResultsTopic: cfg.TopicResults, DLQTopic: cfg.TopicDLQ,
 			MaxInFlight: cfg.MaxInFlight, MaxPartitionSpan: cfg.MaxPartitionSpan, CommitInterval: cfg.CommitInterval, Grace: cfg.Grace, Tracing: tr},
