@@ -110,6 +110,8 @@ type stackOpts struct {
 	dispatcherEnv, ingressEnv, normalizerEnv []string
 	// quiet logs at info level instead of debug (long runs).
 	quiet bool
+	// logDir keeps the processes' logs (name.log) after the test; default a temporary directory.
+	logDir string
 }
 
 // startPipeline starts the sandbox and the three services against the real Kafka and Redis, each
@@ -144,8 +146,11 @@ func startStack(t *testing.T, o stackOpts) *pipeline {
 	common := append(append([]string{
 		"REDIS_KEY_PREFIX=" + prefix, "LOG_LEVEL=" + level, "TOPIC_AUTO_CREATE=false",
 	}, o.secure.env...), tp.env()...)
+	if o.logDir == "" {
+		o.logDir = t.TempDir()
+	}
 	p := &pipeline{t: t, brokers: brokers, kafka: o.secure.kafka, redisAddr: redisAddr, topics: tp, partitions: o.partitions,
-		ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr, logs: t.TempDir(),
+		ingressURL: "http://" + ingressAddr, sandboxURL: "http://" + sandboxAddr, logs: o.logDir,
 		groups: [2]string{testenv.Name(t, "normalizer"), testenv.Name(t, "dispatcher")}}
 	p.common = append(common, "DANGDANG_API_URL="+p.sandboxURL+"/openapi/rest", "DANGDANG_BATCH_WINDOW=200ms")
 	p.extraEnv = map[string][]string{"dispatcher": o.dispatcherEnv, "normalizer": o.normalizerEnv}

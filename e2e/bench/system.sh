@@ -11,7 +11,7 @@
 #
 # Env: KAFKA_BROKERS, REDIS_ADDR (set by testenv.sh), BENCH_RATES ("100 1000 2000 4000"; a rate
 # written rate:duration is held that long instead of BENCH_DURATION), BENCH_DURATION (20s), RECORD_SIZE (850: the mean raw envelope), PP_RECORDS (200000;
-# 0 skips ProducerPerformance), BENCH_DD_WINDOW (the dispatcher's DANGDANG_BATCH_WINDOW, default 1s as shipped), BENCH_COMMIT_INTERVAL (the normalizer's COMMIT_INTERVAL, default as shipped), BENCH_PRODUCER_LINGER (the services' KAFKA_PRODUCER_LINGER, default as shipped), BENCH_DISPATCHER_ENV (space-separated NAME=VALUE pairs added to the dispatcher's environment, e.g. "FETCH_LINGER=2ms KAFKA_PRODUCER_LINGER=2ms"), BENCH_DOC (docs/performance.md; "-" prints only), OUT (a temp
+# 0 skips ProducerPerformance), BENCH_DD_WINDOW (the dispatcher's DANGDANG_BATCH_WINDOW, default 1s as shipped), BENCH_COMMIT_INTERVAL (the normalizer's COMMIT_INTERVAL, default as shipped), BENCH_PRODUCER_LINGER (the services' KAFKA_PRODUCER_LINGER, default as shipped), BENCH_INGRESS_ENV, BENCH_DISPATCHER_ENV (space-separated NAME=VALUE pairs added to that service's environment, e.g. BENCH_DISPATCHER_ENV="FETCH_LINGER=2ms KAFKA_PRODUCER_LINGER=2ms"), BENCH_LOG_DIR (keeps the services' logs, one folder per rate), BENCH_WARM_RATE (the warm-up's callbacks/s for 2 s before each rate, default 500), BENCH_DOC (docs/performance.md; "-" prints only), OUT (a temp
 # dir: logs and JSON). The broker's and Redis's CPU are read from the pid files testenv.sh's
 # scripts keep under .run/ (or BENCH_KAFKA_PID / BENCH_REDIS_PID). BENCH_REPLY_TRACE=FILE.csv
 # writes each rate's sends and acknowledgements (FILE-RATE.csv) for e2e/cmd/replytail, which
