@@ -166,12 +166,13 @@ func TestSystemBench(t *testing.T) {
 			// rate's new topics takes its first few KiB before the measurement. The broker's first
 			// appends to a freshly created partition were slow on this machine: its request log
 			// put 8-36 ms of local append time on the produce requests of the first 150 ms of
-			// load, under 1 ms after, and the first 100 ms of replies took 9-19 ms at the median
-			// against ~3 ms after (likely the first touch of each new segment's index pages,
-			// waiting on the filesystem's journal: with the broker's log on tmpfs it did not
-			// happen). 50/s for 2 s left most partitions below the 4 KiB of a first index entry;
-			// 500/s does not (docs/performance.md, seventh session). Long-lived topics, as in
-			// production, have long passed that point. BENCH_WARM_RATE overrides it.
+			// load, under 1 ms after, and the first 100 ms of replies took 5-19 ms at the median
+			// against ~3 ms after; with the broker's log on tmpfs, 3-5 ms (likely the first
+			// touch of each new segment's index pages waiting on the filesystem's journal).
+			// 50/s for 2 s is a few dozen orders, which left many of the 12 partitions of each
+			// topic nearly untouched; at 500/s the first 100 ms took 2.4-3.0 ms at the median
+			// (docs/performance.md, seventh session). Long-lived topics, as in production, have
+			// long passed that point. BENCH_WARM_RATE overrides it.
 			warmRate, err := strconv.ParseFloat(envString("BENCH_WARM_RATE", "500"), 64)
 			if err != nil || warmRate <= 0 {
 				t.Fatalf("BENCH_WARM_RATE=%q: want callbacks per second", os.Getenv("BENCH_WARM_RATE"))
