@@ -49,9 +49,6 @@ type config struct {
 	MaxPartitionSpan int
 	CommitInterval   time.Duration
 	FetchLinger      time.Duration
-	// ProduceLinger is the Linger of its Producer: dispatchLinger unless KAFKA_PRODUCER_LINGER
-	// is set, and then 0, the Conn's (which read and checked the variable).
-	ProduceLinger time.Duration
 
 	Shops map[string]*routing.Shop
 	Table *routing.Table
@@ -102,9 +99,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		CommitInterval:   l.Duration("COMMIT_INTERVAL", time.Second),
 		FetchLinger:      l.DurationIn("FETCH_LINGER", dispatchLinger, 0, time.Second),
 	}
-	if strings.TrimSpace(getenv("KAFKA_PRODUCER_LINGER")) == "" {
-		c.ProduceLinger = dispatchLinger
-	}
+	c.Kafka = c.Kafka.WithDefaultProducerLinger(dispatchLinger)
 	if c.BackoffMin > c.BackoffMax {
 		l.Fail("DANGDANG_BACKOFF_MIN", "%s is above DANGDANG_BACKOFF_MAX %s", c.BackoffMin, c.BackoffMax)
 	}

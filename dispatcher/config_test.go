@@ -41,8 +41,8 @@ func TestDefaultConfig(t *testing.T) {
 
 // The dispatcher lingers 20 ms on its fetches and its writes unless told otherwise: no platform
 // waits on it, and each of its requests costs the co-located broker. KAFKA_PRODUCER_LINGER, when
-// set, is the Conn's (ProduceLinger 0 defers to it), so it means the same in every service; a bad
-// FETCH_LINGER is refused by name.
+// set, is taken as it is, so it means the same in every service; a bad FETCH_LINGER is refused
+// by name.
 func TestLingers(t *testing.T) {
 	base := map[string]string{"DANGDANG_API_URL": "http://127.0.0.1:8090/openapi/rest"}
 	with := func(k, v string) func(string) string {
@@ -58,15 +58,15 @@ func TestLingers(t *testing.T) {
 		{"defaults", envOf(base), 20 * time.Millisecond, 20 * time.Millisecond},
 		{"fetch at once", with("FETCH_LINGER", "0"), 0, 20 * time.Millisecond},
 		{"fetch 5ms", with("FETCH_LINGER", "5ms"), 5 * time.Millisecond, 20 * time.Millisecond},
-		{"the Conn's producer linger", with("KAFKA_PRODUCER_LINGER", "3ms"), 20 * time.Millisecond, 0},
+		{"the operator's producer linger", with("KAFKA_PRODUCER_LINGER", "3ms"), 20 * time.Millisecond, 3 * time.Millisecond},
 		{"no producer linger", with("KAFKA_PRODUCER_LINGER", "0"), 20 * time.Millisecond, 0},
 	} {
 		cfg, err := loadConfig(tt.env)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if cfg.FetchLinger != tt.fetch || cfg.ProduceLinger != tt.produce {
-			t.Errorf("%s: FetchLinger %v, ProduceLinger %v; want %v, %v", tt.name, cfg.FetchLinger, cfg.ProduceLinger, tt.fetch, tt.produce)
+		if got := cfg.Kafka.ProducerLinger(); cfg.FetchLinger != tt.fetch || got != tt.produce {
+			t.Errorf("%s: FetchLinger %v, producer linger %v; want %v, %v", tt.name, cfg.FetchLinger, got, tt.fetch, tt.produce)
 		}
 	}
 	for _, bad := range []string{"-1ms", "2s", "soon"} {

@@ -60,7 +60,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// fewer, larger requests cost the broker less.
 	// Every topic it reads or writes; the producer and the probe ask for their metadata only.
 	topics := topicNames(cfg)
-	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topics, Linger: cfg.ProduceLinger})
+	writer := cfg.Kafka.NewProducer(kafkaio.ProducerConfig{Topics: topics})
 	defer writer.Close()
 	prod := produce.New(writer, log)
 	writeErrors := prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_kafka_write_errors_total",

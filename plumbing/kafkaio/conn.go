@@ -55,6 +55,9 @@ type ConnSettings struct {
 	// Conn (ProducerConfig.Linger), default DefaultProducerLinger; 0 sends as soon as a broker
 	// has no request in flight.
 	ProducerLinger time.Duration
+	// producerLingerSet: KAFKA_PRODUCER_LINGER was set, so a service's own default
+	// (Conn.WithDefaultProducerLinger) does not replace it.
+	producerLingerSet bool
 }
 
 // DefaultProducerLinger is KAFKA_PRODUCER_LINGER's default. In the system bench at 2,000
@@ -80,6 +83,7 @@ func LoadConnSettings(l *envconfig.Loader) ConnSettings {
 	}
 	s.SASLUsername, _ = l.FromFile("KAFKA_SASL_USERNAME")
 	s.ProducerLinger = l.DurationIn("KAFKA_PRODUCER_LINGER", DefaultProducerLinger, 0, time.Second)
+	s.producerLingerSet = l.String("KAFKA_PRODUCER_LINGER", "") != ""
 	if !s.TLS {
 		for name, v := range map[string]string{
 			"KAFKA_TLS_CA_FILE": s.TLSCAFile, "KAFKA_TLS_CERT_FILE": s.TLSCertFile, "KAFKA_TLS_KEY_FILE": s.TLSKeyFile,
@@ -180,6 +184,19 @@ type Conn struct {
 func Plaintext(brokers ...string) Conn {
 	return Conn{Brokers: brokers, settings: ConnSettings{Brokers: brokers, SASLMechanism: SASLNone}}
 }
+
+// WithDefaultProducerLinger is the Conn with d as its Producers' linger instead of
+// DefaultProducerLinger, unless KAFKA_PRODUCER_LINGER was set: an operator's value means the same
+// in every service. For a service whose writes nothing waits on (the dispatcher).
+func (c Conn) WithDefaultProducerLinger(d time.Duration) Conn {
+	if !c.settings.producerLingerSet {
+		c.settings.ProducerLinger = d
+	}
+	return c
+}
+
+// ProducerLinger is the Linger of the Producers made through the Conn.
+func (c Conn) ProducerLinger() time.Duration { return c.settings.ProducerLinger }
 
 // Log writes the connection's settings at start (never the password) and warns when TLS
 // verification is off or a plain password travels without TLS.

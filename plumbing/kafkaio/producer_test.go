@@ -341,8 +341,8 @@ func TestProducerLinger(t *testing.T) {
 	readAll(t, brokers, topic, 3, 11)
 }
 
-// KAFKA_PRODUCER_LINGER (default 2 ms) is read for the Conn's Producers; a bad value is refused
-// by name.
+// KAFKA_PRODUCER_LINGER (default 2 ms, or a service's own through WithDefaultProducerLinger) is
+// read for the Conn's Producers; a bad value is refused by name.
 func TestProducerLingerFromEnv(t *testing.T) {
 	env := map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}
 	for value, want := range map[string]time.Duration{"": kafkaio.DefaultProducerLinger, "3ms": 3 * time.Millisecond, "0": 0} {
@@ -361,8 +361,23 @@ func TestProducerLingerFromEnv(t *testing.T) {
 		if got := kafkaio.LingerOf(own); got != 7*time.Millisecond {
 			t.Errorf("KAFKA_PRODUCER_LINGER=%q: a Producer configured with 7ms lingers %v", value, got)
 		}
+		// A service's own default replaces DefaultProducerLinger only, never an operator's value.
+		withDefault := conn.WithDefaultProducerLinger(9 * time.Millisecond)
+		wantDefault := want
+		if value == "" {
+			wantDefault = 9 * time.Millisecond
+		}
+		pd := withDefault.NewProducer(kafkaio.ProducerConfig{Topic: "t"})
+		if got := kafkaio.LingerOf(pd); got != wantDefault || withDefault.ProducerLinger() != wantDefault {
+			t.Errorf("KAFKA_PRODUCER_LINGER=%q with a 9ms service default: the Producer lingers %v (the Conn says %v), want %v",
+				value, got, withDefault.ProducerLinger(), wantDefault)
+		}
+		if conn.ProducerLinger() != want {
+			t.Errorf("KAFKA_PRODUCER_LINGER=%q: WithDefaultProducerLinger changed the Conn it was called on", value)
+		}
 		p.Close()
 		own.Close()
+		pd.Close()
 	}
 	for _, bad := range []string{"-1ms", "2s", "soon"} {
 		env["KAFKA_PRODUCER_LINGER"] = bad
