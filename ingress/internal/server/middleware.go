@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -28,9 +29,24 @@ type reqState struct {
 	err       error
 }
 
+// reqCtx is a request's echo context together with its reqState. serve takes one from a pool
+// for every request: echo builds its middleware chain per request (a closure per middleware)
+// and c.Set makes a map per request; at thousands of callbacks a second those allocations and
+// the collections they cause are a measurable share of the ingress's CPU.
+type reqCtx struct {
+	echo.Context
+	st reqState
+}
+
+var reqCtxPool = sync.Pool{New: func() any { return new(reqCtx) }}
+
 const stateKey = "ingress.state"
 
 func stateOf(c echo.Context) *reqState {
+	if rc, ok := c.(*reqCtx); ok {
+		return &rc.st
+	}
+	// A context that did not pass serve (none of the routes Handler registers).
 	if st, ok := c.Get(stateKey).(*reqState); ok {
 		return st
 	}
@@ -39,18 +55,33 @@ func stateOf(c echo.Context) *reqState {
 	return st
 }
 
+// serve is the one middleware every request passes: its request id, its access line and
+// metrics, and recovery from a handler's panic, in that order (outermost first). One
+// middleware calling three functions instead of three middlewares: echo applies middleware
+// anew for every request.
+func (s *Server) serve(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rc := reqCtxPool.Get().(*reqCtx)
+		rc.Context = c
+		s.requestID(rc)
+		s.accessLog(rc, next)
+		// Not reached when a handler aborts with http.ErrAbortHandler (re-panicked by
+		// recover): that request's context is left to the collector.
+		*rc = reqCtx{}
+		reqCtxPool.Put(rc)
+		return nil
+	}
+}
+
 // requestID keeps a caller's X-Request-Id when it is short and printable, else makes one, and
 // echoes it on the reply.
-func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		id := c.Request().Header.Get(echo.HeaderXRequestID)
-		if !printable(id, 128) {
-			id = s.c.NewID()
-		}
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		stateOf(c).requestID = id
-		return next(c)
+func (s *Server) requestID(rc *reqCtx) {
+	id := rc.Request().Header.Get(echo.HeaderXRequestID)
+	if !printable(id, 128) {
+		id = s.c.NewID()
 	}
+	rc.Response().Header().Set(echo.HeaderXRequestID, id)
+	rc.st.requestID = id
 }
 
 func printable(s string, max int) bool {
@@ -65,109 +96,106 @@ func printable(s string, max int) bool {
 	return true
 }
 
-// recover turns a handler panic into a 500 in the platform's shape and an error log with the
-// stack; the process keeps serving.
-func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		defer func() {
-			r := recover()
-			if r == nil {
-				return
-			}
-			if r == http.ErrAbortHandler {
-				panic(r)
-			}
-			st := stateOf(c)
-			st.outcome = OutcomePanic
-			st.err = fmt.Errorf("panic: %v", r)
-			s.c.Log.Error("panic", zap.String("request_id", st.requestID), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-			p := elmShape
-			if c.Path() == PathDianwoda {
-				p = dwdShape
-			}
-			err = s.fail(c, p, http.StatusInternalServerError, OutcomePanic, "internal error")
-		}()
-		return next(c)
-	}
-}
-
-// accessLog writes one line per request, counts callback outcomes and keeps the in-flight gauge.
-// Nothing secret reaches it: no body, the query with sign/signature/secret/token redacted, and
-// phone numbers masked wherever a value is logged.
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := s.c.Now()
-		isCallback := c.Path() == PathDianwoda || c.Path() == PathEleme
-		if isCallback {
-			s.inflight.Inc()
-			defer s.inflight.Dec()
+// recover runs next, turning its panic into a 500 in the platform's shape and an error log with
+// the stack; the process keeps serving.
+func (s *Server) recover(c echo.Context, next echo.HandlerFunc) (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
 		}
-		err := next(c)
-		if err != nil {
-			c.Error(err)
+		if r == http.ErrAbortHandler {
+			panic(r)
 		}
 		st := stateOf(c)
-		elapsed := s.c.Now().Sub(start)
-		status := c.Response().Status
-		if isCallback && st.platform != "" && st.outcome != "" {
-			if m, ok := s.accepted[st.platform]; ok && st.outcome == OutcomeOK {
-				m.requests.Inc() // resolved once: no label hashing on the hot path
-				m.seconds.Observe(elapsed.Seconds())
-			} else {
-				s.requests.WithLabelValues(st.platform, st.outcome).Inc()
-				s.seconds.WithLabelValues(st.platform, st.outcome).Observe(elapsed.Seconds())
-			}
+		st.outcome = OutcomePanic
+		st.err = fmt.Errorf("panic: %v", r)
+		s.c.Log.Error("panic", zap.String("request_id", st.requestID), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		p := elmShape
+		if c.Path() == PathDianwoda {
+			p = dwdShape
 		}
-		if !isCallback && status < 400 {
-			return nil // probes and scrapes are not access-logged
-		}
-		level := zapcore.InfoLevel
-		if status >= 500 {
-			level = zapcore.WarnLevel
-		}
-		log := s.c.Log
-		if isCallback && st.outcome == OutcomeOK {
-			log = s.okLog
-		}
-		ce := log.Check(level, "request")
-		if ce == nil {
-			return nil // the level is off: build no fields
-		}
-		req := c.Request()
-		fields := []zap.Field{
-			zap.String("method", req.Method),
-			zap.String("path", req.URL.Path),
-			zap.String("query", MaskQuery(req.URL.RawQuery)),
-			zap.Int("status", status),
-			zap.Duration("duration", elapsed),
-			zap.String("request_id", MaskPhones(st.requestID)),
-			zap.String("remote", c.RealIP()),
-			zap.String("user_agent", MaskPhones(req.UserAgent())),
-		}
-		if st.platform != "" {
-			fields = append(fields, zap.String("platform", st.platform))
-		}
-		if st.outcome != "" {
-			fields = append(fields, zap.String("outcome", st.outcome))
-		}
-		if st.reason != "" {
-			fields = append(fields, zap.String("reason", MaskPhones(st.reason)))
-		}
-		if st.orderID != "" {
-			fields = append(fields, zap.String("order_id", MaskPhones(st.orderID)))
-		}
-		if st.ingressID != "" {
-			fields = append(fields, zap.String("ingress_id", st.ingressID))
-		}
-		if st.bytesIn > 0 {
-			fields = append(fields, zap.Int("bytes_in", st.bytesIn))
-		}
-		if st.err != nil {
-			fields = append(fields, zap.String("error", MaskPhones(st.err.Error())))
-		}
-		ce.Write(fields...)
-		return nil
+		err = s.fail(c, p, http.StatusInternalServerError, OutcomePanic, "internal error")
+	}()
+	return next(c)
+}
+
+// accessLog runs next (through recover), answers an error it returned, writes one line per
+// request, counts callback outcomes and keeps the in-flight gauge.
+// Nothing secret reaches it: no body, the query with sign/signature/secret/token redacted, and
+// phone numbers masked wherever a value is logged.
+func (s *Server) accessLog(rc *reqCtx, next echo.HandlerFunc) {
+	var c echo.Context = rc
+	start := s.c.Now()
+	isCallback := c.Path() == PathDianwoda || c.Path() == PathEleme
+	if isCallback {
+		s.inflight.Inc()
+		defer s.inflight.Dec()
 	}
+	if err := s.recover(c, next); err != nil {
+		// Not c.Error: the embedded context would pass itself, not rc, to the handler.
+		s.errorHandler(err, c)
+	}
+	st := &rc.st
+	elapsed := s.c.Now().Sub(start)
+	status := c.Response().Status
+	if isCallback && st.platform != "" && st.outcome != "" {
+		if m, ok := s.accepted[st.platform]; ok && st.outcome == OutcomeOK {
+			m.requests.Inc() // resolved once: no label hashing on the hot path
+			m.seconds.Observe(elapsed.Seconds())
+		} else {
+			s.requests.WithLabelValues(st.platform, st.outcome).Inc()
+			s.seconds.WithLabelValues(st.platform, st.outcome).Observe(elapsed.Seconds())
+		}
+	}
+	if !isCallback && status < 400 {
+		return // probes and scrapes are not access-logged
+	}
+	level := zapcore.InfoLevel
+	if status >= 500 {
+		level = zapcore.WarnLevel
+	}
+	log := s.c.Log
+	if isCallback && st.outcome == OutcomeOK {
+		log = s.okLog
+	}
+	ce := log.Check(level, "request")
+	if ce == nil {
+		return // the level is off: build no fields
+	}
+	req := c.Request()
+	fields := []zap.Field{
+		zap.String("method", req.Method),
+		zap.String("path", req.URL.Path),
+		zap.String("query", MaskQuery(req.URL.RawQuery)),
+		zap.Int("status", status),
+		zap.Duration("duration", elapsed),
+		zap.String("request_id", MaskPhones(st.requestID)),
+		zap.String("remote", c.RealIP()),
+		zap.String("user_agent", MaskPhones(req.UserAgent())),
+	}
+	if st.platform != "" {
+		fields = append(fields, zap.String("platform", st.platform))
+	}
+	if st.outcome != "" {
+		fields = append(fields, zap.String("outcome", st.outcome))
+	}
+	if st.reason != "" {
+		fields = append(fields, zap.String("reason", MaskPhones(st.reason)))
+	}
+	if st.orderID != "" {
+		fields = append(fields, zap.String("order_id", MaskPhones(st.orderID)))
+	}
+	if st.ingressID != "" {
+		fields = append(fields, zap.String("ingress_id", st.ingressID))
+	}
+	if st.bytesIn > 0 {
+		fields = append(fields, zap.Int("bytes_in", st.bytesIn))
+	}
+	if st.err != nil {
+		fields = append(fields, zap.String("error", MaskPhones(st.err.Error())))
+	}
+	ce.Write(fields...)
 }
 
 // secretParams are query parameters whose values never reach a log.

@@ -221,9 +221,10 @@ func (s *Server) Handler() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.requestID, s.accessLog, s.recover)
-	e.POST(PathDianwoda, s.dianwoda, s.bodyBudget(dwdShape))
-	e.POST(PathEleme, s.eleme, s.bodyBudget(elmShape))
+	e.Use(s.serve)
+	// The routes' own middleware is applied here, once: echo would apply it per request.
+	e.POST(PathDianwoda, s.bodyBudget(dwdShape)(s.dianwoda))
+	e.POST(PathEleme, s.bodyBudget(elmShape)(s.eleme))
 	e.GET(PathEleme, s.elemeURLCheck)
 	e.GET(PathHealthz, func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET(PathReadyz, func(c echo.Context) error {
@@ -237,15 +238,17 @@ func (s *Server) Handler() *echo.Echo {
 
 // platform describes how one platform's replies look.
 type platform struct {
-	name      string
-	nameBytes []byte // the platform header's value, shared read-only by every record
-	success   []byte // pre-encoded: the hot path encodes nothing
+	name string
+	// headers are every record's headers (content-type, platform), shared read-only: a record
+	// with a traceparent gets a copy with it appended.
+	headers []kafka.Header
+	success []byte // pre-encoded: the hot path encodes nothing
 	// codes maps a status to Dianwoda's gateway code; nil means Eleme's {"message"} shape.
 	codes map[int]string
 }
 
 var (
-	dwdShape = platform{name: schemas.PlatformDianwoda, nameBytes: []byte(schemas.PlatformDianwoda), success: []byte(`{"code":"success"}`), codes: map[int]string{
+	dwdShape = platform{name: schemas.PlatformDianwoda, headers: recordHeaders(schemas.PlatformDianwoda), success: []byte(`{"code":"success"}`), codes: map[int]string{
 		http.StatusBadRequest:            "sys.invalid_parameter",
 		http.StatusRequestEntityTooLarge: "sys.invalid_parameter",
 		http.StatusUnauthorized:          "sys.invalid_signature",
@@ -254,7 +257,7 @@ var (
 		http.StatusMethodNotAllowed:      "sys.api_not_existed",
 		http.StatusNotFound:              "sys.api_not_existed",
 	}}
-	elmShape = platform{name: schemas.PlatformEleme, nameBytes: []byte(schemas.PlatformEleme), success: []byte(`{"message":"ok"}`)}
+	elmShape = platform{name: schemas.PlatformEleme, headers: recordHeaders(schemas.PlatformEleme), success: []byte(`{"message":"ok"}`)}
 )
 
 // fail answers status in the platform's shape. message is shown to the caller: it never holds
@@ -410,7 +413,11 @@ func (s *Server) eleme(c echo.Context) error {
 	if err != nil {
 		return s.malformed(c, p, err)
 	}
-	return s.publish(c, p, received, parsed, c.QueryParams(), body)
+	var q url.Values // an Eleme push has no query as a rule: do not make an empty map for it
+	if c.Request().URL.RawQuery != "" {
+		q = c.QueryParams()
+	}
+	return s.publish(c, p, received, parsed, q, body)
 }
 
 // elemeURLCheck answers Eleme's reachability probe (GET) without writing anything.
@@ -430,8 +437,13 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// contentTypeJSON is the content-type header's value, shared read-only by every record.
-var contentTypeJSON = []byte("application/json")
+func recordHeaders(platform string) []kafka.Header {
+	h := []kafka.Header{
+		{Key: schemas.HeaderContentType, Value: []byte("application/json")},
+		{Key: "platform", Value: []byte(platform)},
+	}
+	return h[:len(h):len(h)]
+}
 
 // keptHeaders are the request headers copied into the envelope; nothing else (no auth, no cookies).
 var keptHeaders = []string{"Content-Type", "User-Agent", "X-Request-Id", "Traceparent", "Tracestate"}
@@ -467,9 +479,7 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 	if err != nil {
 		return s.fail(c, p, http.StatusInternalServerError, OutcomePanic, "internal error")
 	}
-	headers := make([]kafka.Header, 2, 3)
-	headers[0] = kafka.Header{Key: schemas.HeaderContentType, Value: contentTypeJSON}
-	headers[1] = kafka.Header{Key: "platform", Value: p.nameBytes}
+	headers := p.headers // shared read-only; full capacity, so an append copies
 	if tp := req.Header.Get("Traceparent"); tp != "" {
 		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
 	}

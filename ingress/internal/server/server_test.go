@@ -48,6 +48,7 @@ func TestRepliesAndRecords(t *testing.T) {
 		{"dianwoda too large", "POST", PathDianwoda, dwdQuery(big, dwdSecret), big, 413, `{"code":"sys.invalid_parameter","message":"body exceeds 1024 bytes"}`, "", ""},
 		{"dianwoda GET", "GET", PathDianwoda, nil, "", 405, `{"code":"sys.api_not_existed","message":"Method Not Allowed"}`, "", ""},
 		{"eleme ok", "POST", PathEleme, nil, elm12, 200, `{"message":"ok"}`, "eleme:100027500485933656", "100027500485933656"},
+		{"eleme ok with a query kept", "POST", PathEleme, url.Values{"via": {"gateway"}}, elm12, 200, `{"message":"ok"}`, "eleme:100027500485933656", "100027500485933656"},
 		{"eleme numeric order id above 2^53", "POST", PathEleme, nil, elmBig, 200, `{"message":"ok"}`, "eleme:1201961795738011871", "1201961795738011871"},
 		{"eleme shop message", "POST", PathEleme, nil, elmShop, 200, `{"message":"ok"}`, "eleme:shop:968861", ""},
 		{"eleme wrong secret", "POST", PathEleme, nil, elmBody(t, 12, `{"orderId":"1"}`, "wrong"), 401, `{"message":"signature does not match"}`, "", ""},
@@ -112,7 +113,7 @@ func TestRepliesAndRecords(t *testing.T) {
 			t.Errorf("ingress id %s reused", env.IngressID)
 		}
 		ids[env.IngressID] = true
-		if w.query != nil && url.Values(env.Query).Encode() != w.query.Encode() {
+		if url.Values(env.Query).Encode() != w.query.Encode() { // none sent: none kept
 			t.Errorf("record %d query %v, want %v", i, env.Query, w.query)
 		}
 		if env.Headers["Content-Type"] != "application/json" || env.Headers["traceparent"] == "" || env.Headers["Authorization"] != "" || len(env.Headers) != 3 {
