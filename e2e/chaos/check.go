@@ -97,6 +97,9 @@ type Report struct {
 	Leaks       int // forged or malformed callbacks that left a trace (or were accepted)
 	// Dangdang.
 	DDOrders, DDMissing, DDCalls, DDCallsOver100, DDTwiceInCall, DDResent int
+	// DDCallsOwn are the sandbox calls that carried at least one of this load's DDOrders.
+	// DDCalls counts every call the sandbox took, a warm-up's before this load included.
+	DDCallsOwn int
 	// DLQ: poison acknowledged, poison found in the raw DLQ, other records in the DLQs.
 	PoisonAcked, PoisonMissing, DLQOther int
 	// Delays from the success reply to the first sight of the event / to Dangdang's acceptance
@@ -467,6 +470,17 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 		}
 	}
 	_ = ddDLQ
+	own := map[string]bool{}
+	for _, ts := range l.Trans {
+		if ts.T.DDDelivered && !ts.AckedAt.IsZero() {
+			own[ddID(ts.T.OrderID)] = true
+		}
+	}
+	for _, call := range calls {
+		if slices.ContainsFunc(call.Orders, func(o string) bool { return own[o] }) {
+			r.DDCallsOwn++
+		}
+	}
 	r.DDP50, r.DDP99, r.DDMaxDelay = quantiles(ddDelays)
 	slices.Sort(r.Details)
 	return r

@@ -16,7 +16,8 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 	sandbox := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/sandbox/calls":
-			_, _ = w.Write([]byte(`[{"seq":1,"shop":"2100000000","orders":["42"],"outcome":"ok"}]`))
+			// Call 1 carried an order of an earlier load (a warm-up) only.
+			_, _ = w.Write([]byte(`[{"seq":1,"shop":"2100000000","orders":["7"],"outcome":"ok"},{"seq":2,"shop":"2100000000","orders":["7","42"],"outcome":"ok"}]`))
 		case "/sandbox/orders":
 			_, _ = w.Write([]byte(`[{"shop":"2100000000","order_id":"42","distri_status":1,"accepted":1}]`))
 		}
@@ -42,6 +43,12 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 	}{
 		{"clean", clean(), nil, func(r *Report) int {
 			return r.Lost + r.Duplicated + r.Redelivered + r.WrongFinal + r.Phantoms + r.Leaks + r.DDMissing + 1
+		}},
+		{"calls of this load's orders", clean(), nil, func(r *Report) int {
+			if r.DDCalls != 2 {
+				return 0
+			}
+			return r.DDCallsOwn
 		}},
 		{"lost", clean()[:1], nil, func(r *Report) int { return r.Lost }},
 		{"duplicated", append(clean(), event(flow[1], "c", false, 2)), nil, func(r *Report) int { return r.Duplicated }},
