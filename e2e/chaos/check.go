@@ -447,12 +447,14 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 		}
 	}
 	var ddDelays []time.Duration
+	own := map[string]bool{} // this load's delivered Dangdang orders, for DDCallsOwn
 	for _, ts := range l.Trans {
 		if !ts.T.DDDelivered || ts.AckedAt.IsZero() {
 			continue
 		}
 		r.DDOrders++
 		id := ddID(ts.T.OrderID)
+		own[id] = true
 		res, ok := firstResult[id]
 		switch {
 		case ok && res.Outcome == "accepted":
@@ -470,12 +472,6 @@ func Check(ctx context.Context, scenario string, l *Ledger, c *Collector, sb San
 		}
 	}
 	_ = ddDLQ
-	own := map[string]bool{}
-	for _, ts := range l.Trans {
-		if ts.T.DDDelivered && !ts.AckedAt.IsZero() {
-			own[ddID(ts.T.OrderID)] = true
-		}
-	}
 	for _, call := range calls {
 		if slices.ContainsFunc(call.Orders, func(o string) bool { return own[o] }) {
 			r.DDCallsOwn++

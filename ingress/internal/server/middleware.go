@@ -40,20 +40,9 @@ type reqCtx struct {
 
 var reqCtxPool = sync.Pool{New: func() any { return new(reqCtx) }}
 
-const stateKey = "ingress.state"
-
-func stateOf(c echo.Context) *reqState {
-	if rc, ok := c.(*reqCtx); ok {
-		return &rc.st
-	}
-	// A context that did not pass serve (none of the routes Handler registers).
-	if st, ok := c.Get(stateKey).(*reqState); ok {
-		return st
-	}
-	st := &reqState{}
-	c.Set(stateKey, st)
-	return st
-}
+// stateOf is the request's state. Every request passes serve (Handler installs it for every
+// route, echo's not-found and method-not-allowed answers included), so c is always its reqCtx.
+func stateOf(c echo.Context) *reqState { return &c.(*reqCtx).st }
 
 // serve is the one middleware every request passes: its request id, its access line and
 // metrics, and recovery from a handler's panic, in that order (outermost first). One
