@@ -57,6 +57,10 @@ type benchRow struct {
 	SettleSeconds   float64 `json:"settle_seconds"`
 	ReplyP50MS      float64 `json:"reply_p50_ms"` // from the due time
 	ReplyP99MS      float64 `json:"reply_p99_ms"`
+	// SendDelayP50MS and SendDelayP99MS: due time → the first attempt sent (chaos.Ledger's
+	// SendDelay), the generator's own part of the reply latency.
+	SendDelayP50MS float64 `json:"send_delay_p50_ms"`
+	SendDelayP99MS float64 `json:"send_delay_p99_ms"`
 	// CPUWindowSeconds is the wall time the processes' CPU is measured over: from the start of
 	// the load until every acknowledged transition was seen on the output topics.
 	CPUWindowSeconds float64 `json:"cpu_window_seconds"`
@@ -171,7 +175,7 @@ func TestSystemBench(t *testing.T) {
 			// touch of each new segment's index pages waiting on the filesystem's journal).
 			// 50/s for 2 s is a few dozen orders, which left many of the 12 partitions of each
 			// topic nearly untouched; at 500/s the first 100 ms took 2.4-3.0 ms at the median
-			// (docs/performance.md, seventh session). Long-lived topics, as in production, have
+			// (docs/performance-history.md, seventh session). Long-lived topics, as in production, have
 			// long passed that point. BENCH_WARM_RATE overrides it.
 			warmRate, err := strconv.ParseFloat(envString("BENCH_WARM_RATE", "500"), 64)
 			if err != nil || warmRate <= 0 {
@@ -232,6 +236,8 @@ func TestSystemBench(t *testing.T) {
 			row.Paced = d.Seconds()
 			rp50, rp99 := l.ReplyQuantiles()
 			row.ReplyP50MS, row.ReplyP99MS = ms(rp50), ms(rp99)
+			sp50, sp99 := l.SendDelayQuantiles()
+			row.SendDelayP50MS, row.SendDelayP99MS = ms(sp50), ms(sp99)
 			acked := float64(max(1, l.Acked.Load()))
 			perCallback := func(cpu time.Duration) float64 { return float64(cpu.Microseconds()) / acked }
 			for _, pr := range procs {

@@ -18,6 +18,7 @@ type ledgerFile struct {
 	Counters          map[string]int64
 	ByStatus          map[int]int64
 	ReplyLatency      []time.Duration
+	SendDelay         []time.Duration
 	Started, Finished time.Time
 }
 
@@ -36,7 +37,7 @@ func (l *Ledger) Save(w io.Writer) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := ledgerFile{Trans: l.Trans, Orders: l.Orders, PoisonAcked: l.PoisonAcked, PoisonSent: l.PoisonSent,
-		Counters: map[string]int64{}, ByStatus: l.Statuses(), ReplyLatency: l.ReplyLatency, Started: l.Started, Finished: l.Finished}
+		Counters: map[string]int64{}, ByStatus: l.Statuses(), ReplyLatency: l.ReplyLatency, SendDelay: l.SendDelay, Started: l.Started, Finished: l.Finished}
 	for k, c := range l.counters() {
 		f.Counters[k] = c.Load()
 	}
@@ -73,6 +74,6 @@ func LoadLedger(r io.Reader) (*Ledger, error) {
 		v.Store(n)
 		l.ByStatus.Store(code, v)
 	}
-	l.ReplyLatency, l.Started, l.Finished = f.ReplyLatency, f.Started, f.Finished
+	l.ReplyLatency, l.SendDelay, l.Started, l.Finished = f.ReplyLatency, f.SendDelay, f.Started, f.Finished
 	return l, nil
 }

@@ -131,7 +131,7 @@ func (o *openLoop) dispatch(planner, s *worker, due time.Time) {
 		send = func() { s.postFault(path, body, &o.l.Malformed, &o.l.MalformedOK) }
 	case x < m.Forged+m.Malformed+m.Poison:
 		e := planner.poison()
-		send = func() { s.send(e, due) }
+		send = func() { s.send(e, due, true) }
 	}
 	if send != nil {
 		o.run(func() {
@@ -152,7 +152,7 @@ func (o *openLoop) dispatch(planner, s *worker, due time.Time) {
 		lo = planner.newOrder()
 	}
 	o.run(func() {
-		ok := s.send(lo.entries[lo.next], due)
+		ok := s.send(lo.entries[lo.next], due, true)
 		<-o.sem
 		if ok {
 			o.acked(s, lo)
@@ -200,7 +200,7 @@ func (o *openLoop) acked(s *worker, lo *liveOrder) {
 		if !over {
 			return
 		}
-		if !s.send(lo.entries[lo.next], time.Now()) {
+		if !s.send(lo.entries[lo.next], time.Now(), false) {
 			return
 		}
 	}
@@ -216,7 +216,7 @@ func (o *openLoop) finish(sender func() *worker) {
 	for _, lo := range ready {
 		o.run(func() {
 			s := sender()
-			if s.send(lo.entries[lo.next], time.Now()) {
+			if s.send(lo.entries[lo.next], time.Now(), false) {
 				o.acked(s, lo)
 			}
 		})

@@ -83,6 +83,14 @@ func TestDriveOpenSendsAtTheOfferedRate(t *testing.T) {
 	if p50 < 50*time.Millisecond || p99 > 5*time.Second {
 		t.Errorf("reply latency p50 %v p99 %v, want the server's 50 ms and more (from the due time)", p50, p99)
 	}
+	// Every due time's first attempt, and nothing else, has its delay in sending recorded; the
+	// server's 50 ms is not part of it.
+	if got := int64(len(l.SendDelay)); got != l.Offered.Load() {
+		t.Errorf("%d send delays recorded for %d due times", got, l.Offered.Load())
+	}
+	if s50, _ := l.SendDelayQuantiles(); s50 < 0 || s50 >= p50 {
+		t.Errorf("send delay p50 %v, want at least 0 and below the reply p50 %v it is part of", s50, p50)
+	}
 	if got := l.GaveUp.Load(); got != 0 {
 		t.Errorf("%d callbacks given up", got)
 	}
@@ -115,6 +123,10 @@ func TestDriveOpenCountsLateAndMeasuresFromTheDueTime(t *testing.T) {
 	_, p99 := l.ReplyQuantiles()
 	if p99 < 350*time.Millisecond {
 		t.Errorf("reply p99 %v from the due time, want ≥ 350 ms (the due times waited for the cap)", p99)
+	}
+	// The wait for the cap is the generator's: its delay in sending shows it.
+	if _, s99 := l.SendDelayQuantiles(); s99 < 250*time.Millisecond {
+		t.Errorf("send delay p99 %v, want ≥ 250 ms (the wait for the cap)", s99)
 	}
 }
 
@@ -276,7 +288,10 @@ func TestLedgerSaveLoad(t *testing.T) {
 		t.Errorf("the run had no forged (%d), refused (%d) or poison (%d) callbacks to carry", l.Forged.Load(), l.Refused.Load(), len(l.PoisonSent))
 	}
 	if !reflect.DeepEqual(got.Statuses(), l.Statuses()) || !slices.Equal(got.ReplyLatency, l.ReplyLatency) ||
-		!got.Started.Equal(l.Started) || !got.Finished.Equal(l.Finished) {
-		t.Error("statuses, reply latencies or run times differ")
+		!slices.Equal(got.SendDelay, l.SendDelay) || !got.Started.Equal(l.Started) || !got.Finished.Equal(l.Finished) {
+		t.Error("statuses, reply latencies, send delays or run times differ")
+	}
+	if len(l.SendDelay) == 0 {
+		t.Error("the run had no send delays to carry")
 	}
 }

@@ -150,7 +150,12 @@ type Ledger struct {
 	Unexpected4xx atomic.Int64 // 4xx replies to genuine callbacks: a bug
 	ByStatus      sync.Map     // int → *atomic.Int64
 	// ReplyLatency holds the latency of every success reply (under mu).
-	ReplyLatency      []time.Duration
+	ReplyLatency []time.Duration
+	// SendDelay holds, for every paced callback (DriveOpen), how long after its due time its
+	// first attempt went out (under mu): the generator's own delay (waiting for a core, for a
+	// sender goroutine, for the cap on requests in flight, building and signing the body), which
+	// the reply latency, counted from the due time, includes.
+	SendDelay         []time.Duration
 	Started, Finished time.Time
 }
 
@@ -180,6 +185,15 @@ func (l *Ledger) AckedBetween(from, to time.Time) int {
 func (l *Ledger) ReplyQuantiles() (p50, p99 time.Duration) {
 	l.mu.Lock()
 	d := slices.Clone(l.ReplyLatency)
+	l.mu.Unlock()
+	p50, p99, _ = quantiles(d)
+	return p50, p99
+}
+
+// SendDelayQuantiles returns the p50 and p99 of SendDelay.
+func (l *Ledger) SendDelayQuantiles() (p50, p99 time.Duration) {
+	l.mu.Lock()
+	d := slices.Clone(l.SendDelay)
 	l.mu.Unlock()
 	p50, p99, _ = quantiles(d)
 	return p50, p99
@@ -292,7 +306,7 @@ func (w *worker) run(ticks <-chan struct{}) {
 			w.malformed()
 			continue
 		case x < m.Forged+m.Malformed+m.Poison:
-			w.send(w.poison(), time.Time{})
+			w.send(w.poison(), time.Time{}, false)
 			continue
 		}
 		for len(w.live) < concurrent {
@@ -314,7 +328,7 @@ func (w *worker) run(ticks <-chan struct{}) {
 // step sends the next entry of live order i; false when the drain deadline passed.
 func (w *worker) step(i int) bool {
 	o := w.live[i]
-	if !w.send(o.entries[o.next], time.Time{}) {
+	if !w.send(o.entries[o.next], time.Time{}, false) {
 		return false
 	}
 	o.next++
@@ -327,8 +341,10 @@ func (w *worker) step(i int) bool {
 // send posts e until it is acknowledged, retrying as a platform does; false if the drain deadline
 // passed first. The success reply's latency is measured from due (the time the open-loop pacer
 // meant it to be sent, so a late start or retries count against the pipeline), or from the
-// successful attempt when due is zero (the closed-loop workers).
-func (w *worker) send(e entry, due time.Time) bool {
+// successful attempt when due is zero (the closed-loop workers). For a paced callback (one of
+// the open loop's due times, not the unpaced finish of a flow) the first attempt's delay after
+// due is kept in Ledger.SendDelay.
+func (w *worker) send(e entry, due time.Time, paced bool) bool {
 	b := platformRetry.New()
 	for attempt := 1; ; attempt++ {
 		if w.drain.Err() != nil {
@@ -336,15 +352,20 @@ func (w *worker) send(e entry, due time.Time) bool {
 			return false
 		}
 		path, body := e.make(attempt)
-		if e.tr != nil {
+		sent := time.Now()
+		first := paced && attempt == 1
+		if e.tr != nil || first {
 			w.l.mu.Lock()
-			ts := w.l.Trans[e.tr.Key()]
-			if ts.FirstAt.IsZero() {
-				ts.FirstAt = time.Now()
+			if e.tr != nil {
+				if ts := w.l.Trans[e.tr.Key()]; ts.FirstAt.IsZero() {
+					ts.FirstAt = sent
+				}
+			}
+			if first {
+				w.l.SendDelay = append(w.l.SendDelay, sent.Sub(due))
 			}
 			w.l.mu.Unlock()
 		}
-		sent := time.Now()
 		status := w.post(path, body)
 		w.l.Sent.Add(1)
 		if status == http.StatusOK {
