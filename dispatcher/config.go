@@ -59,7 +59,7 @@ type config struct {
 // routed topics, and a Dangdang call waits its 1 s batch window anyway), while every fetch and
 // produce request it makes costs the co-located broker as much as the ingress's and the
 // normalizer's. At 2,000 callbacks/s it cut the dispatcher from 0.15-0.18 to 0.07-0.09 cores and
-// the broker's median from 0.44 to 0.39 (docs/performance.md, seventh session), for at most
+// the broker's median from 0.44 to 0.39 (docs/performance-history.md, seventh session), for at most
 // 2 x 20 ms more before an event reaches its routed topic; under a backlog a fetch of 64 KiB and
 // 16 KiB of records waiting end the lingers at once.
 const dispatchLinger = 20 * time.Millisecond

@@ -64,7 +64,7 @@ type ConnSettings struct {
 // callbacks/s it halved the produce requests the broker handles (about 2,000 to 1,060 a
 // second) for at most 2 ms more per write; under the side-by-side harness's closed loop, where
 // a round trip already gathers about LingerBytes, its throughput did not move
-// (docs/performance.md).
+// (docs/performance-history.md, fourth session).
 const DefaultProducerLinger = 2 * time.Millisecond
 
 // LoadConnSettings reads the Kafka connection variables through l and checks them against each
@@ -217,7 +217,7 @@ func (c Conn) Log(log *zap.Logger) {
 // brokers only). kafka-go's Transport otherwise asks for every topic of the cluster at a random
 // time within each MetadataTTL, about twice a second per Transport here: on a cluster of many
 // topics each such request costs the broker milliseconds of a request thread (9.6 ms each with
-// 153 topics, docs/performance.md), and every reader, producer and client has a Transport.
+// 153 topics, docs/performance-history.md), and every reader, producer and client has a Transport.
 // A Transport made for topics knows nothing of any other: requests for another topic fail as
 // if it did not exist.
 func (c Conn) NewTransportFor(topics ...string) *kafka.Transport {

@@ -23,7 +23,7 @@ import (
 // loop per partition, each returning as soon as its partition holds one record: at a few
 // thousand records a second, spread over 12 partitions, that is one fetch request per record
 // per consumer, and on a co-located broker the cost of a request, not of a record, dominates
-// (docs/performance.md: the broker's request log and profile under the system bench). It is
+// (docs/performance-history.md: the broker's request log and profile under the system bench). It is
 // built on kafka-go's protocol layer (Transport.RoundTrip with a fetch.Request of many
 // partitions) and, with a group, on kafka-go's ConsumerGroup, so it stays inside the design
 // card's client. It has the two methods the services use of *kafka.Reader, FetchMessage and

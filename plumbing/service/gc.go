@@ -6,7 +6,7 @@ import "runtime/debug"
 // is not set: they collect half as often as Go's default of 100. Both have a small, bounded
 // live heap (the ingress's bodies by INGRESS_MAX_BODY_MEMORY, the normalizer's batches by
 // BATCH_MAX_RECORDS) and their garbage is short-lived, so the memory this costs is bounded too,
-// and GOMEMLIMIT, where set, still caps it. Measured in docs/performance.md ("Ingress GOGC",
+// and GOMEMLIMIT, where set, still caps it. Measured in docs/performance-history.md ("Ingress GOGC",
 // "Normalizer, GOGC as deployed").
 const DefaultGCPercent = 200
 

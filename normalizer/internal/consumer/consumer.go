@@ -86,7 +86,7 @@ type Config struct {
 	// DefaultCommitInterval. Finished batches wait for the next commit, not the work: the
 	// stages before it go on, and one commit covers every batch that finished meanwhile. An
 	// offset commit costs the broker a write to __consumer_offsets, so committing every batch at
-	// a few hundred batches a second was a tenth of the broker's requests (docs/performance.md).
+	// a few hundred batches a second was a tenth of the broker's requests (docs/performance-history.md).
 	// A crash replays at most this much more, which dedup absorbs.
 	CommitInterval time.Duration
 	// MaxEventBytes and MaxDeadLetterBytes are the largest record the status and dead-letter
