@@ -182,20 +182,17 @@ func (l *Ledger) AckedBetween(from, to time.Time) int {
 }
 
 // ReplyQuantiles returns the p50 and p99 of the success replies' latency.
-func (l *Ledger) ReplyQuantiles() (p50, p99 time.Duration) {
-	l.mu.Lock()
-	d := slices.Clone(l.ReplyLatency)
-	l.mu.Unlock()
-	p50, p99, _ = quantiles(d)
-	return p50, p99
-}
+func (l *Ledger) ReplyQuantiles() (p50, p99 time.Duration) { return l.quantilesOf(&l.ReplyLatency) }
 
 // SendDelayQuantiles returns the p50 and p99 of SendDelay.
-func (l *Ledger) SendDelayQuantiles() (p50, p99 time.Duration) {
+func (l *Ledger) SendDelayQuantiles() (p50, p99 time.Duration) { return l.quantilesOf(&l.SendDelay) }
+
+// quantilesOf returns the p50 and p99 of a copy of *d, one of the ledger's slices, taken under mu.
+func (l *Ledger) quantilesOf(d *[]time.Duration) (p50, p99 time.Duration) {
 	l.mu.Lock()
-	d := slices.Clone(l.SendDelay)
+	c := slices.Clone(*d)
 	l.mu.Unlock()
-	p50, p99, _ = quantiles(d)
+	p50, p99, _ = quantiles(c)
 	return p50, p99
 }
 
