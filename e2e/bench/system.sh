@@ -16,7 +16,9 @@
 # scripts keep under .run/ (or BENCH_KAFKA_PID / BENCH_REDIS_PID). BENCH_REPLY_TRACE=FILE.csv
 # writes each rate's sends and acknowledgements (FILE-RATE.csv) for e2e/cmd/replytail, which
 # lines the slowest replies up with the broker's pauses; BENCH_GEN_CPUPROFILE=FILE profiles the
-# load generator.
+# load generator; BENCH_GEN_LOG=FILE keeps its output (FILE-RATE) and BENCH_GEN_GODEBUG its
+# GODEBUG (e.g. gctrace=1). The generator and the collector do not collect garbage during a
+# rate (up to 4 GiB each) unless GOGC or GOMEMLIMIT is set.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=lib.sh
