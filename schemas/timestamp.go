@@ -21,12 +21,33 @@ func (t Timestamp) String() string { return t.UTC().Format(TimeLayout) }
 
 // MarshalJSON writes the contract's format.
 func (t Timestamp) MarshalJSON() ([]byte, error) {
-	// One allocation (every envelope and event carries a timestamp). 32 bytes, not the 26
-	// written: with less room AppendFormat was measured to allocate a second time.
+	// One allocation (every envelope and event carries a timestamp): 26 bytes, in 32.
 	b := make([]byte, 0, 32)
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
+	b = AppendTime(b, t.Time)
 	return append(b, '"'), nil
+}
+
+// AppendTime appends t in TimeLayout, in UTC: what t.UTC().AppendFormat(b, TimeLayout) appends
+// (the fraction truncated, not rounded; FuzzAppendTime), without interpreting the layout for
+// every envelope and event (a fifth of a microsecond each; BenchmarkAppendTime). A year
+// outside 0–9999 takes AppendFormat.
+func AppendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / int(time.Millisecond)
+	return append(b,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // UnmarshalJSON accepts exactly the contract's format.

@@ -31,3 +31,39 @@ func TestTimestampJSON(t *testing.T) {
 		t.Errorf("MarshalJSON made %v allocations, want 1", n)
 	}
 }
+
+// FuzzAppendTime: AppendTime writes what AppendFormat writes with TimeLayout, for any instant
+// and zone, the years AppendFormat takes included.
+func FuzzAppendTime(f *testing.F) {
+	for _, s := range [][2]int64{{0, 0}, {1796000000, 123456789}, {-62135596800, 0}, {253402300799, 999999999},
+		{253402300800, 0}, {-62135596801, 999999999}, {951782400, 1e6 - 1}, {1e12, 5e8}, {-1e12, 1}} {
+		f.Add(s[0], s[1], int32(0))
+		f.Add(s[0], s[1], int32(8*3600))
+		f.Add(s[0], s[1], int32(-(12*3600 + 45*60)))
+	}
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int32) {
+		in := time.Unix(sec, nsec).In(time.FixedZone("z", int(offset%(26*3600))))
+		want := in.UTC().AppendFormat([]byte("x"), TimeLayout)
+		if got := AppendTime([]byte("x"), in); string(got) != string(want) {
+			t.Fatalf("AppendTime(%v) = %s, AppendFormat %s", in, got, want)
+		}
+	})
+}
+
+// BenchmarkAppendTime: the timestamp every envelope and event carries, both ways.
+//
+//	go test -run=^$ -bench=AppendTime ./schemas
+func BenchmarkAppendTime(b *testing.B) {
+	now := time.Now()
+	buf := make([]byte, 0, 32)
+	b.Run("AppendTime", func(b *testing.B) {
+		for b.Loop() {
+			buf = AppendTime(buf[:0], now)
+		}
+	})
+	b.Run("AppendFormat", func(b *testing.B) {
+		for b.Loop() {
+			buf = now.UTC().AppendFormat(buf[:0], TimeLayout)
+		}
+	})
+}
