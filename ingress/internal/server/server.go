@@ -446,7 +446,8 @@ func recordHeaders(platform string) []kafka.Header {
 	}
 }
 
-// keptHeaders are the request headers copied into the envelope; nothing else (no auth, no cookies).
+// keptHeaders are the request headers copied into the envelope; nothing else (no auth, no
+// cookies). Canonical names (TestKeptHeadersCanonical): publish indexes the header map with them.
 var keptHeaders = []string{"Content-Type", "User-Agent", "X-Request-Id", "Traceparent", "Tracestate"}
 
 func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed callback.Parsed, q url.Values, body []byte) error {
@@ -465,12 +466,17 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 	if len(q) > 0 {
 		env.Query = q
 	}
+	var traceparent string
 	for _, h := range keptHeaders {
-		if v := req.Header.Get(h); v != "" {
+		// Indexed, not Header.Get: the names are canonical already, so nothing to canonicalise.
+		if vs := req.Header[h]; len(vs) > 0 && vs[0] != "" {
 			if env.Headers == nil {
 				env.Headers = make(map[string]string, len(keptHeaders))
 			}
-			env.Headers[headerName(h)] = v
+			env.Headers[headerName(h)] = vs[0]
+			if h == "Traceparent" {
+				traceparent = vs[0]
+			}
 		}
 	}
 	st.ingressID = env.IngressID
@@ -481,8 +487,8 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 		return s.fail(c, p, http.StatusInternalServerError, OutcomePanic, "internal error")
 	}
 	headers := p.headers // shared read-only; full capacity, so an append copies
-	if tp := req.Header.Get("Traceparent"); tp != "" {
-		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
+	if traceparent != "" {
+		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(traceparent)})
 	}
 	msg := kafka.Message{Key: []byte(parsed.Key), Value: value, Headers: headers, Time: received}
 	// The write does not end when the caller hangs up: a half-done write would still count

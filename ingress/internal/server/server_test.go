@@ -153,3 +153,13 @@ func TestUnconfigured(t *testing.T) {
 		t.Errorf("%d records written", len(recs))
 	}
 }
+
+// TestKeptHeadersCanonical: publish indexes the request's header map with keptHeaders, which
+// finds a header only by its canonical name.
+func TestKeptHeadersCanonical(t *testing.T) {
+	for _, h := range keptHeaders {
+		if c := http.CanonicalHeaderKey(h); c != h {
+			t.Errorf("kept header %q is not canonical (%q)", h, c)
+		}
+	}
+}
