@@ -11,6 +11,7 @@
 #   deploy/local/redis.sh restart [PORT]   start the node again from its config; waits until it answers
 #   deploy/local/redis.sh sigstop|sigcont [PORT]   freeze / resume the node
 #   deploy/local/redis.sh cli [PORT] ARGS...       redis-cli against the node (TLS and ACL user included)
+#   deploy/local/redis.sh install          install redis-server with apt-get unless it is there
 #
 # PORT defaults to REDIS_PORT (default 36379). Environment for start (saved in the node's config):
 #   REDIS_RUN_DIR             default .run/redis-$PORT
@@ -35,11 +36,20 @@ run=${REDIS_RUN_DIR:-$root/.run/redis-$port}
 
 install() {
   command -v redis-server >/dev/null && return
-  echo "redis.sh: installing redis-server with apt-get" >&2
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >&2
+  # testenv.sh starts nine nodes at once, and apt-get refuses to run beside another apt-get
+  # ("Could not get lock"): the first start installs, the others wait for it and then find
+  # redis-server there (TestRedisInstallConcurrent). The lock is held by this subshell only, so
+  # the redis-server a start then runs does not inherit it.
+  (
+    flock 9
+    command -v redis-server >/dev/null && exit 0
+    echo "redis.sh: installing redis-server with apt-get" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    # Another apt (not ours) holding dpkg's lock is waited for too, up to 5 minutes.
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq redis-server >&2
+  ) 9>"${TMPDIR:-/tmp}/orderpipe-redis-install.lock"
 }
 
 write_conf() {
@@ -207,5 +217,6 @@ case "$cmd" in
   sigstop) kill -STOP "$(pid)" ;;
   sigcont) kill -CONT "$(pid)" ;;
   cli) cli "$@" ;;
-  *) echo "usage: $0 start|stop|kill9|restart|sigstop|sigcont|cli [PORT] [ARGS...]" >&2; exit 2 ;;
+  install) install ;;
+  *) echo "usage: $0 start|stop|kill9|restart|sigstop|sigcont|cli|install [PORT] [ARGS...]" >&2; exit 2 ;;
 esac
