@@ -24,7 +24,11 @@ start() {
     pids+=($!)
     addrs+=("127.0.0.1:$((port + i))")
   done
-  for i in "${pids[@]}"; do wait "$i" || exit 1; done
+  # Every start is waited for, failed or not: exiting at the first failure left the later ones
+  # running, and a node that came up after the caller's cleanup had stopped the cluster stayed.
+  local failed=0
+  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  [ "$failed" = 0 ] || exit 1
   # With every node on one host, redis-cli makes the first three primaries.
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$here/../../.run/redis-$port/create.log" 2>&1 || {
     echo "redis-cluster.sh: cluster create failed:" >&2; cat "$here/../../.run/redis-$port/create.log" >&2; exit 1; }

@@ -27,7 +27,10 @@ start() {
     REDIS_NODE_KIND=sentinel REDIS_SENTINEL_MONITOR="$name 127.0.0.1 $port 2" node start $((port + s)) &
     pids+=($!)
   done
-  for s in "${pids[@]}"; do wait "$s" || exit 1; done
+  # Every start is waited for, failed or not (see redis-cluster.sh).
+  local failed=0
+  for s in "${pids[@]}"; do wait "$s" || failed=1; done
+  [ "$failed" = 0 ] || exit 1
   for _ in $(seq 1 200); do
     if ready; then
       echo "redis-sentinel.sh: primary 127.0.0.1:$port, replica :$((port + 1)), sentinels :$((port + 2))-:$((port + 4)) ($name, quorum 2)" >&2
