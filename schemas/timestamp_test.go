@@ -41,6 +41,10 @@ func FuzzAppendTime(f *testing.F) {
 		f.Add(s[0], s[1], int32(8*3600))
 		f.Add(s[0], s[1], int32(-(12*3600 + 45*60)))
 	}
+	// Millisecond edges (the normalizer's events carry platform epochs in milliseconds).
+	for _, ms := range []int64{1, -1, 1_763_800_000_123, 253402300799999, 253402300800000, -62135596800000, -62135596800001, 1 << 50, -(1 << 50)} {
+		f.Add(ms/1000, ms%1000*1e6, int32(8*3600))
+	}
 	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int32) {
 		in := time.Unix(sec, nsec).In(time.FixedZone("z", int(offset%(26*3600))))
 		want := in.UTC().AppendFormat([]byte("x"), TimeLayout)

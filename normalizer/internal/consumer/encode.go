@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/orderpipe/pipeline/normalizer/internal/jsonenc"
 	"github.com/orderpipe/pipeline/schemas"
@@ -29,9 +28,9 @@ func appendEvent(b []byte, ev *schemas.StatusEvent) []byte {
 	b = append(b, `,"terminal":`...)
 	b = strconv.AppendBool(b, ev.Terminal)
 	b = append(b, `,"occurred_at":"`...)
-	b = appendTime(b, ev.OccurredAt.Time)
+	b = schemas.AppendTime(b, ev.OccurredAt.Time)
 	b = append(b, `","received_at":"`...)
-	b = appendTime(b, ev.ReceivedAt.Time)
+	b = schemas.AppendTime(b, ev.ReceivedAt.Time)
 	b = append(b, '"')
 	if ev.Stale {
 		b = append(b, `,"stale":true`...)
@@ -116,6 +115,3 @@ func appendOpt(b []byte, first bool, name, value string) []byte {
 
 // appendString quotes s as encoding/json does (jsonenc.AppendString).
 func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s) }
-
-// appendTime writes t as schemas.TimeLayout in UTC (jsonenc.AppendTime).
-func appendTime(b []byte, t time.Time) []byte { return jsonenc.AppendTime(b, t) }

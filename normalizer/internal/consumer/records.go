@@ -25,7 +25,7 @@ func eventMessage(ev *schemas.StatusEvent, tp string) kafka.Message {
 	h[1] = kafka.Header{Key: schemas.HeaderCEID, Value: []byte(ev.EventID)}
 	h[2] = kafka.Header{Key: schemas.HeaderCEType, Value: ceTypeStatus}
 	h[3] = kafka.Header{Key: schemas.HeaderCESource, Value: ceSource(ev.Platform)}
-	h[4] = kafka.Header{Key: schemas.HeaderCETime, Value: appendTime(make([]byte, 0, len(schemas.TimeLayout)), ev.OccurredAt.Time)}
+	h[4] = kafka.Header{Key: schemas.HeaderCETime, Value: schemas.AppendTime(make([]byte, 0, len(schemas.TimeLayout)), ev.OccurredAt.Time)}
 	h[5] = kafka.Header{Key: schemas.HeaderContentType, Value: contentTypeJSON}
 	if tp != "" {
 		h = append(h, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})

@@ -3,12 +3,7 @@
 // byte what encoding/json makes (an event id is a hash of its name).
 package jsonenc
 
-import (
-	"time"
-	"unicode/utf8"
-
-	"github.com/orderpipe/pipeline/schemas"
-)
+import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
@@ -63,22 +58,4 @@ func AppendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// AppendTime appends t in UTC as schemas.TimeLayout ("2006-01-02T15:04:05.000Z", the fraction
-// truncated), as t.UTC().AppendFormat(b, schemas.TimeLayout) does; years outside 0..9999 take
-// that slower path.
-func AppendTime(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	y, mo, d := t.Date()
-	if y < 0 || y > 9999 {
-		return t.AppendFormat(b, schemas.TimeLayout)
-	}
-	h, mi, s := t.Clock()
-	ms := t.Nanosecond() / 1e6
-	return append(b,
-		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
-		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
-		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+s/10), byte('0'+s%10), '.',
-		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
