@@ -466,7 +466,6 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 	if len(q) > 0 {
 		env.Query = q
 	}
-	var traceparent string
 	for _, h := range keptHeaders {
 		// Indexed, not Header.Get: the names are canonical already, so nothing to canonicalise.
 		if vs := req.Header[h]; len(vs) > 0 && vs[0] != "" {
@@ -474,9 +473,6 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 				env.Headers = make(map[string]string, len(keptHeaders))
 			}
 			env.Headers[headerName(h)] = vs[0]
-			if h == "Traceparent" {
-				traceparent = vs[0]
-			}
 		}
 	}
 	st.ingressID = env.IngressID
@@ -487,8 +483,8 @@ func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed 
 		return s.fail(c, p, http.StatusInternalServerError, OutcomePanic, "internal error")
 	}
 	headers := p.headers // shared read-only; full capacity, so an append copies
-	if traceparent != "" {
-		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(traceparent)})
+	if tp := env.Headers[headerName("Traceparent")]; tp != "" {
+		headers = append(headers, kafka.Header{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
 	}
 	msg := kafka.Message{Key: []byte(parsed.Key), Value: value, Headers: headers, Time: received}
 	// The write does not end when the caller hangs up: a half-done write would still count
