@@ -11,10 +11,34 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 )
+
+// Packages are the service binaries `make run` and the end-to-end tests run, as paths from the
+// repository's root (the Makefile's run target builds the same ones).
+var Packages = []string{"ingress", "normalizer", "dispatcher", "dispatcher/cmd/ddsandbox",
+	"ingress/cmd/elemepull", "ingress/cmd/elemesandbox"}
+
+// Build builds Packages into dir; root is the repository's root, relative to the working
+// directory or absolute. The error carries go build's output.
+func Build(root, dir string) error {
+	args := []string{"build", "-o", dir}
+	for _, p := range Packages {
+		path := filepath.Join(root, p)
+		if !filepath.IsAbs(path) {
+			path = "./" + path // a directory, not an import path
+		}
+		args = append(args, path)
+	}
+	cmd := exec.Command("go", args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the services: %w\n%s", err, out)
+	}
+	return nil
+}
 
 // Service is one binary of the pipeline run as a child process.
 type Service struct {

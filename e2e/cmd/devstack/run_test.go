@@ -8,13 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/orderpipe/pipeline/e2e/callbacks"
+	"github.com/orderpipe/pipeline/e2e/stack"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 	"github.com/orderpipe/pipeline/schemas"
 )
@@ -36,10 +36,8 @@ func TestMakeRun(t *testing.T) {
 		l.Close()
 	}
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin, "../../../ingress", "../../../normalizer", "../../../dispatcher",
-		"../../../dispatcher/cmd/ddsandbox", "../../../ingress/cmd/elemepull", "../../../ingress/cmd/elemesandbox")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the services: %v\n%s", err, out)
+	if err := stack.Build("../../..", bin); err != nil {
+		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir()) // devstack writes its logs under .run/devstack here
 	getenv := func(k string) string { return "" }
