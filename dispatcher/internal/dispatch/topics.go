@@ -34,7 +34,7 @@ var newTopicGrace = 10 * time.Second
 func CheckTopics(ctx context.Context, client *kafka.Client, topics []string, ready *ops.Readiness, log *zap.Logger) error {
 	sort.Strings(topics)
 	deadline := time.Now().Add(newTopicGrace)
-	wait := 100 * time.Millisecond
+	waits := retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}.New()
 	for {
 		bad, unknownOnly, err := checkTopicsOnce(ctx, client, topics, ready, log)
 		if err != nil {
@@ -43,17 +43,15 @@ func CheckTopics(ctx context.Context, client *kafka.Client, topics []string, rea
 		if len(bad) == 0 {
 			return nil
 		}
+		wait := waits.Next()
 		if !unknownOnly || time.Now().Add(wait).After(deadline) {
 			sort.Strings(bad)
 			return fmt.Errorf("%w: %s", ErrTopics, strings.Join(bad, ", "))
 		}
 		log.Info("topics not known to the cluster yet, asking again", zap.Strings("topics", bad), zap.Duration("in", wait))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return err
 		}
-		wait = min(2*wait, time.Second)
 	}
 }
 
