@@ -11,8 +11,9 @@
 # (an A/A run showed the second one about 1.5 % cheaper). Prints each run's B/A and the median.
 # ENV_A / ENV_B: extra environment for one side ("GOGC=800"), e.g. to compare one binary with itself.
 #
-# Alternating single runs on a noisy machine spread ±9 % here; side by side the spread of B/A was
-# ±2–3 % (docs/performance-history.md, "Thirteenth session").
+# Alternating single runs of one binary on a noisy machine spread ±9 %; loaded side by side, one
+# binary against itself gave B/A 0.974–1.038 over eight runs, median 0.998
+# (docs/performance-history.md, "Thirteenth session").
 set -euo pipefail
 shared=${PEERS:?the peers bench folder (side-by-side/)}
 bin_a=${1:?binary A}; bin_b=${2:?binary B}; brokers=${3:?brokers}; dur=${4:-10s}; runs=${5:-8}
@@ -29,7 +30,7 @@ start() { # NAME BIN PORT OPS ENV
     TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS=$app=$secret LOG_LEVEL=warn \
     "$2" > "$out/$1.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$4/readyz" && return 0; sleep 0.2; done
+  for _ in $(seq 1 100); do curl -fs -o /dev/null -m 1 "http://127.0.0.1:$4/readyz" && return 0; sleep 0.2; done
   echo "not up: $1" >&2; return 1
 }
 start a "$bin_a" 48481 48482 "${ENV_A:-}"; pid_a=${pids[-1]}
@@ -53,6 +54,7 @@ for i in $(seq 1 "$runs"); do
   wait $w1 $w2 # not a bare wait: the servers are children too
   a1=$(ticks "$pid_a"); b1=$(ticks "$pid_b")
   ra=$(awk '/requests in/{print $1}' "$out/a.wrk"); rb=$(awk '/requests in/{print $1}' "$out/b.wrk")
+  [ -n "$ra" ] && [ -n "$rb" ] || { echo "run $i: wrk counted nothing (see $out/a.wrk, $out/b.wrk)" >&2; exit 1; }
   na=$(awk '/Non-2xx/{print $NF}' "$out/a.wrk"); nb=$(awk '/Non-2xx/{print $NF}' "$out/b.wrk")
   row=$(awk -v i="$i" -v ra="$ra" -v rb="$rb" -v da=$((a1 - a0)) -v db=$((b1 - b0)) -v t="$tck" \
     -v d="${dur%s}" -v non="${na:-0}/${nb:-0}" \
