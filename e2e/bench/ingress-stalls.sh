@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Where a side-by-side round's p99 comes from: the ingress alone under the side-by-side harness's
+# load (wrk -t1, pre-signed Eleme pushes from the peers' gen and bodies.lua), ROUNDS rounds, and for
+# each one wrk's requests/s, p99 and max next to what the ingress itself counted in the same round
+# (its ingress_request_seconds and ingress_kafka_write_seconds histograms, read from /metrics
+# before and after): how many requests took longer than 20, 50 and 100 ms inside the ingress, and
+# how many acks=all writes did. A round whose wrk p99 is far above the rest and whose Kafka
+# writes show the same tail waited on the broker; one without such writes waited elsewhere.
+# Requests still waiting when wrk stops are not in wrk's figures; the ingress counts them in the
+# round during or after which they finish.
+#
+#   PEERS=<peers' bench> e2e/bench/ingress-stalls.sh INGRESS_BIN BROKERS [ROUNDS] [DURATION] [CONNS]
+#
+# Run it against a broker on disk and one on tmpfs (deploy/local/kafka.sh with KAFKA_RUN_DIR under
+# /dev/shm) to tell the file system's stalls from the rest (docs/performance-history.md,
+# fourteenth session).
+set -euo pipefail
+shared=${PEERS:?the peers bench folder (side-by-side/gen, side-by-side/bodies.lua)}
+ingress_bin=${1:?ingress binary}; brokers=${2:?brokers}; rounds=${3:-8}; dur=${4:-10s}; conns=${5:-64}
+secret=bench-eleme-secret; app=62933118
+out=${OUT:-$(mktemp -d)}
+(cd "$shared/side-by-side" && go build -o "$out/gen" ./gen)
+"$out/gen" -n 20000 -secret $secret -app $app > "$out/bodies.txt"
+pid=; trap '[ -z "$pid" ] || kill $pid 2>/dev/null || true' EXIT
+
+KAFKA_BROKERS=$brokers HTTP_ADDR=127.0.0.1:48181 OPS_ADDR=127.0.0.1:48182 TOPIC_RAW=stalls.ingress.$(date +%s%N) \
+  TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS=$app=$secret LOG_LEVEL=warn \
+  "$ingress_bin" > "$out/ingress.log" 2>&1 & pid=$!
+for _ in $(seq 1 100); do curl -fs -o /dev/null -m 1 http://127.0.0.1:48182/readyz && break; sleep 0.2; done
+curl -fs -o /dev/null -m 1 http://127.0.0.1:48182/readyz || { echo "ingress not ready; see $out/ingress.log" >&2; exit 1; }
+
+run() { BODIES="$out/bodies.txt" wrk -t1 -c"$1" -d"$2" --latency -s "$shared/side-by-side/bodies.lua" http://127.0.0.1:48181/v1/callbacks/eleme; }
+# counts NAME: the cumulative bucket counts of one histogram (ok Eleme requests, or Kafka writes)
+# at 0.02, 0.05, 0.1 and +Inf, one line.
+counts() {
+  local sel='^ingress_kafka_write_seconds_bucket'
+  [ "$1" = request ] && sel='^ingress_request_seconds_bucket\{outcome="ok",platform="eleme"'
+  curl -fs -m 5 http://127.0.0.1:48182/metrics | grep -E "$sel" |
+    awk '{match($0, /le="[^"]*"/); c[substr($0, RSTART + 4, RLENGTH - 5)] = $NF}
+      END {printf "%d %d %d %d\n", c["0.02"], c["0.05"], c["0.1"], c["+Inf"]}'
+}
+run 8 3s > /dev/null 2>&1 || true  # warm-up
+printf "%-5s %10s %9s %9s | %-24s | %-24s\n" round "req/s" p99 max "requests >20/>50/>100ms" "Kafka writes >20/>50/>100ms"
+for i in $(seq 1 "$rounds"); do
+  r0=$(counts request); k0=$(counts kafka)
+  run "$conns" "$dur" > "$out/round$i.wrk" 2>&1
+  r1=$(counts request); k1=$(counts kafka)
+  over() { echo "$1 $2" | awk '{printf "%d/%d/%d", ($8-$4)-($5-$1), ($8-$4)-($6-$2), ($8-$4)-($7-$3)}'; }
+  printf "%-5s %10s %9s %9s | %-24s | %-24s\n" "$i" \
+    "$(awk '/Requests\/sec/{print $2}' "$out/round$i.wrk")" "$(awk '/^ +99%/{print $2}' "$out/round$i.wrk")" \
+    "$(awk '/^ +Latency /{print $4}' "$out/round$i.wrk")" "$(over "$r0" "$r1")" "$(over "$k0" "$k1")"
+done
+echo "(wrk -t1 -c$conns -d$dur; the ingress's counts from its own histograms over each round; out: $out)"
