@@ -15,26 +15,18 @@
 # binary against itself gave B/A 0.974–1.038 over eight runs, median 0.998
 # (docs/performance-history.md, "Thirteenth session").
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 shared=${PEERS:?the peers bench folder (side-by-side/)}
 bin_a=${1:?binary A}; bin_b=${2:?binary B}; brokers=${3:?brokers}; dur=${4:-10s}; runs=${5:-8}
-secret=bench-eleme-secret; app=62933118; stamp=$(date +%s)
+stamp=$(date +%s)
 out=${OUT:-$(mktemp -d)}
-(cd "$shared/side-by-side" && go build -o "$out/gen" ./gen)
-"$out/gen" -n 20000 -secret $secret -app $app > "$out/bodies.txt"
+harness_bodies "$shared" "$out"
 tck=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
-start() { # NAME BIN PORT OPS ENV
-  # shellcheck disable=SC2086 # ENV is a list of VAR=value words
-  env $5 KAFKA_BROKERS="$brokers" HTTP_ADDR=127.0.0.1:$3 OPS_ADDR=127.0.0.1:$4 TOPIC_RAW=ab.$1.$stamp \
-    TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS=$app=$secret LOG_LEVEL=warn \
-    "$2" > "$out/$1.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do curl -fs -o /dev/null -m 1 "http://127.0.0.1:$4/readyz" && return 0; sleep 0.2; done
-  echo "not up: $1" >&2; return 1
-}
-start a "$bin_a" 48481 48482 "${ENV_A:-}"; pid_a=${pids[-1]}
-start b "$bin_b" 48491 48492 "${ENV_B:-}"; pid_b=${pids[-1]}
+start_harness_ingress "$bin_a" "$brokers" ab.a.$stamp 48481 48482 "$out/a.log" "${ENV_A:-}"; pid_a=$harness_pid
+start_harness_ingress "$bin_b" "$brokers" ab.b.$stamp 48491 48492 "$out/b.log" "${ENV_B:-}"; pid_b=$harness_pid
 load() { # PORT SECONDS OUTFILE [CONNS]
   BODIES="$out/bodies.txt" wrk -t1 -c"${4:-64}" -d"$2" -s "$shared/side-by-side/bodies.lua" \
     "http://127.0.0.1:$1/v1/callbacks/eleme" > "$3" 2>&1

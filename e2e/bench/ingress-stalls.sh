@@ -15,19 +15,14 @@
 # /dev/shm) to tell the file system's stalls from the rest (docs/performance-history.md,
 # fourteenth session).
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 shared=${PEERS:?the peers bench folder (side-by-side/gen, side-by-side/bodies.lua)}
 ingress_bin=${1:?ingress binary}; brokers=${2:?brokers}; rounds=${3:-8}; dur=${4:-10s}; conns=${5:-64}
-secret=bench-eleme-secret; app=62933118
 out=${OUT:-$(mktemp -d)}
-(cd "$shared/side-by-side" && go build -o "$out/gen" ./gen)
-"$out/gen" -n 20000 -secret $secret -app $app > "$out/bodies.txt"
-pid=; trap '[ -z "$pid" ] || kill $pid 2>/dev/null || true' EXIT
-
-KAFKA_BROKERS=$brokers HTTP_ADDR=127.0.0.1:48181 OPS_ADDR=127.0.0.1:48182 TOPIC_RAW=stalls.ingress.$(date +%s%N) \
-  TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS=$app=$secret LOG_LEVEL=warn \
-  "$ingress_bin" > "$out/ingress.log" 2>&1 & pid=$!
-for _ in $(seq 1 100); do curl -fs -o /dev/null -m 1 http://127.0.0.1:48182/readyz && break; sleep 0.2; done
-curl -fs -o /dev/null -m 1 http://127.0.0.1:48182/readyz || { echo "ingress not ready; see $out/ingress.log" >&2; exit 1; }
+harness_bodies "$shared" "$out"
+pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
+start_harness_ingress "$ingress_bin" "$brokers" stalls.ingress.$(date +%s%N) 48181 48182 "$out/ingress.log"
 
 run() { BODIES="$out/bodies.txt" wrk -t1 -c"$1" -d"$2" --latency -s "$shared/side-by-side/bodies.lua" http://127.0.0.1:48181/v1/callbacks/eleme; }
 # counts NAME: the cumulative bucket counts of one histogram (ok Eleme requests, or Kafka writes)
@@ -39,13 +34,14 @@ counts() {
     awk '{match($0, /le="[^"]*"/); c[substr($0, RSTART + 4, RLENGTH - 5)] = $NF}
       END {printf "%d %d %d %d\n", c["0.02"], c["0.05"], c["0.1"], c["+Inf"]}'
 }
+# over BEFORE AFTER: from two counts lines, how many landed above 20, 50 and 100 ms in between.
+over() { echo "$1 $2" | awk '{printf "%d/%d/%d", ($8-$4)-($5-$1), ($8-$4)-($6-$2), ($8-$4)-($7-$3)}'; }
 run 8 3s > /dev/null 2>&1 || true  # warm-up
 printf "%-5s %10s %9s %9s | %-24s | %-24s\n" round "req/s" p99 max "requests >20/>50/>100ms" "Kafka writes >20/>50/>100ms"
 for i in $(seq 1 "$rounds"); do
   r0=$(counts request); k0=$(counts kafka)
   run "$conns" "$dur" > "$out/round$i.wrk" 2>&1
   r1=$(counts request); k1=$(counts kafka)
-  over() { echo "$1 $2" | awk '{printf "%d/%d/%d", ($8-$4)-($5-$1), ($8-$4)-($6-$2), ($8-$4)-($7-$3)}'; }
   printf "%-5s %10s %9s %9s | %-24s | %-24s\n" "$i" \
     "$(awk '/Requests\/sec/{print $2}' "$out/round$i.wrk")" "$(awk '/^ +99%/{print $2}' "$out/round$i.wrk")" \
     "$(awk '/^ +Latency /{print $4}' "$out/round$i.wrk")" "$(over "$r0" "$r1")" "$(over "$k0" "$k1")"

@@ -72,8 +72,6 @@ lg() {
   "$out/loadgen" -dianwoda-secret "$dsec" -eleme-secret "$esec" -eleme-app "$app" -conns "$conns" -duration "$duration" -json -label "$label" "$@" >>"$out/results.jsonl"
   echo "{\"Label\":\"$label\",\"Server\":$(( $(ticks "$spid") - s0 )),\"Broker\":$(( $(ticks "$broker_pid") - b0 )),\"Machine\":$(( $(busy) - m0 )),\"Wall\":$(echo "$(date +%s.%N) - $t0" | bc)}" >>"$out/cpu.jsonl"
 }
-wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 never answered" >&2; exit 1; }
-
 # Kafka's ceiling first: it also warms the broker (JIT) before the HTTP runs are measured.
 echo "bench: 1/3 kafka ProducerPerformance (topic $pp_topic, ${record_size} B records, acks=all)" >&2
 cp=$("$root/deploy/local/kafka.sh" classpath)

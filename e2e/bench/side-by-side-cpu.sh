@@ -11,27 +11,24 @@
 # BROKERS must be one local broker whose JVM this user can see (its pid is found by its port).
 # PEERS: the peers' bench folder (required).
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 shared=${PEERS:?the peers bench folder (side-by-side/, watermill-ingress/)}
 ingress_bin=${1:?ingress binary}; brokers=${2:?brokers}; dur=${3:-10s}; conns=${4:-64}; rounds=${5:-2}
-secret=bench-eleme-secret; app=62933118; stamp=$(date +%s)
+stamp=$(date +%s)
 out=${OUT:-$(mktemp -d)}
-(cd "$shared/side-by-side" && go build -o "$out/gen" ./gen)
+harness_bodies "$shared" "$out"
 (cd "$shared/watermill-ingress" && go build -o "$out/watermill" .)
-"$out/gen" -n 20000 -secret $secret -app $app > "$out/bodies.txt"
 broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
 [ -n "$broker_pid" ] || { echo "no process listens on $brokers" >&2; exit 1; }
 tck=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
-up() { for _ in $(seq 1 100); do curl -s -o /dev/null -m 1 "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
 
-KAFKA_BROKERS=$brokers HTTP_ADDR=127.0.0.1:48181 OPS_ADDR=127.0.0.1:48182 TOPIC_RAW=sbscpu.ingress.$stamp \
-  TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS=$app=$secret LOG_LEVEL=warn \
-  "$ingress_bin" > "$out/ingress.log" 2>&1 & pids+=($!); ingress_pid=$!
-up http://127.0.0.1:48182/readyz
-"$out/watermill" --addr 127.0.0.1:48183 --brokers "$brokers" --app $app --secret $secret --topic sbscpu.watermill.$stamp \
+start_harness_ingress "$ingress_bin" "$brokers" sbscpu.ingress.$stamp 48181 48182 "$out/ingress.log"; ingress_pid=$harness_pid
+"$out/watermill" --addr 127.0.0.1:48183 --brokers "$brokers" --app $harness_app --secret $harness_secret --topic sbscpu.watermill.$stamp \
   > "$out/watermill.log" 2>&1 & pids+=($!); watermill_pid=$!
-up http://127.0.0.1:48183/healthz
+wait_http http://127.0.0.1:48183/healthz
 # The peer's topic like the ingress's: 12 partitions (it would be auto-created otherwise).
 java -cp "${KAFKA_CP:?classpath of the Kafka jars: KAFKA_CP=\$(deploy/local/kafka.sh classpath)}" org.apache.kafka.tools.TopicCommand \
   --bootstrap-server "$brokers" --create --topic sbscpu.watermill.$stamp --partitions 12 --replication-factor 1 >/dev/null 2>&1 || true
