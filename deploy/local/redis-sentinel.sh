@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a Redis Sentinel group as local processes on 127.0.0.1 (plain TCP, no auth): a primary on
 # PORT, one replica on PORT+1, and three Sentinels on PORT+2..PORT+4 (quorum 2,
-# down-after-milliseconds 1000, failover-timeout 5000) that watch the primary under the name
+# down-after-milliseconds 3000, failover-timeout 5000) that watch the primary under the name
 # REDIS_MASTER_NAME (default orderpipe). Each node is a deploy/local/redis.sh node with its run
 # dir at .run/redis-<its port>, so one node can be killed and restarted with
 # `deploy/local/redis.sh kill9|restart|sigstop|sigcont <port>` (a restarted old primary is turned

@@ -25,7 +25,8 @@
 #   REDIS_NODE_USERNAME, REDIS_NODE_PASSWORD   an ACL user with full rights (~* &* +@all); the
 #                             default user is then switched off, so a client without them gets NOAUTH
 #   REDIS_SENTINEL_MONITOR    for kind sentinel: "name host port quorum" of the primary to watch;
-#                             down-after-milliseconds 1000, failover-timeout 5000
+#                             down-after-milliseconds 3000, failover-timeout 5000 (well above
+#                             Sentinel's 1 s ping period: see e2e/topo.SentinelDownAfter)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cmd=${1:-}
@@ -74,7 +75,7 @@ write_conf() {
       echo "port $port"
       echo "sentinel resolve-hostnames no"
       echo "sentinel monitor ${m[0]} ${m[1]} ${m[2]} ${m[3]}"
-      echo "sentinel down-after-milliseconds ${m[0]} 1000"
+      echo "sentinel down-after-milliseconds ${m[0]} 3000"
       echo "sentinel failover-timeout ${m[0]} 5000"
       echo "sentinel parallel-syncs ${m[0]} 1"
       return

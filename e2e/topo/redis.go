@@ -100,6 +100,16 @@ func cli(port int, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// SentinelDownAfter is the Sentinels' down-after-milliseconds. It must stay well above one second,
+// Sentinel's fixed ping period: after a failover each Sentinel opens a new link to the new primary
+// up to a second late (its reconnect timer still runs from the dead primary) and counts the time
+// to the first PONG from the switch. With 1000 ms, about one switch in ten marked the new primary
+// down for ~100 ms; together with the other Sentinels' "down" votes, still valid for 5 s from the
+// failover just done, that made a quorum and a second failover back to the old primary, restarted
+// empty a second earlier, and the new primary replicated the empty data set (make test in CI:
+// "old primary … did not come back as a replica", role:master; reproduced by TestSentinelFailoverLoop).
+const SentinelDownAfter = 3 * time.Second
+
 // SentinelGroup is a Redis primary, one replica and three sentinels (quorum 2) watching them,
 // without persistence (a cache node that restarts comes back empty).
 type SentinelGroup struct {
@@ -130,8 +140,8 @@ func StartSentinel(t testing.TB) *SentinelGroup {
 	for i := range 3 {
 		port := base + 2 + i
 		conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(port)+".conf")
-		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %d 2\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
-			port, dir, g.MasterName, base, g.MasterName, g.MasterName, g.MasterName)
+		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %d 2\nsentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+			port, dir, g.MasterName, base, g.MasterName, SentinelDownAfter.Milliseconds(), g.MasterName, g.MasterName)
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -182,6 +192,12 @@ func (g *SentinelGroup) nodeAt(addr string) *redisNode {
 // It returns the old and new primary's addresses and how long the promotion took.
 func (g *SentinelGroup) FailPrimary(ctx context.Context, down time.Duration) (oldP, newP string, promoted time.Duration, err error) {
 	oldP = g.Primary()
+	since := g.logSizes()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\nthe Sentinels' events since the kill:\n%s", err, g.eventsSince(since))
+		}
+	}()
 	n := g.nodeAt(oldP)
 	if n == nil {
 		return oldP, "", 0, fmt.Errorf("primary %q is not one of the group's nodes", oldP)
@@ -211,6 +227,39 @@ func (g *SentinelGroup) FailPrimary(ctx context.Context, down time.Duration) (ol
 		time.Sleep(100 * time.Millisecond)
 	}
 	return oldP, newP, promoted, fmt.Errorf("old primary %s did not come back as a replica: %s", oldP, cli(n.port, "INFO", "replication"))
+}
+
+// logSizes returns the length of each Sentinel's log, to read later what it logged after now.
+func (g *SentinelGroup) logSizes() []int64 {
+	out := make([]int64, len(g.sentinels))
+	for i, s := range g.sentinels {
+		if fi, err := os.Stat(filepath.Join(s.dir, s.name+".log")); err == nil {
+			out[i] = fi.Size()
+		}
+	}
+	return out
+}
+
+// eventsSince returns the warning-level events (failovers, votes, up and down) each Sentinel
+// logged after logSizes returned since, one line each, prefixed with the Sentinel's name.
+func (g *SentinelGroup) eventsSince(since []int64) string {
+	var b strings.Builder
+	for i, s := range g.sentinels {
+		data, err := os.ReadFile(filepath.Join(s.dir, s.name+".log"))
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", s.name, err)
+			continue
+		}
+		if since[i] <= int64(len(data)) {
+			data = data[since[i]:]
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, " # ") {
+				fmt.Fprintf(&b, "%s: %s\n", s.name, line)
+			}
+		}
+	}
+	return b.String()
 }
 
 // Pids returns the data nodes' process ids.

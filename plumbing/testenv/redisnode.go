@@ -51,7 +51,7 @@ type SentinelGroup struct {
 	Replica string // the first replica
 }
 
-// OwnSentinelGroup starts a primary, a replica and three Sentinels (quorum 2, down after 1 s)
+// OwnSentinelGroup starts a primary, a replica and three Sentinels (quorum 2, down after 3 s)
 // for this test and stops them when it ends. It needs ORDERPIPE_ROOT (set by `make test`).
 func OwnSentinelGroup(t testing.TB) *SentinelGroup {
 	t.Helper()
