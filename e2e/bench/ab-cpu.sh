@@ -22,9 +22,7 @@ bin_a=${1:?binary A}; bin_b=${2:?binary B}; brokers=${3:?brokers}; dur=${4:-10s}
 stamp=$(date +%s)
 out=${OUT:-$(mktemp -d)}
 harness_bodies "$shared" "$out"
-tck=$(getconf CLK_TCK)
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
+kill_pids_on_exit
 start_harness_ingress "$bin_a" "$brokers" ab.a.$stamp 48481 48482 "$out/a.log" "${ENV_A:-}"; pid_a=$harness_pid
 start_harness_ingress "$bin_b" "$brokers" ab.b.$stamp 48491 48492 "$out/b.log" "${ENV_B:-}"; pid_b=$harness_pid
 load() { # PORT SECONDS OUTFILE [CONNS]

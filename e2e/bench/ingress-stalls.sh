@@ -21,7 +21,7 @@ shared=${PEERS:?the peers bench folder (side-by-side/gen, side-by-side/bodies.lu
 ingress_bin=${1:?ingress binary}; brokers=${2:?brokers}; rounds=${3:-8}; dur=${4:-10s}; conns=${5:-64}
 out=${OUT:-$(mktemp -d)}
 harness_bodies "$shared" "$out"
-pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
+kill_pids_on_exit
 start_harness_ingress "$ingress_bin" "$brokers" stalls.ingress.$(date +%s%N) 48181 48182 "$out/ingress.log"
 
 run() { BODIES="$out/bodies.txt" wrk -t1 -c"$1" -d"$2" --latency -s "$shared/side-by-side/bodies.lua" http://127.0.0.1:48181/v1/callbacks/eleme; }

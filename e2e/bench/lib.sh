@@ -32,6 +32,18 @@ harness_bodies() {
   "$2/gen" -n 20000 -secret "$harness_secret" -app "$harness_app" > "$2/bodies.txt"
 }
 
+# kill_pids_on_exit: an empty pids array whose processes the script kills when it exits, however
+# it exits (start_harness_ingress adds to it).
+kill_pids_on_exit() {
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
+}
+
+# ticks PID: the CPU time (user + system) the process has used so far, in clock ticks (tck a
+# second); fails when the process is gone.
+tck=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
 # start_harness_ingress BIN BROKERS TOPIC HTTP_PORT OPS_PORT LOG [ENV]: the ingress as the
 # harness loads it (Eleme only, replication factor 1, warn logs, ENV as extra VAR=value words)
 # in the background, its pid in harness_pid and added to the caller's pids array (which the

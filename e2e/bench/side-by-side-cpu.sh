@@ -21,9 +21,7 @@ harness_bodies "$shared" "$out"
 (cd "$shared/watermill-ingress" && go build -o "$out/watermill" .)
 broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
 [ -n "$broker_pid" ] || { echo "no process listens on $brokers" >&2; exit 1; }
-tck=$(getconf CLK_TCK)
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-pids=(); trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done' EXIT
+kill_pids_on_exit
 
 start_harness_ingress "$ingress_bin" "$brokers" sbscpu.ingress.$stamp 48181 48182 "$out/ingress.log"; ingress_pid=$harness_pid
 "$out/watermill" --addr 127.0.0.1:48183 --brokers "$brokers" --app $harness_app --secret $harness_secret --topic sbscpu.watermill.$stamp \
