@@ -286,8 +286,11 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		}
 		q.records = append(q.records, pd)
 	}
+	wake := p.wakeNeeded(routed)
 	p.mu.Unlock()
-	p.poke()
+	if wake {
+		p.poke()
+	}
 	select {
 	case <-call.done:
 		call.errMu.Lock()
@@ -296,6 +299,26 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	case <-ctx.Done():
 		return fmt.Errorf("kafka write: %w", ctx.Err())
 	}
+}
+
+// wakeNeeded reports whether the loop must look at the queues now that records for routed
+// were added: not when every one's leader has a request in flight, since that request's
+// settle wakes the loop after these records were queued (inflight is read and cleared under
+// p.mu). Under load most writes find their broker busy, and a loop pass for each of them,
+// which could start nothing, was the Producer's largest cost (a twentieth of the ingress's
+// CPU at 16,000 callbacks/s). p.mu is held.
+func (p *Producer) wakeNeeded(routed []topicPartition) bool {
+	snap := p.meta.Load()
+	if p.staleMeta || snap == nil {
+		return true
+	}
+	for _, tp := range routed {
+		leader, ok := snap.leaders[tp]
+		if !ok || !p.inflight[leader] {
+			return true
+		}
+	}
+	return false
 }
 
 // route picks each message's partition with the Murmur2 balancer over the topic's partitions.
