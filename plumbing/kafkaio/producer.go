@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,11 +263,24 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	if len(msgs) == 0 {
 		return nil
 	}
-	routed, err := p.route(ctx, msgs)
+	var one [1]topicPartition // a lone message (the ingress's every call) routes without allocating
+	routed, err := p.route(ctx, msgs, one[:0])
 	if err != nil {
 		return err
 	}
-	call := &writeCall{ctx: ctx, done: make(chan struct{})}
+	var call *writeCall
+	var lone *pending
+	if len(msgs) == 1 {
+		// The call and its one record in one allocation.
+		both := &struct {
+			call writeCall
+			pd   pending
+		}{}
+		call, lone = &both.call, &both.pd
+	} else {
+		call = &writeCall{}
+	}
+	call.ctx, call.done = ctx, make(chan struct{})
 	call.remaining.Store(int32(len(msgs)))
 	now := time.Now()
 	p.mu.Lock()
@@ -278,7 +292,11 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		if m.Time.IsZero() {
 			m.Time = now
 		}
-		pd := &pending{msg: m, size: recordSize(m), call: call}
+		pd := lone
+		if pd == nil {
+			pd = &pending{}
+		}
+		*pd = pending{msg: m, size: recordSize(m), call: call}
 		q := p.queues[routed[i]]
 		if q == nil {
 			q = &partitionQueue{}
@@ -321,8 +339,9 @@ func (p *Producer) wakeNeeded(routed []topicPartition) bool {
 	return false
 }
 
-// route picks each message's partition with the Murmur2 balancer over the topic's partitions.
-func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([]topicPartition, error) {
+// route picks each message's partition with the Murmur2 balancer over the topic's partitions,
+// appended to out.
+func (p *Producer) route(ctx context.Context, msgs []kafka.Message, out []topicPartition) ([]topicPartition, error) {
 	topics := make([]string, 0, 1)
 	for i := range msgs {
 		if msgs[i].Topic == "" {
@@ -343,11 +362,10 @@ func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([]topicPart
 	if err != nil {
 		return nil, err
 	}
-	out := make([]topicPartition, len(msgs))
 	var bal kafka.Murmur2Balancer
-	for i, m := range msgs {
+	for _, m := range msgs {
 		tm := snap.topics[m.Topic]
-		out[i] = topicPartition{topic: m.Topic, partition: int32(bal.Balance(m, tm.partitions...))}
+		out = append(out, topicPartition{topic: m.Topic, partition: int32(bal.Balance(m, tm.partitions...))})
 	}
 	return out, nil
 }
@@ -672,15 +690,36 @@ func (p *Producer) leaders() (map[topicPartition]int32, error) {
 	return snap.leaders, nil
 }
 
+// bytesReader is protocol.NewBytes's reader, made in place.
+type bytesReader struct{ bytes.Reader }
+
+func (*bytesReader) Close() error { return nil }
+
+// of is r over b as a protocol.Bytes, or nil (a null value, as protocol.NewBytes gives) when b is nil.
+func (r *bytesReader) of(b []byte) protocol.Bytes {
+	if b == nil {
+		return nil
+	}
+	r.Reset(b)
+	return r
+}
+
+// recordReaders are one record's key and value readers.
+type recordReaders struct{ key, value bytesReader }
+
 // send makes one round trip and settles every batch of r.
 func (p *Producer) send(r *request) {
 	req := &produceapi.Request{Acks: int16(kafka.RequireAll), Timeout: int32(p.cfg.WriteTimeout.Milliseconds())}
 	n := 0
 	for _, b := range r.batches {
-		// Records are built for each send: their Bytes are readers, consumed once.
+		// Records are built for each send: their Bytes are readers, consumed once. A request that
+		// timed out may still be read by its connection while a retry is built, so the readers
+		// are new each time, all of a batch's in one allocation (protocol.NewBytes makes one per
+		// key and value).
 		recs := make([]kafka.Record, len(b.records))
+		readers := make([]recordReaders, len(b.records))
 		for i, pd := range b.records {
-			recs[i] = kafka.Record{Time: pd.msg.Time, Key: protocol.NewBytes(pd.msg.Key), Value: protocol.NewBytes(pd.msg.Value), Headers: pd.msg.Headers}
+			recs[i] = kafka.Record{Time: pd.msg.Time, Key: readers[i].key.of(pd.msg.Key), Value: readers[i].value.of(pd.msg.Value), Headers: pd.msg.Headers}
 		}
 		n += len(recs)
 		ti := slices.IndexFunc(req.Topics, func(t produceapi.RequestTopic) bool { return t.Topic == b.tp.topic })

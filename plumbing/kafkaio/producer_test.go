@@ -388,3 +388,39 @@ func TestProducerLingerFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// Null and empty keys and values are written, in one call of several messages and in a lone
+// one (the Producer makes the readers of both paths itself, in place of protocol.NewBytes).
+// kafka-go's Reader gives nil for an empty value as for a null one, so only the text and the
+// nil of a null one are checked.
+func TestProducerNullAndEmptyBytes(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Name(t, "producer-null")
+	testenv.Topics(t, brokers, 1, topic)
+	p := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokers, Topic: topic})
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WriteMessages(ctx,
+		kafka.Message{Key: nil, Value: nil},
+		kafka.Message{Key: []byte{}, Value: []byte{}},
+		kafka.Message{Key: []byte("k"), Value: []byte("v")},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteMessages(ctx, kafka.Message{Key: nil, Value: nil}); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, brokers, topic, 1, 4)[0]
+	if len(got) != 4 {
+		t.Fatalf("%d records, want 4", len(got))
+	}
+	for i, want := range []struct{ key, value []byte }{{nil, nil}, {[]byte{}, []byte{}}, {[]byte("k"), []byte("v")}, {nil, nil}} {
+		m := got[i]
+		if string(m.Key) != string(want.key) || string(m.Value) != string(want.value) ||
+			(want.key == nil && m.Key != nil) || (want.value == nil && m.Value != nil) {
+			t.Errorf("record %d: key %q (nil %v), value %q (nil %v); want key %q (nil %v), value %q (nil %v)", i,
+				m.Key, m.Key == nil, m.Value, m.Value == nil, want.key, want.key == nil, want.value, want.value == nil)
+		}
+	}
+}
