@@ -3,8 +3,8 @@ package consumer
 import (
 	"strconv"
 
-	"github.com/orderpipe/pipeline/normalizer/internal/jsonenc"
 	"github.com/orderpipe/pipeline/schemas"
+	"github.com/orderpipe/pipeline/schemas/jsonenc"
 )
 
 // appendEvent appends ev encoded exactly as json.Marshal(ev) would encode it (same field order,

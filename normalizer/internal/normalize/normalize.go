@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orderpipe/pipeline/normalizer/internal/jsonenc"
 	"github.com/orderpipe/pipeline/schemas"
+	"github.com/orderpipe/pipeline/schemas/jsonenc"
 )
 
 // SkipNotOrderEvent is Result.Skip for a valid envelope that carries no order event: an Eleme

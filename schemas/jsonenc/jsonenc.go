@@ -1,6 +1,7 @@
 // Package jsonenc appends JSON text exactly as encoding/json writes it, without reflection: the
 // normalizer encodes every event and every event id's name with it, and both must stay byte for
-// byte what encoding/json makes (an event id is a hash of its name).
+// byte what encoding/json makes (an event id is a hash of its name); the ingress encodes every
+// raw envelope with it.
 package jsonenc
 
 import "unicode/utf8"
