@@ -707,21 +707,59 @@ func (r *bytesReader) of(b []byte) protocol.Bytes {
 // recordReaders are one record's key and value readers.
 type recordReaders struct{ key, value bytesReader }
 
+// sendBuf holds the records of one produce request and their readers.
+type sendBuf struct {
+	recs    []kafka.Record
+	readers []recordReaders
+}
+
+var sendBufs sync.Pool
+
+// getSendBuf returns a sendBuf of n records.
+func getSendBuf(n int) *sendBuf {
+	b, _ := sendBufs.Get().(*sendBuf)
+	if b == nil {
+		b = &sendBuf{}
+	}
+	if cap(b.recs) < n {
+		b.recs = make([]kafka.Record, n)
+		b.readers = make([]recordReaders, n)
+	}
+	b.recs, b.readers = b.recs[:n], b.readers[:n]
+	return b
+}
+
+// putSendBuf returns b to the pool, holding no record's bytes. A buffer of more than 4,096
+// records (a backlog's) is left to the collector.
+func putSendBuf(b *sendBuf) {
+	if cap(b.recs) > 4096 {
+		return
+	}
+	clear(b.recs)
+	clear(b.readers)
+	sendBufs.Put(b)
+}
+
 // send makes one round trip and settles every batch of r.
 func (p *Producer) send(r *request) {
 	req := &produceapi.Request{Acks: int16(kafka.RequireAll), Timeout: int32(p.cfg.WriteTimeout.Milliseconds())}
 	n := 0
 	for _, b := range r.batches {
-		// Records are built for each send: their Bytes are readers, consumed once. A request that
-		// timed out may still be read by its connection while a retry is built, so the readers
-		// are new each time, all of a batch's in one allocation (protocol.NewBytes makes one per
-		// key and value).
-		recs := make([]kafka.Record, len(b.records))
-		readers := make([]recordReaders, len(b.records))
+		n += len(b.records)
+	}
+	// Records are built for each send: their Bytes are readers, consumed once. They come from a
+	// pool and go back only after a round trip that succeeded, when the connection has written
+	// the whole request: one that failed (a timeout) may still be read by its connection while
+	// a retry is built, so its buffers are left to the collector.
+	buf := getSendBuf(n)
+	at := 0
+	for _, b := range r.batches {
+		recs := buf.recs[at : at+len(b.records)]
+		readers := buf.readers[at : at+len(b.records)]
+		at += len(b.records)
 		for i, pd := range b.records {
 			recs[i] = kafka.Record{Time: pd.msg.Time, Key: readers[i].key.of(pd.msg.Key), Value: readers[i].value.of(pd.msg.Value), Headers: pd.msg.Headers}
 		}
-		n += len(recs)
 		ti := slices.IndexFunc(req.Topics, func(t produceapi.RequestTopic) bool { return t.Topic == b.tp.topic })
 		if ti < 0 {
 			req.Topics = append(req.Topics, produceapi.RequestTopic{Topic: b.tp.topic})
@@ -739,6 +777,9 @@ func (p *Producer) send(r *request) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout+5*time.Second)
 	res, err := p.transport.RoundTrip(ctx, p.addr, req)
 	cancel()
+	if err == nil {
+		putSendBuf(buf)
+	}
 
 	results := map[topicPartition]error{}
 	if err == nil {
