@@ -26,13 +26,36 @@ import (
 type Push struct {
 	AppID     string
 	Signature string
-	// Base is the text that is hashed before the secret is appended.
-	Base []byte
 	// Message is the text of the message field (JSON inside a string), unescaped (a view of the
 	// body when it has no escapes).
 	Message []byte
 	Type    string
 	ShopID  string
+
+	// The signing base (AppendBase) as its "name=value" pairs, sorted, views of the body: kept
+	// in the Push, not joined on the heap, so that parsing and verifying a push of up to
+	// len(pairs) members allocates no base. A push of more members keeps them in more.
+	pairs  [16]pair
+	npairs int
+	more   []pair
+}
+
+// AppendBase appends the text that is hashed before the secret is appended: every top-level
+// "name=value" but signature, sorted as strings, joined without separator.
+func (p *Push) AppendBase(dst []byte) []byte {
+	for _, pr := range p.basePairs() {
+		dst = append(dst, pr.name...)
+		dst = append(dst, '=')
+		dst = append(dst, pr.text...)
+	}
+	return dst
+}
+
+func (p *Push) basePairs() []pair {
+	if p.more != nil {
+		return p.more
+	}
+	return p.pairs[:p.npairs]
 }
 
 // ParsePush decodes the envelope. A body that is not a JSON object, or lacks appId, type or a
@@ -64,7 +87,7 @@ func ParsePush(body []byte) (Push, error) {
 		}
 	}
 	p.Signature, _ = top.Text("signature")
-	p.Base = signingBase(top, p.Message)
+	p.signingPairs(top)
 	return p, nil
 }
 
@@ -95,40 +118,54 @@ func comparePairs(a, b pair) int {
 	return cmp.Compare(a.len(), b.len())
 }
 
-// signingBase is every "name=value" of top but signature, sorted as strings and joined without
-// separator. The pairs are sorted as views of the body (callback.TextBytes copies only a string
-// with escapes, which only message has in practice), so the base is the one buffer written.
-// message is the message field's text, already unescaped.
-func signingBase(top callback.Fields, message []byte) []byte {
-	var small [16]pair // a push has 7 members: no allocation for the views
-	pairs := small[:0]
+// signingPairs puts every "name=value" of top but signature in p's pairs, sorted as strings, as
+// views of the body (callback.TextBytes copies only a string with escapes, which only message
+// has in practice), or in p.more when there are more than len(p.pairs). p.Message is the
+// message field's text, already unescaped. (p.more is never a slice of p.pairs: a Push that
+// could point into itself would be moved to the heap.)
+func (p *Push) signingPairs(top callback.Fields) {
 	n := 0
 	for _, f := range top {
-		name := string(f.Name)
-		if name == "signature" {
-			continue
+		if string(f.Name) != "signature" {
+			n++
 		}
-		text := message // unescaped once: the message is most of the body
-		if name != "message" {
-			var ok bool
-			if text, ok = callback.TextBytes(f.Value); !ok {
-				text = bytes.TrimSpace(f.Value) // a kind no known field has: its JSON text
+	}
+	if n > len(p.pairs) {
+		p.more = make([]pair, 0, n)
+		for _, f := range top {
+			if pr, ok := signingPair(f, p.Message); ok {
+				p.more = append(p.more, pr)
 			}
 		}
-		pairs = append(pairs, pair{f.Name, text})
-		n += len(f.Name) + 1 + len(text)
+		slices.SortFunc(p.more, comparePairs)
+		return
 	}
-	slices.SortFunc(pairs, comparePairs)
-	out := make([]byte, 0, n)
-	for _, p := range pairs {
-		out = append(out, p.name...)
-		out = append(out, '=')
-		out = append(out, p.text...)
+	for _, f := range top {
+		if pr, ok := signingPair(f, p.Message); ok {
+			p.pairs[p.npairs] = pr
+			p.npairs++
+		}
 	}
-	return out
+	slices.SortFunc(p.pairs[:p.npairs], comparePairs)
 }
 
-// Sign returns the signature over base (see Push.Base) with secret, upper-case hex.
+// signingPair is f's pair of the signing base; ok is false for the signature.
+func signingPair(f callback.Field, message []byte) (pair, bool) {
+	name := string(f.Name)
+	if name == "signature" {
+		return pair{}, false
+	}
+	text := message // unescaped once: the message is most of the body
+	if name != "message" {
+		var ok bool
+		if text, ok = callback.TextBytes(f.Value); !ok {
+			text = bytes.TrimSpace(f.Value) // a kind no known field has: its JSON text
+		}
+	}
+	return pair{f.Name, text}, true
+}
+
+// Sign returns the signature over base (see Push.AppendBase) with secret, upper-case hex.
 func Sign(base []byte, secret string) string {
 	sum := md5.Sum(append(base[:len(base):len(base)], secret...))
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
@@ -140,7 +177,7 @@ func SignBody(body []byte, secret string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return Sign(p.Base, secret), nil
+	return Sign(p.AppendBase(nil), secret), nil
 }
 
 // Verifier checks push signatures against per-app secrets.
@@ -180,8 +217,9 @@ func (v *Verifier) Verify(p Push) error {
 	}
 	match := 0
 	var stack [1024]byte // base and secret hashed from here: a push of usual size allocates nothing
+	base := p.AppendBase(stack[:0])
 	for _, s := range secrets {
-		sum := md5.Sum(append(append(stack[:0], p.Base...), s...))
+		sum := md5.Sum(append(base, s...)) // each secret in turn after the base, in stack
 		match |= subtle.ConstantTimeCompare(sum[:], want[:])
 	}
 	if match != 1 {

@@ -34,8 +34,8 @@ func TestSignWorkedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(p.Base) != exampleBase {
-		t.Fatalf("pre-hash string\n got %s\nwant %s", p.Base, exampleBase)
+	if string(p.AppendBase(nil)) != exampleBase {
+		t.Fatalf("pre-hash string\n got %s\nwant %s", p.AppendBase(nil), exampleBase)
 	}
 }
 

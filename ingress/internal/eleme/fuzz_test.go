@@ -3,6 +3,7 @@ package eleme
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ func FuzzVerify(f *testing.F) {
 			}
 			t.Fatalf("parse own envelope: %v", err)
 		}
-		env["signature"] = Sign(p.Base, secret)
+		env["signature"] = Sign(p.AppendBase(nil), secret)
 		signed, _ := json.Marshal(env)
 		if p, err = ParsePush(signed); err != nil {
 			t.Fatal(err)
@@ -76,6 +77,14 @@ func FuzzSigningBase(f *testing.F) {
 	f.Add(`{"appId":1,"type":"12","message":"{\"a\":1}","a":"x","a=":"y","a!":"z","ab":3,"signature":"S"}`)
 	f.Add(`{"appId":"1","type":2,"message":"m","t\u00e9":"\u00e9\n","tt":-1.5e2,"t":"","ty":"p"}`)
 	f.Add(`{"appId":"1","type":2,"message":"m","x":"1","x":"2"}`)
+	// 16 pairs (the Push holds them itself), 17 (they go to the heap), each with the signature.
+	for _, n := range []int{13, 14} {
+		extra := ""
+		for i := range n {
+			extra += fmt.Sprintf(`,"k%02d":"%d"`, n-i, i)
+		}
+		f.Add(`{"signature":"S","appId":"1","type":2,"message":"m"` + extra + `}`)
+	}
 	f.Fuzz(func(t *testing.T, body string) {
 		p, err := ParsePush([]byte(body))
 		if err != nil {
@@ -98,8 +107,8 @@ func FuzzSigningBase(f *testing.F) {
 			pairs = append(pairs, k+"="+v)
 		}
 		slices.Sort(pairs)
-		if want := strings.Join(pairs, ""); string(p.Base) != want {
-			t.Fatalf("base\n got %q\nwant %q", p.Base, want)
+		if want := strings.Join(pairs, ""); string(p.AppendBase(nil)) != want {
+			t.Fatalf("base\n got %q\nwant %q", p.AppendBase(nil), want)
 		}
 	})
 }

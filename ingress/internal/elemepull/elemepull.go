@@ -397,7 +397,7 @@ func PushBody(app elemeapi.App, msg elemeapi.Message) ([]byte, eleme.Push, error
 	if err != nil {
 		return nil, eleme.Push{}, err
 	}
-	body := write(eleme.Sign(p.Base, app.Secret))
+	body := write(eleme.Sign(p.AppendBase(nil), app.Secret))
 	signed, err := eleme.ParsePush(body)
 	if err != nil {
 		return nil, eleme.Push{}, err

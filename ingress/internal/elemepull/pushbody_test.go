@@ -72,8 +72,8 @@ func TestPushBody(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(p.Base, want.Base) {
-				t.Errorf("base\n got %s\nwant %s", p.Base, want.Base)
+			if !bytes.Equal(p.AppendBase(nil), want.AppendBase(nil)) {
+				t.Errorf("base\n got %s\nwant %s", p.AppendBase(nil), want.AppendBase(nil))
 			}
 			wk, _ := eleme.Key(want)
 			if wk != k {
