@@ -40,7 +40,7 @@ func TestValidNesting(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		body  []byte
-		long  bool // encoding/json validates it, not segmentio/encoding
+		long  bool // encoding/json validates it, not gjson
 		valid bool
 	}{
 		{"short, shallow", nest(10, 0), false, true},
