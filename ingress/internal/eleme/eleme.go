@@ -130,23 +130,22 @@ func (p *Push) signingPairs(top callback.Fields) {
 			n++
 		}
 	}
+	var dst []pair
 	if n > len(p.pairs) {
-		p.more = make([]pair, 0, n)
-		for _, f := range top {
-			if pr, ok := signingPair(f, p.Message); ok {
-				p.more = append(p.more, pr)
-			}
-		}
-		slices.SortFunc(p.more, comparePairs)
-		return
+		p.more = make([]pair, n)
+		dst = p.more
+	} else {
+		p.npairs = n
+		dst = p.pairs[:n]
 	}
+	i := 0
 	for _, f := range top {
 		if pr, ok := signingPair(f, p.Message); ok {
-			p.pairs[p.npairs] = pr
-			p.npairs++
+			dst[i] = pr
+			i++
 		}
 	}
-	slices.SortFunc(p.pairs[:p.npairs], comparePairs)
+	slices.SortFunc(dst, comparePairs)
 }
 
 // signingPair is f's pair of the signing base; ok is false for the signature.
