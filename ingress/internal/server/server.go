@@ -317,16 +317,20 @@ func (s *Server) readBody(c echo.Context) (body []byte, status int, outcome, msg
 	if req.ContentLength > s.c.MaxBody {
 		return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, s.tooLarge
 	}
-	r := http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody)
 	var err error
 	if n := req.ContentLength; n > 0 {
 		// The usual case: one allocation of the announced size instead of io.ReadAll's growth
 		// from 512 bytes. A body shorter than announced is an error; a longer one is cut by
-		// net/http at the announced length.
+		// net/http at the announced length, which is at most MaxBody (checked above), so no
+		// MaxBytesReader is needed. Reading the last announced byte lets net/http see the
+		// body's end, so closing it costs nothing and spares the reply net/http's discard of a
+		// body it would otherwise think unread (an io.CopyN before the status line).
 		body = make([]byte, n)
-		_, err = io.ReadFull(r, body)
+		if _, err = io.ReadFull(req.Body, body); err == nil {
+			err = req.Body.Close()
+		}
 	} else {
-		body, err = io.ReadAll(r)
+		body, err = io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody))
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError
