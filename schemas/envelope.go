@@ -10,6 +10,7 @@ type RawEnvelope struct {
 	// Version of this envelope's shape; readers refuse versions they do not know.
 	Version int `json:"version"`
 	// IngressID identifies this receipt (one per accepted HTTP request), for tracing and audit.
+	// When the request carried no usable X-Request-Id, its reply's X-Request-Id is this id.
 	IngressID string `json:"ingress_id"`
 	// Platform is PlatformDianwoda or PlatformEleme.
 	Platform string `json:"platform"`

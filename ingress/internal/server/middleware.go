@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -19,6 +20,10 @@ import (
 // reqState is what a handler tells the access log about a request.
 type reqState struct {
 	requestID string
+	// ownID: requestID was made here (the caller sent none usable), so it is unique to this
+	// request and publish uses it as the record's ingress_id instead of making a second one.
+	ownID     bool
+	start     time.Time // when serving began: the access line's start and the envelope's received_at
 	platform  string
 	outcome   string
 	reason    string
@@ -68,6 +73,7 @@ func (s *Server) requestID(rc *reqCtx) {
 	id := rc.Request().Header.Get(echo.HeaderXRequestID)
 	if !printable(id, 128) {
 		id = s.c.NewID()
+		rc.st.ownID = true
 	}
 	rc.Response().Header().Set(echo.HeaderXRequestID, id)
 	rc.st.requestID = id
@@ -116,6 +122,7 @@ func (s *Server) recover(c echo.Context, next echo.HandlerFunc) (err error) {
 func (s *Server) accessLog(rc *reqCtx, next echo.HandlerFunc) {
 	var c echo.Context = rc
 	start := s.c.Now()
+	rc.st.start = start
 	isCallback := c.Path() == PathDianwoda || c.Path() == PathEleme
 	if isCallback {
 		s.inflight.Inc()

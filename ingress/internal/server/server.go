@@ -371,7 +371,6 @@ func (s *Server) dianwoda(c echo.Context) error {
 	p := dwdShape
 	st := stateOf(c)
 	st.platform = p.name
-	received := s.c.Now()
 	if !s.dwd.Configured() {
 		return s.unconfigured(c, p, "DIANWODA_SECRETS")
 	}
@@ -387,14 +386,13 @@ func (s *Server) dianwoda(c echo.Context) error {
 	if err != nil {
 		return s.malformed(c, p, err)
 	}
-	return s.publish(c, p, received, parsed, q, body)
+	return s.publish(c, p, parsed, q, body)
 }
 
 func (s *Server) eleme(c echo.Context) error {
 	p := elmShape
 	st := stateOf(c)
 	st.platform = p.name
-	received := s.c.Now()
 	if !s.elm.Configured() {
 		return s.unconfigured(c, p, "ELEME_SECRETS")
 	}
@@ -420,7 +418,7 @@ func (s *Server) eleme(c echo.Context) error {
 	if c.Request().URL.RawQuery != "" {
 		q = c.QueryParams()
 	}
-	return s.publish(c, p, received, parsed, q, body)
+	return s.publish(c, p, parsed, q, body)
 }
 
 // elemeURLCheck answers Eleme's reachability probe (GET) without writing anything.
@@ -453,14 +451,21 @@ func recordHeaders(platform string) []kafka.Header {
 // cookies). Canonical names (TestKeptHeadersCanonical): publish indexes the header map with them.
 var keptHeaders = [...]string{"Content-Type", "User-Agent", "X-Request-Id", "Traceparent", "Tracestate"}
 
-func (s *Server) publish(c echo.Context, p platform, received time.Time, parsed callback.Parsed, q url.Values, body []byte) error {
+func (s *Server) publish(c echo.Context, p platform, parsed callback.Parsed, q url.Values, body []byte) error {
 	st := stateOf(c)
+	received := st.start // when serving the request began
 	st.orderID = parsed.OrderID
 	st.key = parsed.Key
 	req := c.Request()
+	// A request id made here belongs to this request alone, so it serves as the record's id too
+	// (the reply's X-Request-Id is then the ingress_id); a caller's id may repeat on a retry.
+	id := st.requestID
+	if !st.ownID {
+		id = s.c.NewID()
+	}
 	env := schemas.RawEnvelope{
 		Version:    schemas.RawEnvelopeVersion,
-		IngressID:  s.c.NewID(),
+		IngressID:  id,
 		Platform:   p.name,
 		OrderID:    parsed.OrderID,
 		ReceivedAt: schemas.At(received),
