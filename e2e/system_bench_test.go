@@ -150,7 +150,7 @@ func TestSystemBench(t *testing.T) {
 			}
 			p := startStack(t, stackOpts{partitions: 12, quiet: true, logDir: logDir,
 				dispatcherEnv: slices.Concat([]string{"DANGDANG_BATCH_WINDOW=" + envString("BENCH_DD_WINDOW", "1s")}, linger, strings.Fields(os.Getenv("BENCH_DISPATCHER_ENV"))),
-				ingressEnv:    slices.Concat([]string{"GOGC=200"}, linger, strings.Fields(os.Getenv("BENCH_INGRESS_ENV"))),
+				ingressEnv:    slices.Concat([]string{"GOGC=400"}, linger, strings.Fields(os.Getenv("BENCH_INGRESS_ENV"))),
 				normalizerEnv: slices.Concat([]string{"GOGC=200"}, linger, benchEnv("BENCH_COMMIT_INTERVAL", "COMMIT_INTERVAL"))})
 			// The rate's topics (8 of 12 partitions) go when it ends, after its processes: on a
 			// long-lived bench broker (system.sh with KAFKA_BROKERS) they piled up run after run,

@@ -2,12 +2,11 @@ package service
 
 import "runtime/debug"
 
-// DefaultGCPercent is the collector's target the ingress and the normalizer run with when GOGC
-// is not set: they collect half as often as Go's default of 100. Both have a small, bounded
-// live heap (the ingress's bodies by INGRESS_MAX_BODY_MEMORY, the normalizer's batches by
-// BATCH_MAX_RECORDS) and their garbage is short-lived, so the memory this costs is bounded too,
-// and GOMEMLIMIT, where set, still caps it. Measured in docs/performance-history.md ("Ingress GOGC",
-// "Normalizer, GOGC as deployed").
+// DefaultGCPercent is the collector's target the normalizer runs with when GOGC is not set: it
+// collects half as often as Go's default of 100. Its live heap is small and bounded (its batches,
+// by BATCH_MAX_RECORDS) and its garbage short-lived, so the memory this costs is bounded too, and
+// GOMEMLIMIT, where set, still caps it. Measured in docs/performance-history.md ("Normalizer, GOGC
+// as deployed"). The ingress sets its own (its main.go).
 const DefaultGCPercent = 200
 
 // SetGCPercent sets the collector's target to percent unless GOGC is set (an operator's GOGC,
