@@ -239,13 +239,14 @@ func Key(p Push) (callback.Parsed, error) {
 	out := callback.Parsed{Type: p.Type}
 	var buf [16]callback.Field // split without allocating: a message has a dozen members or so
 	if msg, err := callback.SplitAppend(buf[:0], p.Message); err == nil {
-		fields := []string{"orderId"}
+		fields := [2]string{"orderId", "id"} // "id" only for a known order type
+		n := 1
 		if typ, err := strconv.Atoi(p.Type); err == nil {
 			if _, known := schemas.ElemeType(typ); known {
-				fields = append(fields, "id")
+				n = 2
 			}
 		}
-		for _, f := range fields {
+		for _, f := range fields[:n] {
 			raw, ok := msg.Get(f)
 			if !ok || string(raw) == "null" {
 				continue
