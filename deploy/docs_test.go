@@ -5,12 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestDocsStandAlone: the repository cites its own specifications (docs/specs/), never files
-// outside it, and every relative link of its Markdown resolves to a file that exists.
+// outside it, and every relative link of its Markdown resolves to a file that exists, and to a
+// heading of it when the link names one (#anchor, as GitHub makes them from the heading).
 func TestDocsStandAlone(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -18,7 +21,7 @@ func TestDocsStandAlone(t *testing.T) {
 	}
 	outside := regexp.MustCompile(`\.\./shared|shared/specs|/work/shared|\.\./seeds`)
 	bare := regexp.MustCompile(`(^|[^\w/.-])(platforms|contract|kafka-go)\.md`)
-	link := regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
+	link := regexp.MustCompile(`\]\(([^)#\s]*)(#[^)\s]*)?\)`)
 	checked := 0
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -62,8 +65,22 @@ func TestDocsStandAlone(t *testing.T) {
 			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(filepath.Dir(path), target)); err != nil {
+			file := filepath.Join(filepath.Dir(path), target)
+			if target == "" {
+				file = path // "(#anchor)": a heading of this file
+			}
+			if _, err := os.Stat(file); err != nil {
 				t.Errorf("%s: link %s does not resolve", rel, target)
+				continue
+			}
+			if anchor := strings.TrimPrefix(m[2], "#"); anchor != "" && filepath.Ext(file) == ".md" {
+				heads, err := headingAnchors(file)
+				if err != nil {
+					return err
+				}
+				if !heads[anchor] {
+					t.Errorf("%s: link %s#%s names no heading of %s", rel, target, anchor, filepath.Base(file))
+				}
 			}
 		}
 		return nil
@@ -79,4 +96,43 @@ func TestDocsStandAlone(t *testing.T) {
 	if checked < 100 {
 		t.Fatalf("only %d files checked", checked)
 	}
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of a Markdown file: the heading's
+// text in lower case, without anything but letters, digits, '_', '-' and spaces, its spaces
+// turned into '-', and "-1", "-2" … after a repeated one. Fenced code is skipped.
+func headingAnchors(path string) (map[string]bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out, seen, fenced := map[string]bool{}, map[string]int{}, false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if fenced || !strings.HasPrefix(line, "#") || !ok || len(line)-len(strings.TrimLeft(line, "#")) > 6 {
+			continue
+		}
+		var a strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(text)) {
+			switch {
+			case r == ' ':
+				a.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				a.WriteRune(r)
+			}
+		}
+		anchor := a.String()
+		if n := seen[anchor]; n > 0 {
+			seen[anchor]++
+			anchor += "-" + strconv.Itoa(n)
+		} else {
+			seen[anchor] = 1
+		}
+		out[anchor] = true
+	}
+	return out, nil
 }
