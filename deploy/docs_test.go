@@ -23,6 +23,7 @@ func TestDocsStandAlone(t *testing.T) {
 	bare := regexp.MustCompile(`(^|[^\w/.-])(platforms|contract|kafka-go)\.md`)
 	link := regexp.MustCompile(`\]\(([^)#\s]*)(#[^)\s]*)?\)`)
 	checked := 0
+	anchors := map[string]map[string]bool{} // a Markdown file's heading anchors, read once
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -74,9 +75,12 @@ func TestDocsStandAlone(t *testing.T) {
 				continue
 			}
 			if anchor := strings.TrimPrefix(m[2], "#"); anchor != "" && filepath.Ext(file) == ".md" {
-				heads, err := headingAnchors(file)
-				if err != nil {
-					return err
+				heads, ok := anchors[file]
+				if !ok {
+					if heads, err = headingAnchors(file); err != nil {
+						return err
+					}
+					anchors[file] = heads
 				}
 				if !heads[anchor] {
 					t.Errorf("%s: link %s#%s names no heading of %s", rel, target, anchor, filepath.Base(file))
@@ -112,8 +116,12 @@ func headingAnchors(path string) (map[string]bool, error) {
 			fenced = !fenced
 			continue
 		}
-		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
-		if fenced || !strings.HasPrefix(line, "#") || !ok || len(line)-len(strings.TrimLeft(line, "#")) > 6 {
+		if fenced {
+			continue
+		}
+		level := len(line) - len(strings.TrimLeft(line, "#"))
+		text, ok := strings.CutPrefix(line[level:], " ")
+		if level == 0 || level > 6 || !ok {
 			continue
 		}
 		var a strings.Builder
