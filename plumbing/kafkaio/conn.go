@@ -324,10 +324,17 @@ func (c *Client) Ping(ctx context.Context, topics ...string) error {
 func (c *Client) Explain(err error) error { return c.conn.Explain(err) }
 
 // Ping asks the cluster for its metadata: nil means a broker answered within ctx, over TLS and
-// SASL when configured. Its connections are closed before it returns, so a readiness loop that
-// pings every few seconds leaks nothing. The error names the variable to check (Explain).
+// SASL when configured. A ctx with a deadline is the only bound (a first TLS handshake and SASL
+// login on a loaded machine may take seconds); without one, each request gets 3 s. A caller that
+// polls gives each attempt its own deadline. Its connections are closed before it returns, so a
+// readiness loop that pings every few seconds leaks nothing. The error names the variable to
+// check (Explain).
 func (c Conn) Ping(ctx context.Context) error {
-	client := c.NewClientFor(3 * time.Second) // the brokers, no topic's metadata
+	timeout := 3 * time.Second
+	if _, ok := ctx.Deadline(); ok {
+		timeout = 0
+	}
+	client := c.NewClientFor(timeout) // the brokers, no topic's metadata
 	defer client.Close()
 	return client.Ping(ctx)
 }

@@ -2,9 +2,12 @@ package kafkaio_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,4 +183,71 @@ func TestPingNoticesTheBrokerDown(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestPingWaitsForItsContext: a broker that takes longer than 3 s to answer its first contact
+// (a cold TLS handshake and SASL login on a loaded machine did, in one make test run) still
+// answers a Ping whose ctx allows it. Ping bounded every request by 3 s of its own whatever the
+// ctx said, so this failed with "context deadline exceeded" after 3 s.
+func TestPingWaitsForItsContext(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	const delay = 3500 * time.Millisecond
+	proxy := slowProxy(t, brokers[0], delay)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := kafkaio.Plaintext(proxy).Ping(ctx); err != nil {
+		t.Fatalf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	took := time.Since(start)
+	if took < delay {
+		t.Fatalf("answered in %v, before the proxy let anything through: the ping did not go through it", took)
+	}
+	t.Logf("answered after %v", took.Round(time.Millisecond))
+	short, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	if err := kafkaio.Plaintext(proxy).Ping(short); err == nil {
+		t.Fatal("a ping whose ctx ends before the broker answers: nil")
+	}
+}
+
+// slowProxy forwards each connection to target, holding back what the client sends for delay
+// first. It stops with the test.
+func slowProxy(t *testing.T, target string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				select {
+				case <-time.After(delay):
+				case <-stop:
+					return
+				}
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { _, _ = io.Copy(u, c); u.Close() }()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -49,7 +49,10 @@ func (b *Broker) Restart() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		if kafkaio.Ping(ctx, b.Brokers) == nil {
+		attempt, done := context.WithTimeout(ctx, 3*time.Second)
+		err := kafkaio.Ping(attempt, b.Brokers)
+		done()
+		if err == nil {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
