@@ -125,6 +125,20 @@ func New(w Writer, c Config, ready Readiness, reg prometheus.Registerer) *Publis
 	return p
 }
 
+// Admit says whether Publish would refuse a write now, without taking a place: ErrUnavailable
+// while the health loop sees Kafka unreachable, ErrBusy while MaxInflight writes wait. A caller
+// asks before doing the work a write needs (reading and verifying a callback), so that an
+// overloaded ingress refuses for little; Publish still decides.
+func (p *Publisher) Admit() error {
+	if e := p.down.Load(); e != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, *e)
+	}
+	if len(p.sem) == cap(p.sem) {
+		return ErrBusy
+	}
+	return nil
+}
+
 // Publish writes msg and returns nil once Kafka acknowledged it.
 func (p *Publisher) Publish(ctx context.Context, msg kafka.Message) error {
 	if e := p.down.Load(); e != nil {

@@ -37,8 +37,9 @@ func (g *gateWriter) WriteMessages(ctx context.Context, _ ...kafka.Message) erro
 
 func (g *gateWriter) Close() error { return nil }
 
-// TestBoundAndDeadline: beyond MaxInflight a write is refused at once (ErrBusy, no queue); a write
-// Kafka does not acknowledge within WriteTimeout fails with ErrUnavailable and readiness drops.
+// TestBoundAndDeadline: beyond MaxInflight a write is refused at once (ErrBusy, no queue), and
+// Admit says so beforehand; a write Kafka does not acknowledge within WriteTimeout fails with
+// ErrUnavailable and readiness drops.
 func TestBoundAndDeadline(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // other tests may leave testenv's ping transport
 	g := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 8)}
@@ -47,9 +48,15 @@ func TestBoundAndDeadline(t *testing.T) {
 	p := New(g, Config{MaxInflight: 2, WriteTimeout: 300 * time.Millisecond}, ready, prometheus.NewRegistry())
 
 	errs := make(chan error, 2)
-	for range 2 {
+	for i := range 2 {
+		if err := p.Admit(); err != nil {
+			t.Fatalf("Admit with %d of 2 writes waiting: %v", i, err)
+		}
 		go func() { errs <- p.Publish(context.Background(), kafka.Message{}) }()
 		<-g.entered
+	}
+	if err := p.Admit(); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Admit with 2 of 2 writes waiting: %v, want ErrBusy", err)
 	}
 	if err := p.Publish(context.Background(), kafka.Message{}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("third write: %v, want ErrBusy", err)
@@ -63,6 +70,9 @@ func TestBoundAndDeadline(t *testing.T) {
 		t.Error("ready after failed writes")
 	}
 	close(g.release)
+	if err := p.Admit(); err != nil {
+		t.Fatalf("Admit after the writes ended: %v", err)
+	}
 	go func() { <-g.entered }()
 	if err := p.Publish(context.Background(), kafka.Message{}); err != nil {
 		t.Fatalf("write after the slot freed: %v", err)
@@ -155,7 +165,8 @@ func TestWritesShareTheirDeadline(t *testing.T) {
 type ctxKey struct{}
 
 // TestFastFailWhileDown: while the health loop reports Kafka down, Publish refuses without
-// writing (no queue grows in an outage); a healthy report opens it again.
+// writing (no queue grows in an outage), and Admit says so beforehand; a healthy report opens
+// both again.
 func TestFastFailWhileDown(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // other tests may leave testenv's ping transport
 	g := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 8)}
@@ -163,6 +174,9 @@ func TestFastFailWhileDown(t *testing.T) {
 	ready := ops.NewReadiness(CheckName)
 	p := New(g, Config{MaxInflight: 2, WriteTimeout: time.Second}, ready, prometheus.NewRegistry())
 	p.SetHealth(errors.New("no broker"))
+	if err := p.Admit(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no broker") {
+		t.Fatalf("Admit while down: %v", err)
+	}
 	if err := p.Publish(context.Background(), kafka.Message{}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("write while down: %v", err)
 	}
@@ -170,6 +184,9 @@ func TestFastFailWhileDown(t *testing.T) {
 		t.Fatal("the writer was called while Kafka was down")
 	}
 	p.SetHealth(nil)
+	if err := p.Admit(); err != nil {
+		t.Fatalf("Admit after recovery: %v", err)
+	}
 	if err := p.Publish(context.Background(), kafka.Message{}); err != nil {
 		t.Fatalf("write after recovery: %v", err)
 	}

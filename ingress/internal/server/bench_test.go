@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/orderpipe/pipeline/ingress/internal/publish"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
@@ -97,4 +99,42 @@ func benchHandlerKafka(b *testing.B, w publish.Writer) {
 			}
 		}
 	})
+}
+
+// busyPublisher refuses every write as an ingress at its bound of writes in flight does.
+type busyPublisher struct{}
+
+func (busyPublisher) Publish(context.Context, kafka.Message) error { return publish.ErrBusy }
+func (busyPublisher) Admit() error                                 { return publish.ErrBusy }
+
+// BenchmarkShed is the ingress's own CPU per callback it refuses because its Kafka writes are at
+// their bound (busy), against BenchmarkHandler's accepted one: what a platform's retries cost
+// an overloaded ingress. The access lines are JSON-encoded (to io.Discard) as in production.
+//
+//	go test -run=^$ -bench='Handler$|Shed' -benchmem ./internal/server
+func BenchmarkShed(b *testing.B) {
+	t := &testing.T{}
+	elm := elmBody(t, 56, `{"orderId":"1201961795738011871","state":"completed","subState":"noSubstate","shopId":968861,"name":"张三","phone":"13600000000","updateAt":1482161481000}`, elmSecret)
+	q := dwdQuery(dwdBody, dwdSecret).Encode()
+	enc := zap.NewProductionEncoderConfig()
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	h := New(Config{
+		MaxBody: 1 << 20, DianwodaSecrets: []string{dwdSecret}, ElemeSecrets: map[string][]string{elmApp: {elmSecret}},
+		Publisher: busyPublisher{}, Log: log, Registry: prometheus.NewRegistry(),
+	}).Handler()
+	for _, bc := range []struct{ name, url, body string }{
+		{"dianwoda", PathDianwoda + "?" + q, dwdBody},
+		{"eleme", PathEleme, elm},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, bc.url, strings.NewReader(bc.body)))
+				if rec.Code != http.StatusServiceUnavailable {
+					b.Fatal(rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
 }

@@ -39,6 +39,7 @@ type rig struct {
 	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	srv     *Server
+	pub     *publish.Publisher // the publisher newRig made (an option may wrap it)
 }
 
 type rigOpt func(*Config)
@@ -69,7 +70,7 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	srv := New(cfg)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &rig{url: hs.URL, brokers: brokers, topic: topic, logs: logs, reg: reg, srv: srv}
+	return &rig{url: hs.URL, brokers: brokers, topic: topic, logs: logs, reg: reg, srv: srv, pub: pub}
 }
 
 // dwdQuery signs body as Dianwoda does.

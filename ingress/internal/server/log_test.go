@@ -63,8 +63,9 @@ func TestMaskPhones(t *testing.T) {
 }
 
 // TestAcceptedLogSampled: accepted callbacks are access-logged sampled by default (the first
-// acceptedLogFirst a second, then one in acceptedLogThereafter), refusals always; "all" and
-// "none" do what they say. The metrics count every request whatever the log keeps.
+// acceptedLogFirst a second, then one in acceptedLogThereafter), refusals other than shedding
+// always (shed ones are sampled: TestShedBeforeReading); "all" and "none" do what they say. The
+// metrics count every request whatever the log keeps.
 func TestAcceptedLogSampled(t *testing.T) {
 	const accepted, refused = 40, 15
 	for _, tt := range []struct {

@@ -152,8 +152,13 @@ func (s *Server) accessLog(rc *reqCtx, next echo.HandlerFunc) {
 		level = zapcore.WarnLevel
 	}
 	log := s.c.Log
-	if isCallback && st.outcome == OutcomeOK {
-		log = s.okLog
+	if isCallback {
+		switch st.outcome {
+		case OutcomeOK:
+			log = s.okLog
+		case OutcomeBusy, OutcomeBodyMemory, OutcomeUnavailable:
+			log = s.shedLog
+		}
 	}
 	ce := log.Check(level, "request")
 	if ce == nil {

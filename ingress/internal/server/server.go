@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -58,6 +59,15 @@ type Publisher interface {
 	Publish(ctx context.Context, msg kafka.Message) error
 }
 
+// Admitter is a Publisher that can tell, before a callback is read, that its write would be
+// refused now (publish.Publisher does): Admit returns publish.ErrBusy or publish.ErrUnavailable
+// then, and the callback is answered 503 without reading, verifying or encoding it. An
+// overloaded ingress then sheds a platform's retries for a fraction of what accepting one costs,
+// instead of for more. Publish still decides for the callbacks admitted.
+type Admitter interface {
+	Admit() error
+}
+
 // Config configures New.
 type Config struct {
 	MaxBody int64
@@ -105,7 +115,13 @@ const (
 type Server struct {
 	c Config
 	// okLog writes the access lines of accepted callbacks (sampled, all or none: AcceptedLog).
-	okLog    *zap.Logger
+	okLog *zap.Logger
+	// shedLog writes the access lines of callbacks shed for load (busy, body_memory_full,
+	// kafka_unavailable), always sampled: a retry storm is thousands of them a second, each
+	// counted in ingress_requests_total.
+	shedLog *zap.Logger
+	// admit is the Publisher's Admit, or nil when it has none.
+	admit    func() error
 	dwd      *dianwoda.Verifier
 	elm      *eleme.Verifier
 	requests *prometheus.CounterVec
@@ -152,10 +168,11 @@ func New(c Config) *Server {
 		c.MaxBodyMemory = c.MaxBody // one body at the limit must always fit
 	}
 	s := &Server{
-		c:     c,
-		okLog: acceptedLogger(c.Log, c.AcceptedLog),
-		dwd:   dianwoda.NewVerifier(c.DianwodaSecrets),
-		elm:   eleme.NewVerifier(c.ElemeSecrets),
+		c:       c,
+		okLog:   acceptedLogger(c.Log, c.AcceptedLog),
+		shedLog: acceptedLogger(c.Log, AcceptedLogSampled),
+		dwd:     dianwoda.NewVerifier(c.DianwodaSecrets),
+		elm:     eleme.NewVerifier(c.ElemeSecrets),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ingress_requests_total",
 			Help: "Callback requests answered, by platform and outcome.",
@@ -185,6 +202,9 @@ func New(c Config) *Server {
 			Name: "ingress_body_memory_limit_bytes",
 			Help: "The body-memory budget, INGRESS_MAX_BODY_MEMORY.",
 		}, func() float64 { return float64(c.MaxBodyMemory) }))
+	if a, ok := c.Publisher.(Admitter); ok {
+		s.admit = a.Admit
+	}
 	s.accepted = map[string]acceptedMetrics{}
 	for _, p := range []string{schemas.PlatformDianwoda, schemas.PlatformEleme} {
 		s.accepted[p] = acceptedMetrics{s.requests.WithLabelValues(p, OutcomeOK), s.seconds.WithLabelValues(p, OutcomeOK)}
@@ -222,8 +242,8 @@ func (s *Server) Handler() *echo.Echo {
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.serve)
 	// The routes' own middleware is applied here, once: echo would apply it per request.
-	e.POST(PathDianwoda, s.bodyBudget(dwdShape)(s.dianwoda))
-	e.POST(PathEleme, s.bodyBudget(elmShape)(s.eleme))
+	e.POST(PathDianwoda, s.admission(dwdShape)(s.dianwoda))
+	e.POST(PathEleme, s.admission(elmShape)(s.eleme))
 	e.GET(PathEleme, s.elemeURLCheck)
 	e.GET(PathHealthz, func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET(PathReadyz, func(c echo.Context) error {
@@ -242,6 +262,9 @@ type platform struct {
 	// with a traceparent gets a copy with it appended.
 	headers []kafka.Header
 	success []byte // pre-encoded: the hot path encodes nothing
+	// busy and unavailable are the 503 replies of shed callbacks, pre-encoded as fail would
+	// encode them: shedding must cost less than accepting.
+	busy, unavailable []byte
 	// codes maps a status to Dianwoda's gateway code; nil means Eleme's {"message"} shape.
 	codes map[int]string
 }
@@ -259,6 +282,32 @@ var (
 	elmShape = platform{name: schemas.PlatformEleme, headers: recordHeaders(schemas.PlatformEleme), success: []byte(`{"message":"ok"}`)}
 )
 
+// Messages of the 503 refusals.
+const (
+	msgBusy      = "too busy, retry later"
+	msgNotStored = "not stored, retry later"
+)
+
+func init() {
+	for _, p := range []*platform{&dwdShape, &elmShape} {
+		p.busy = p.failBody(http.StatusServiceUnavailable, msgBusy)
+		p.unavailable = p.failBody(http.StatusServiceUnavailable, msgNotStored)
+	}
+}
+
+// failBody is fail's reply body, as echo's c.JSON writes it (encoding/json, then a newline).
+func (p platform) failBody(status int, message string) []byte {
+	v := map[string]string{"message": message}
+	if p.codes != nil {
+		v["code"] = p.codes[status]
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // two strings
+	}
+	return append(b, '\n')
+}
+
 // fail answers status in the platform's shape. message is shown to the caller: it never holds
 // a request value, a secret or a signature.
 func (s *Server) fail(c echo.Context, p platform, status int, outcome, message string) error {
@@ -275,13 +324,37 @@ func (s *Server) ok(c echo.Context, p platform, outcome string) error {
 	return c.JSONBlob(http.StatusOK, p.success)
 }
 
-// bodyBudget reserves the request's body size (its Content-Length, or MaxBody when it is not
-// known) from the body-memory budget before the handler reads anything, and gives it back when
-// the request is answered. When the budget is spent the request is answered 503, its body
-// discarded without being kept: memory stays bounded however many uploads arrive, before any
-// bound on Kafka writes.
-// Bodies over MaxBody are refused (413) without reading, so reserve nothing.
-func (s *Server) bodyBudget(p platform) echo.MiddlewareFunc {
+// notStored answers a callback Kafka did not take, or would not (Admit): busy when the writes
+// in flight are at their bound, kafka_unavailable otherwise; 503 either way, so the platform
+// retries.
+func (s *Server) notStored(c echo.Context, p platform, err error) error {
+	st := stateOf(c)
+	st.err = err
+	if errors.Is(err, publish.ErrBusy) {
+		st.outcome, st.reason = OutcomeBusy, msgBusy
+		return c.JSONBlob(http.StatusServiceUnavailable, p.busy)
+	}
+	st.outcome, st.reason = OutcomeUnavailable, msgNotStored
+	return c.JSONBlob(http.StatusServiceUnavailable, p.unavailable)
+}
+
+// discardBody reads what the caller is still sending and drops it through a small pooled
+// buffer (never held), so the caller gets the reply instead of a reset connection. ReadTimeout
+// and MaxBody bound how long that takes.
+func (s *Server) discardBody(c echo.Context) {
+	_, _ = io.Copy(io.Discard, http.MaxBytesReader(c.Response(), c.Request().Body, s.c.MaxBody))
+}
+
+// admission decides, before the handler reads anything, whether a callback can be taken now.
+// First the Publisher's Admit (Admitter): when a write would be refused, the callback is answered
+// 503 (busy or kafka_unavailable) with its body discarded, unread and unverified.
+// Then the body-memory budget: the request's body size (its Content-Length, or MaxBody when it is
+// not known) is reserved before the handler reads anything and given back when the request is
+// answered. When the budget is spent the request is answered 503, its body discarded without
+// being kept: memory stays bounded however many uploads arrive, before any bound on Kafka writes.
+// Empty bodies and bodies over MaxBody are answered by the handler (400, Eleme's URL check, 413)
+// without reading, so pass both.
+func (s *Server) admission(p platform) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			n := c.Request().ContentLength
@@ -291,14 +364,17 @@ func (s *Server) bodyBudget(p platform) echo.MiddlewareFunc {
 			if n == 0 || n > s.c.MaxBody {
 				return next(c)
 			}
+			if s.admit != nil {
+				if err := s.admit(); err != nil {
+					stateOf(c).platform = p.name
+					s.discardBody(c)
+					return s.notStored(c, p, err)
+				}
+			}
 			if !s.bodies.TryAcquire(n) {
 				stateOf(c).platform = p.name
-				// Discard the body through a small pooled buffer (never held) so the caller,
-				// still sending, gets the reply instead of a reset connection. ReadTimeout and
-				// MaxBody bound how long that takes.
-				req := c.Request()
-				_, _ = io.Copy(io.Discard, http.MaxBytesReader(c.Response(), req.Body, s.c.MaxBody))
-				return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBodyMemory, "too busy, retry later")
+				s.discardBody(c)
+				return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBodyMemory, msgBusy)
 			}
 			s.bodyHeld.Add(float64(n))
 			defer func() {
@@ -488,11 +564,7 @@ func (s *Server) publish(c echo.Context, p platform, parsed callback.Parsed, q u
 	// The write does not end when the caller hangs up: a half-done write would still count
 	// against readiness and may be stored anyway. Publish bounds it by its own deadline.
 	if err := s.c.Publisher.Publish(context.WithoutCancel(req.Context()), msg); err != nil {
-		st.err = err
-		if errors.Is(err, publish.ErrBusy) {
-			return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBusy, "too busy, retry later")
-		}
-		return s.fail(c, p, http.StatusServiceUnavailable, OutcomeUnavailable, "not stored, retry later")
+		return s.notStored(c, p, err)
 	}
 	return s.ok(c, p, OutcomeOK)
 }
