@@ -372,9 +372,10 @@ func (s *Server) admission(p platform) echo.MiddlewareFunc {
 				}
 			}
 			if !s.bodies.TryAcquire(n) {
-				stateOf(c).platform = p.name
+				st := stateOf(c)
+				st.platform, st.outcome, st.reason = p.name, OutcomeBodyMemory, msgBusy
 				s.discardBody(c)
-				return s.fail(c, p, http.StatusServiceUnavailable, OutcomeBodyMemory, msgBusy)
+				return c.JSONBlob(http.StatusServiceUnavailable, p.busy)
 			}
 			s.bodyHeld.Add(float64(n))
 			defer func() {
