@@ -10,6 +10,9 @@
 # divided by the requests wrk counted. The order the two wrk start in alternates run by run
 # (an A/A run showed the second one about 1.5 % cheaper). Prints each run's B/A and the median.
 # ENV_A / ENV_B: extra environment for one side ("GOGC=800"), e.g. to compare one binary with itself.
+# BROKERS "none": both ingresses run without Kafka (a closed port), so every callback is shed
+# (503 kafka_unavailable, the non-2xx column) and the figures are CPU per refusal: what a
+# platform's retries cost an ingress that cannot take them.
 #
 # Alternating single runs of one binary on a noisy machine spread ±9 %; loaded side by side, one
 # binary against itself gave B/A 0.974–1.038 over eight runs, median 0.998
@@ -20,6 +23,9 @@ set -euo pipefail
 shared=${PEERS:?the peers bench folder (side-by-side/)}
 bin_a=${1:?binary A}; bin_b=${2:?binary B}; brokers=${3:?brokers}; dur=${4:-10s}; runs=${5:-8}
 stamp=$(date +%s)
+if [ "$brokers" = none ]; then
+  brokers=127.0.0.1:1; export HARNESS_PROBE=healthz
+fi
 out=${OUT:-$(mktemp -d)}
 harness_bodies "$shared" "$out"
 kill_pids_on_exit

@@ -47,12 +47,13 @@ ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # start_harness_ingress BIN BROKERS TOPIC HTTP_PORT OPS_PORT LOG [ENV]: the ingress as the
 # harness loads it (Eleme only, replication factor 1, warn logs, ENV as extra VAR=value words)
 # in the background, its pid in harness_pid and added to the caller's pids array (which the
-# caller's EXIT trap kills) before the wait; returns once it is ready.
+# caller's EXIT trap kills) before the wait; returns once it is ready (HARNESS_PROBE=healthz:
+# once it serves, for an ingress that is not meant to be ready).
 start_harness_ingress() {
   # shellcheck disable=SC2086 # ENV is a list of VAR=value words
   env ${7:-} KAFKA_BROKERS="$2" HTTP_ADDR="127.0.0.1:$4" OPS_ADDR="127.0.0.1:$5" TOPIC_RAW="$3" \
     TOPIC_REPLICATION_FACTOR=1 TOPIC_MIN_INSYNC_REPLICAS=1 ELEME_SECRETS="$harness_app=$harness_secret" LOG_LEVEL=warn \
     "$1" > "$6" 2>&1 &
   harness_pid=$!; pids+=("$harness_pid")
-  wait_http "http://127.0.0.1:$5/readyz"
+  wait_http "http://127.0.0.1:$5/${HARNESS_PROBE:-readyz}"
 }
