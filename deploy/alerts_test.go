@@ -121,6 +121,18 @@ func TestAlertRules(t *testing.T) {
 			want: []string{"job=normalizer"},
 		},
 		{
+			name:  "an ingress shedding callbacks for body memory pages, as for busy",
+			alert: "OrderpipeIngressRefusing", at: 15 * time.Minute, keep: []string{"platform"},
+			series: `
+  ingress_requests_total{job="ingress",instance="a",platform="eleme",outcome="ok"} 0+600x20
+  ingress_requests_total{job="ingress",instance="a",platform="eleme",outcome="body_memory_full"} 0+120x20
+  ingress_requests_total{job="ingress",instance="a",platform="dianwoda",outcome="ok"} 0+600x20
+  ingress_requests_total{job="ingress",instance="a",platform="dianwoda",outcome="busy"} 0+120x20
+  ingress_requests_total{job="ingress",instance="b",platform="dianwoda",outcome="ok"} 0+600x20
+`,
+			want: []string{"platform=dianwoda", "platform=eleme"},
+		},
+		{
 			name:  "a crash loop pages",
 			alert: "OrderpipeCrashLooping", at: 20 * time.Minute, keep: []string{"job", "instance"},
 			series: `
