@@ -35,7 +35,7 @@ func TestShedBeforeReading(t *testing.T) {
 		sh = &shedding{Publisher: c.Publisher.(*publish.Publisher)}
 		c.Publisher = sh
 	})
-	const n = 30
+	const n = 100 // of each platform: 200 refusals would take 20 s to be logged in full
 	sh.busy.Store(true)
 	for range n {
 		if got := r.post(t, PathDianwoda, dwdQuery(dwdBody, "wrong"), dwdBody); got.status != 503 || got.body != `{"code":"api.unknown_error","message":"too busy, retry later"}`+"\n" {
