@@ -130,8 +130,8 @@ func New(w Writer, c Config, ready Readiness, reg prometheus.Registerer) *Publis
 // asks before doing the work a write needs (reading and verifying a callback), so that an
 // overloaded ingress refuses for little; Publish still decides.
 func (p *Publisher) Admit() error {
-	if e := p.down.Load(); e != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, *e)
+	if err := p.downErr(); err != nil {
+		return err
 	}
 	if len(p.sem) == cap(p.sem) {
 		return ErrBusy
@@ -139,10 +139,18 @@ func (p *Publisher) Admit() error {
 	return nil
 }
 
-// Publish writes msg and returns nil once Kafka acknowledged it.
-func (p *Publisher) Publish(ctx context.Context, msg kafka.Message) error {
+// downErr is ErrUnavailable with the health loop's reason while it sees Kafka unreachable, else nil.
+func (p *Publisher) downErr() error {
 	if e := p.down.Load(); e != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, *e)
+	}
+	return nil
+}
+
+// Publish writes msg and returns nil once Kafka acknowledged it.
+func (p *Publisher) Publish(ctx context.Context, msg kafka.Message) error {
+	if err := p.downErr(); err != nil {
+		return err
 	}
 	select {
 	case p.sem <- struct{}{}:
