@@ -203,6 +203,13 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 // EnsureTopics creates the topics that do not exist yet; existing topics are left as they are.
 // A spec's ReplicationFactor 0 means 1; services pass specs from Replication.Specs, which
 // caps the wanted factor at the cluster's broker count and sets min.insync.replicas.
+//
+// It returns once every partition of the topics it created answers from its leader. The broker
+// answers CreateTopics before the leaders have taken their partitions up, and until they have,
+// a write gets Not Leader For Partition; kafka-go's writer retries that for well under a second
+// (MaxAttempts with backoff) without asking for new metadata, so a write made straight after
+// creating a topic on a busy broker failed. The wait is bounded by ctx (by readyWait without a
+// deadline); its error names a partition still without a leader.
 func (c Conn) EnsureTopics(ctx context.Context, topics ...TopicSpec) error {
 	client := c.NewClient(10 * time.Second)
 	defer client.Close()
@@ -225,12 +232,69 @@ func (c Conn) EnsureTopics(ctx context.Context, topics ...TopicSpec) error {
 		return c.Explain(fmt.Errorf("create topics: %w", err))
 	}
 	var errs []error
-	for name, e := range res.Errors {
-		if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("create topic %s: %w", name, e))
+	created := map[string]int{}
+	for _, tc := range req.Topics {
+		switch e := res.Errors[tc.Topic]; {
+		case e == nil:
+			created[tc.Topic] = tc.NumPartitions
+		case !errors.Is(e, kafka.TopicAlreadyExists):
+			errs = append(errs, fmt.Errorf("create topic %s: %w", tc.Topic, e))
 		}
 	}
+	if len(created) > 0 {
+		errs = append(errs, awaitLeaders(ctx, client, created))
+	}
 	return errors.Join(errs...)
+}
+
+// leaderless returns the first reason a ListOffsets answer shows a partition not yet served by
+// its leader, or nil when every partition answered. Only the election window is waited out: a
+// partition error Kafka does not call temporary (an ACL refusing Describe, say) ends the wait,
+// and the first write reports it as it always did.
+func leaderless(res *kafka.ListOffsetsResponse, err error) error {
+	if err != nil {
+		return err
+	}
+	for topic, ps := range res.Topics {
+		for _, p := range ps {
+			var kerr kafka.Error
+			if p.Error != nil && (!errors.As(p.Error, &kerr) || kerr.Temporary()) {
+				return fmt.Errorf("topic %s partition %d: %w", topic, p.Partition, p.Error)
+			}
+		}
+	}
+	return nil
+}
+
+// readyWait bounds awaitLeaders when ctx has no deadline.
+const readyWait = 30 * time.Second
+
+// awaitLeaders asks each partition's leader for the partition's first offset until every one
+// answers without an error: then the leaders have taken the partitions up, and a write to any of
+// them is accepted. partitions maps a topic to its partition count.
+func awaitLeaders(ctx context.Context, client *Client, partitions map[string]int) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readyWait)
+		defer cancel()
+	}
+	req := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest, len(partitions))}
+	for topic, n := range partitions {
+		for p := range n {
+			req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p))
+		}
+	}
+	for {
+		pending := leaderless(client.ListOffsets(ctx, req))
+		if pending == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return client.conn.Explain(fmt.Errorf("topics created, but not ready: %w", pending))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Ping is Plaintext(brokers...).Ping, for tests.

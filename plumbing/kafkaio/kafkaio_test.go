@@ -2,6 +2,7 @@ package kafkaio_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -101,4 +102,46 @@ func TestRoundTripAndCommit(t *testing.T) {
 	if string(m.Value) != "2" {
 		t.Errorf("after restart got %q, want the uncommitted record %q", m.Value, "2")
 	}
+}
+
+// A topic EnsureTopics has just created takes writes at once, on every partition. The broker
+// answers CreateTopics before each partition's leader has taken it up (Not Leader For
+// Partition), and kafka-go's writer retries a batch for under a second without refreshing its
+// metadata, so a service or test that wrote straight after creating lost the write.
+func TestEnsureTopicsReturnsWritableTopics(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for round := range 3 {
+		topic := testenv.Name(t, "fresh")
+		const partitions = 48
+		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: partitions}); err != nil {
+			t.Fatal(err)
+		}
+		w := kafkaio.NewWriter(kafkaio.WriterConfig{Brokers: brokers, Topic: topic, MaxAttempts: 1})
+		w.Balancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return int(m.Key[0]) })
+		msgs := make([]kafka.Message, partitions)
+		for p := range msgs {
+			msgs[p] = kafka.Message{Key: []byte{byte(p)}, Value: []byte("v")}
+		}
+		err := w.WriteMessages(ctx, msgs...)
+		w.Close()
+		var werr kafka.WriteErrors
+		if errors.As(err, &werr) {
+			t.Fatalf("round %d: writing to every partition of a topic EnsureTopics returned: %d of %d partitions refused, the first with %v",
+				round, werr.Count(), partitions, firstErr(werr))
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
+
+func firstErr(errs kafka.WriteErrors) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
 }

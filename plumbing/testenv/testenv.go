@@ -73,7 +73,8 @@ func Name(t testing.TB, prefix string) string {
 }
 
 // Topics creates the named topics with the given partition count (replication factor 1, or 3
-// on the three-broker Kafka of TEST_KAFKA_CLUSTER=1) and waits until a writer can see them.
+// on the three-broker Kafka of TEST_KAFKA_CLUSTER=1) through kafkaio.EnsureTopics, which returns
+// once every partition's leader takes writes.
 func Topics(t testing.TB, brokers []string, partitions int, names ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
