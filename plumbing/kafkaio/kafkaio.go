@@ -29,6 +29,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/schemas"
 )
 
@@ -232,16 +233,18 @@ func (c Conn) EnsureTopics(ctx context.Context, topics ...TopicSpec) error {
 		return c.Explain(fmt.Errorf("create topics: %w", err))
 	}
 	var errs []error
-	created := map[string]int{}
+	created := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}} // each partition created
 	for _, tc := range req.Topics {
 		switch e := res.Errors[tc.Topic]; {
 		case e == nil:
-			created[tc.Topic] = tc.NumPartitions
+			for p := range tc.NumPartitions {
+				created.Topics[tc.Topic] = append(created.Topics[tc.Topic], kafka.FirstOffsetOf(p))
+			}
 		case !errors.Is(e, kafka.TopicAlreadyExists):
 			errs = append(errs, fmt.Errorf("create topic %s: %w", tc.Topic, e))
 		}
 	}
-	if len(created) > 0 {
+	if len(created.Topics) > 0 {
 		errs = append(errs, awaitLeaders(ctx, client, created))
 	}
 	return errors.Join(errs...)
@@ -249,16 +252,15 @@ func (c Conn) EnsureTopics(ctx context.Context, topics ...TopicSpec) error {
 
 // leaderless returns the first reason a ListOffsets answer shows a partition not yet served by
 // its leader, or nil when every partition answered. Only the election window is waited out: a
-// partition error Kafka does not call temporary (an ACL refusing Describe, say) ends the wait,
-// and the first write reports it as it always did.
+// partition error asking again cannot help (not Retriable: an ACL refusing Describe, say) ends
+// the wait, and the first write reports it as it always did.
 func leaderless(res *kafka.ListOffsetsResponse, err error) error {
 	if err != nil {
 		return err
 	}
 	for topic, ps := range res.Topics {
 		for _, p := range ps {
-			var kerr kafka.Error
-			if p.Error != nil && (!errors.As(p.Error, &kerr) || kerr.Temporary()) {
+			if p.Error != nil && Retriable(p.Error) {
 				return fmt.Errorf("topic %s partition %d: %w", topic, p.Partition, p.Error)
 			}
 		}
@@ -269,30 +271,22 @@ func leaderless(res *kafka.ListOffsetsResponse, err error) error {
 // readyWait bounds awaitLeaders when ctx has no deadline.
 const readyWait = 30 * time.Second
 
-// awaitLeaders asks each partition's leader for the partition's first offset until every one
-// answers without an error: then the leaders have taken the partitions up, and a write to any of
-// them is accepted. partitions maps a topic to its partition count.
-func awaitLeaders(ctx context.Context, client *Client, partitions map[string]int) error {
+// awaitLeaders asks each partition of req for its first offset, which only the partition's
+// leader answers, until every one answers without an error: then the leaders have taken the
+// partitions up, and a write to any of them is accepted.
+func awaitLeaders(ctx context.Context, client *Client, req *kafka.ListOffsetsRequest) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, readyWait)
 		defer cancel()
-	}
-	req := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest, len(partitions))}
-	for topic, n := range partitions {
-		for p := range n {
-			req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p))
-		}
 	}
 	for {
 		pending := leaderless(client.ListOffsets(ctx, req))
 		if pending == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return client.conn.Explain(fmt.Errorf("topics created, but not ready: %w", pending))
-		case <-time.After(50 * time.Millisecond):
+		if retry.Sleep(ctx, 50*time.Millisecond) != nil {
+			return client.Explain(fmt.Errorf("topics created, but not ready: %w", pending))
 		}
 	}
 }
