@@ -272,23 +272,22 @@ func leaderless(res *kafka.ListOffsetsResponse, err error) error {
 const readyWait = 30 * time.Second
 
 // awaitLeaders asks each partition of req for its first offset, which only the partition's
-// leader answers, until every one answers without an error: then the leaders have taken the
-// partitions up, and a write to any of them is accepted.
+// leader answers, about every 50 ms (the project's retry policy, jittered) until every one
+// answers without an error: then the leaders have taken the partitions up, and a write to any
+// of them is accepted.
 func awaitLeaders(ctx context.Context, client *Client, req *kafka.ListOffsetsRequest) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, readyWait)
 		defer cancel()
 	}
-	for {
-		pending := leaderless(client.ListOffsets(ctx, req))
-		if pending == nil {
-			return nil
-		}
-		if retry.Sleep(ctx, 50*time.Millisecond) != nil {
-			return client.Explain(fmt.Errorf("topics created, but not ready: %w", pending))
-		}
+	err := retry.Do(ctx, retry.Policy{Min: 50 * time.Millisecond, Max: 50 * time.Millisecond}, func(ctx context.Context) error {
+		return leaderless(client.ListOffsets(ctx, req))
+	}, nil)
+	if err != nil {
+		return client.Explain(fmt.Errorf("topics created, but not ready: %w", err))
 	}
+	return nil
 }
 
 // Ping is Plaintext(brokers...).Ping, for tests.
