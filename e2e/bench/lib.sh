@@ -43,6 +43,8 @@ kill_pids_on_exit() {
 # second); fails when the process is gone.
 tck=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# sys_ticks PID: the part of it spent in the kernel (system time), in clock ticks.
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 # start_harness_ingress BIN BROKERS TOPIC HTTP_PORT OPS_PORT LOG [ENV]: the ingress as the
 # harness loads it (Eleme only, replication factor 1, warn logs, ENV as extra VAR=value words)

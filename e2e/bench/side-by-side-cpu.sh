@@ -35,21 +35,21 @@ java -cp "${KAFKA_CP:?classpath of the Kafka jars: KAFKA_CP=\$(deploy/local/kafk
 measure() {
   local name=$1 pid=$2 url=$3
   BODIES="$out/bodies.txt" wrk -t1 -c8 -d3s -s "$shared/side-by-side/bodies.lua" "$url" >/dev/null 2>&1 || true
-  local s0 b0 w0 s1 b1 w1
-  s0=$(ticks "$pid"); b0=$(ticks "$broker_pid")
+  local s0 k0 b0 w0 s1 k1 b1 w1
+  s0=$(ticks "$pid"); k0=$(sys_ticks "$pid"); b0=$(ticks "$broker_pid")
   BODIES="$out/bodies.txt" wrk -t1 -c"$conns" -d"$dur" --latency -s "$shared/side-by-side/bodies.lua" "$url" > "$out/$name.wrk" 2>&1 &
   local wrk_pid=$!; sleep 0.2; w0=$(ticks "$wrk_pid" 2>/dev/null || echo 0)
   while kill -0 $wrk_pid 2>/dev/null; do w1=$(ticks "$wrk_pid" 2>/dev/null || echo "$w1"); sleep 0.5; done
-  s1=$(ticks "$pid"); b1=$(ticks "$broker_pid")
+  s1=$(ticks "$pid"); k1=$(sys_ticks "$pid"); b1=$(ticks "$broker_pid")
   local reqs rps p50 p99 non
   reqs=$(awk '/requests in/{print $1}' "$out/$name.wrk"); rps=$(awk '/Requests\/sec/{print $2}' "$out/$name.wrk")
   p50=$(awk '/^ +50%/{print $2}' "$out/$name.wrk"); p99=$(awk '/^ +99%/{print $2}' "$out/$name.wrk")
   non=$(awk '/Non-2xx/{print $NF}' "$out/$name.wrk")
   awk -v n="$name" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v non="${non:-0}" -v reqs="$reqs" -v tck="$tck" \
-    -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v w=$((w1 - w0)) \
-    'BEGIN { printf "%-10s %10s %9s %9s %7s %12.1f %12.1f %12.1f\n", n, rps, p50, p99, non, s*1e6/tck/reqs, b*1e6/tck/reqs, w*1e6/tck/reqs }'
+    -v s=$((s1 - s0)) -v k=$((k1 - k0)) -v b=$((b1 - b0)) -v w=$((w1 - w0)) \
+    'BEGIN { printf "%-10s %10s %9s %9s %7s %12.1f %9.1f %12.1f %12.1f\n", n, rps, p50, p99, non, s*1e6/tck/reqs, k*1e6/tck/reqs, b*1e6/tck/reqs, w*1e6/tck/reqs }'
 }
-printf "%-10s %10s %9s %9s %7s %12s %12s %12s\n" server "req/s" p50 p99 non2xx "server µs" "broker µs" "wrk µs"
+printf "%-10s %10s %9s %9s %7s %12s %9s %12s %12s\n" server "req/s" p50 p99 non2xx "server µs" "of it sys" "broker µs" "wrk µs"
 for _ in $(seq 1 "$rounds"); do
   measure ingress "$ingress_pid" http://127.0.0.1:48181/v1/callbacks/eleme
   measure watermill "$watermill_pid" http://127.0.0.1:48183/v1/callbacks/eleme
