@@ -4,7 +4,9 @@
 # side-by-side harness's own load (wrk -t1, pre-signed Eleme pushes from its gen, bodies.lua),
 # on one broker: requests/s, p50/p99, and the CPU the server, the broker and wrk itself spent
 # per request, read from /proc/<pid>/stat over the measured run. It complements
-# ingress-side-by-side.sh (which reports requests/s and latency only).
+# ingress-side-by-side.sh (which reports requests/s and latency only). Each round starts with the
+# harness's do-nothing net/http handler (its noop), whose CPU per request is the HTTP floor
+# under the same load: what no change behind net/http can go below.
 #
 #   e2e/bench/side-by-side-cpu.sh INGRESS_BIN BROKERS [DURATION] [CONNS] [ROUNDS]
 #
@@ -19,6 +21,7 @@ stamp=$(date +%s)
 out=${OUT:-$(mktemp -d)}
 harness_bodies "$shared" "$out"
 (cd "$shared/watermill-ingress" && go build -o "$out/watermill" .)
+(cd "$shared/side-by-side" && go build -o "$out/noop" ./noop)
 broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
 [ -n "$broker_pid" ] || { echo "no process listens on $brokers" >&2; exit 1; }
 kill_pids_on_exit
@@ -27,6 +30,10 @@ start_harness_ingress "$ingress_bin" "$brokers" sbscpu.ingress.$stamp 48181 4818
 "$out/watermill" --addr 127.0.0.1:48183 --brokers "$brokers" --app $harness_app --secret $harness_secret --topic sbscpu.watermill.$stamp \
   > "$out/watermill.log" 2>&1 & pids+=($!); watermill_pid=$!
 wait_http http://127.0.0.1:48183/healthz
+"$out/noop" -addr 127.0.0.1:48180 > "$out/noop.log" 2>&1 & pids+=($!); noop_pid=$!
+# The noop ignores ListenAndServe's error: a port taken in the meantime ends it silently.
+wait_http http://127.0.0.1:48180/
+kill -0 "$noop_pid" 2>/dev/null || { echo "the noop exited: is 127.0.0.1:48180 taken?" >&2; exit 1; }
 # The peer's topic like the ingress's: 12 partitions (it would be auto-created otherwise).
 java -cp "${KAFKA_CP:?classpath of the Kafka jars: KAFKA_CP=\$(deploy/local/kafka.sh classpath)}" org.apache.kafka.tools.TopicCommand \
   --bootstrap-server "$brokers" --create --topic sbscpu.watermill.$stamp --partitions 12 --replication-factor 1 >/dev/null 2>&1 || true
@@ -51,6 +58,7 @@ measure() {
 }
 printf "%-10s %10s %9s %9s %7s %12s %9s %12s %12s\n" server "req/s" p50 p99 non2xx "server µs" "of it sys" "broker µs" "wrk µs"
 for _ in $(seq 1 "$rounds"); do
+  measure noop "$noop_pid" http://127.0.0.1:48180/v1/callbacks/eleme
   measure ingress "$ingress_pid" http://127.0.0.1:48181/v1/callbacks/eleme
   measure watermill "$watermill_pid" http://127.0.0.1:48183/v1/callbacks/eleme
 done
