@@ -6,7 +6,14 @@
 # per request, read from /proc/<pid>/stat over the measured run. It complements
 # ingress-side-by-side.sh (which reports requests/s and latency only). Each round starts with the
 # harness's do-nothing net/http handler (its noop), whose CPU per request is the HTTP floor
-# under the same load: what no change behind net/http can go below.
+# under the same load: what no change behind net/http can go below. Next comes our echo reference
+# that reads the body and waits for a batched acknowledgement before it answers (loadgen
+# -serve-ackwait): the floor of a handler that stores before it replies. A reply sent at once
+# escapes most of net/http's background read and the parking and waking that waiting costs, and
+# under wrk's closed loop the wait also sets the rate, which sets the CPU per request; so the
+# reference waits a 1 ms linger (ACK_LINGER) and no byte threshold (ACK_BYTES=0), which puts it
+# near the ingress's rate and p50 under this load. ACK_BYTES=16384 releases a batch early as the
+# Producer's LingerBytes does, and shows the same handler at twice the rate.
 #
 #   e2e/bench/side-by-side-cpu.sh INGRESS_BIN BROKERS [DURATION] [CONNS] [ROUNDS]
 #
@@ -22,6 +29,7 @@ out=${OUT:-$(mktemp -d)}
 harness_bodies "$shared" "$out"
 (cd "$shared/watermill-ingress" && go build -o "$out/watermill" .)
 (cd "$shared/side-by-side" && go build -o "$out/noop" ./noop)
+(cd "$(dirname "$0")/../.." && go build -o "$out/loadgen" ./e2e/cmd/loadgen)
 broker_pid=$(ss -ltnpH "sport = :${brokers##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
 [ -n "$broker_pid" ] || { echo "no process listens on $brokers" >&2; exit 1; }
 kill_pids_on_exit
@@ -34,6 +42,8 @@ wait_http http://127.0.0.1:48183/healthz
 # The noop ignores ListenAndServe's error: a port taken in the meantime ends it silently.
 wait_http http://127.0.0.1:48180/
 kill -0 "$noop_pid" 2>/dev/null || { echo "the noop exited: is 127.0.0.1:48180 taken?" >&2; exit 1; }
+"$out/loadgen" -serve-ackwait 127.0.0.1:48184 -ack-linger "${ACK_LINGER:-1ms}" -ack-bytes "${ACK_BYTES:-0}" > "$out/ackwait.log" 2>&1 & pids+=($!); ackwait_pid=$!
+wait_http http://127.0.0.1:48184/v1/callbacks/eleme
 # The peer's topic like the ingress's: 12 partitions (it would be auto-created otherwise).
 java -cp "${KAFKA_CP:?classpath of the Kafka jars: KAFKA_CP=\$(deploy/local/kafka.sh classpath)}" org.apache.kafka.tools.TopicCommand \
   --bootstrap-server "$brokers" --create --topic sbscpu.watermill.$stamp --partitions 12 --replication-factor 1 >/dev/null 2>&1 || true
@@ -59,6 +69,7 @@ measure() {
 printf "%-10s %10s %9s %9s %7s %12s %9s %12s %12s\n" server "req/s" p50 p99 non2xx "server µs" "of it sys" "broker µs" "wrk µs"
 for _ in $(seq 1 "$rounds"); do
   measure noop "$noop_pid" http://127.0.0.1:48180/v1/callbacks/eleme
+  measure ackwait "$ackwait_pid" http://127.0.0.1:48184/v1/callbacks/eleme
   measure ingress "$ingress_pid" http://127.0.0.1:48181/v1/callbacks/eleme
   measure watermill "$watermill_pid" http://127.0.0.1:48183/v1/callbacks/eleme
 done

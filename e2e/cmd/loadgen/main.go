@@ -1,10 +1,12 @@
 // Command loadgen sends signed, realistic Dianwoda and Eleme callbacks to an ingress and reports
 // throughput and p50/p99/p999 of the success replies (see package loadgen). With -serve-noop it
-// instead serves the do-nothing reference handler.
+// instead serves the do-nothing reference handler; with -serve-ackwait, the one that reads the
+// body and waits for a batched acknowledgement before it answers.
 //
 //	loadgen -url http://127.0.0.1:8080 -conns 64 -duration 20s                 # flat out
 //	loadgen -url http://127.0.0.1:8080 -conns 64 -rate 2000 -duration 20s      # fixed rate
 //	loadgen -serve-noop 127.0.0.1:18080                                         # the echo reference
+//	loadgen -serve-ackwait 127.0.0.1:18081 -ack-linger 2ms                      # the waiting one
 package main
 
 import (
@@ -47,11 +49,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	label := fs.String("label", "", "label printed with the result")
 	serveNoop := fs.String("serve-noop", "", "serve the do-nothing echo reference on this address instead of sending")
+	serveAckWait := fs.String("serve-ackwait", "", "serve the echo reference that reads the body and waits for a batched ack (-ack-linger) on this address instead of sending")
+	ackLinger := fs.Duration("ack-linger", 2*time.Millisecond, "with -serve-ackwait: how long a batch of waiting requests gathers before it is released")
+	ackBytes := fs.Int("ack-bytes", 16<<10, "with -serve-ackwait: release a batch early once its bodies reach this many bytes (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *serveNoop != "" {
+	if *serveNoop != "" || *serveAckWait != "" {
 		srv := &http.Server{Addr: *serveNoop, Handler: loadgen.NoopHandler(), ReadHeaderTimeout: 5 * time.Second}
+		if *serveAckWait != "" {
+			srv.Addr, srv.Handler = *serveAckWait, loadgen.AckWaitHandler(ctx, *ackLinger, *ackBytes)
+		}
 		go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			return err
