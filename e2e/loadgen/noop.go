@@ -30,11 +30,11 @@ func NoopHandler() http.Handler {
 // acknowledgement before its success reply, as the ingress waits for the Producer's acks=all.
 // Waiters gather as records do in the Producer: the first of a batch starts a linger, and the
 // whole batch is released when the linger ends or once the bodies gathered reach lingerBytes
-// (the Producer's LingerBytes), without Kafka. Beside NoopHandler it shows what the waiting itself
+// (the Producer's LingerBytes; 0: no threshold), without Kafka. Beside NoopHandler it shows what the waiting itself
 // costs net/http: the background read of every connection that a reply sent at once mostly
 // escapes, and the parking and waking of the handler. It stops waiting when ctx ends.
 func AckWaitHandler(ctx context.Context, linger time.Duration, lingerBytes int) http.Handler {
-	a := &acker{linger: linger, lingerBytes: lingerBytes, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), done: ctx.Done()}
+	a := &acker{linger: linger, lingerBytes: lingerBytes, kick: make(chan struct{}, 1), done: ctx.Done()}
 	go a.run()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -61,12 +61,12 @@ type acker struct {
 	linger      time.Duration
 	lingerBytes int
 	kick        chan struct{} // a batch has begun
-	full        chan struct{} // the batch has reached lingerBytes
 	done        <-chan struct{}
 	mu          sync.Mutex
 	waiting     []chan struct{}
 	bytes       int
-	fullSent    bool
+	started     time.Time // when the batch waiting began
+	released    uint64    // how many batches have been released
 }
 
 func (a *acker) wait(n int) {
@@ -75,14 +75,21 @@ func (a *acker) wait(n int) {
 	a.waiting = append(a.waiting, c)
 	a.bytes += n
 	first := len(a.waiting) == 1
-	full := a.lingerBytes > 0 && a.bytes >= a.lingerBytes && !a.fullSent
-	a.fullSent = a.fullSent || full
-	a.mu.Unlock()
 	if first {
-		signal(a.kick)
+		a.started = time.Now()
 	}
-	if full {
-		signal(a.full)
+	var full []chan struct{}
+	if a.lingerBytes > 0 && a.bytes >= a.lingerBytes {
+		full = a.takeLocked()
+	}
+	a.mu.Unlock()
+	if full != nil {
+		release(full) // c among them
+	} else if first {
+		select {
+		case a.kick <- struct{}{}:
+		default: // the loop has a kick pending already
+		}
 	}
 	select {
 	case <-c:
@@ -90,41 +97,45 @@ func (a *acker) wait(n int) {
 	}
 }
 
-// signal leaves a token in c unless one is pending already.
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
+// takeLocked empties the batch for its release; a.mu is held.
+func (a *acker) takeLocked() []chan struct{} {
+	batch := a.waiting
+	a.waiting, a.bytes = nil, 0
+	a.released++
+	return batch
+}
+
+func release(batch []chan struct{}) {
+	for _, c := range batch {
+		close(c)
 	}
 }
 
+// run releases each batch a linger after it began, unless it was released full before that.
 func (a *acker) run() {
-	t := time.NewTimer(0)
-	<-t.C
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for {
 		select {
 		case <-a.done:
 			return
 		case <-a.kick:
 		}
-		t.Reset(a.linger)
+		a.mu.Lock()
+		batch, deadline := a.released, a.started.Add(a.linger)
+		a.mu.Unlock()
+		t.Reset(time.Until(deadline))
 		select {
 		case <-a.done:
 			return
 		case <-t.C:
-		case <-a.full:
-			t.Stop()
 		}
 		a.mu.Lock()
-		batch := a.waiting
-		a.waiting, a.bytes, a.fullSent = nil, 0, false
+		var ready []chan struct{}
+		if a.released == batch && len(a.waiting) > 0 {
+			ready = a.takeLocked()
+		}
 		a.mu.Unlock()
-		select { // a full signal of the batch just released, sent after it was taken: drop it
-		case <-a.full:
-		default:
-		}
-		for _, c := range batch {
-			close(c)
-		}
+		release(ready)
 	}
 }

@@ -50,8 +50,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	label := fs.String("label", "", "label printed with the result")
 	serveNoop := fs.String("serve-noop", "", "serve the do-nothing echo reference on this address instead of sending")
 	serveAckWait := fs.String("serve-ackwait", "", "serve the echo reference that reads the body and waits for a batched ack (-ack-linger) on this address instead of sending")
-	ackLinger := fs.Duration("ack-linger", 2*time.Millisecond, "with -serve-ackwait: how long a batch of waiting requests gathers before it is released")
-	ackBytes := fs.Int("ack-bytes", 16<<10, "with -serve-ackwait: release a batch early once its bodies reach this many bytes (0: never)")
+	ackLinger := fs.Duration("ack-linger", 2*time.Millisecond, "with -serve-ackwait: how long a batch of waiting requests gathers before it is released (default the Producer's linger)")
+	ackBytes := fs.Int("ack-bytes", 16<<10, "with -serve-ackwait: release a batch early once its bodies reach this many bytes, 0 never (default the Producer's LingerBytes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
