@@ -14,14 +14,18 @@ import (
 // as the ingress, answering 200 with the platform's success body and doing nothing else (it
 // does not even read the body).
 func NoopHandler() http.Handler {
+	return references(func(success map[string]string) echo.HandlerFunc {
+		return func(c echo.Context) error { return c.JSON(http.StatusOK, success) }
+	})
+}
+
+// references is the echo both reference handlers serve: the ingress's two callback routes, each
+// served by handle with its platform's success body.
+func references(handle func(success map[string]string) echo.HandlerFunc) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.POST("/v1/callbacks/dianwoda", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"code": "success"})
-	})
-	e.POST("/v1/callbacks/eleme", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"message": "ok"})
-	})
+	e.POST("/v1/callbacks/dianwoda", handle(map[string]string{"code": "success"}))
+	e.POST("/v1/callbacks/eleme", handle(map[string]string{"message": "ok"}))
 	return e
 }
 
@@ -30,26 +34,22 @@ func NoopHandler() http.Handler {
 // acknowledgement before its success reply, as the ingress waits for the Producer's acks=all.
 // Waiters gather as records do in the Producer: the first of a batch starts a linger, and the
 // whole batch is released when the linger ends or once the bodies gathered reach lingerBytes
-// (the Producer's LingerBytes; 0: no threshold), without Kafka. Beside NoopHandler it shows what the waiting itself
-// costs net/http: the background read of every connection that a reply sent at once mostly
-// escapes, and the parking and waking of the handler. It stops waiting when ctx ends.
+// (the Producer's LingerBytes; 0: no threshold), without Kafka. Beside NoopHandler it shows what
+// the waiting itself costs net/http: the background read of every connection that a reply sent at
+// once mostly escapes, and the parking and waking of the handler. It stops waiting when ctx ends.
 func AckWaitHandler(ctx context.Context, linger time.Duration, lingerBytes int) http.Handler {
 	a := &acker{linger: linger, lingerBytes: lingerBytes, kick: make(chan struct{}, 1), done: ctx.Done()}
 	go a.run()
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	reply := func(body map[string]string) echo.HandlerFunc {
+	e := references(func(success map[string]string) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			n, err := io.Copy(io.Discard, c.Request().Body)
 			if err != nil {
 				return err
 			}
 			a.wait(int(n))
-			return c.JSON(http.StatusOK, body)
+			return c.JSON(http.StatusOK, success)
 		}
-	}
-	e.POST("/v1/callbacks/dianwoda", reply(map[string]string{"code": "success"}))
-	e.POST("/v1/callbacks/eleme", reply(map[string]string{"message": "ok"}))
+	})
 	// Eleme's reachability probe, answered at once as the ingress does: what a script waits on.
 	e.GET("/v1/callbacks/eleme", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"message": "ok"})

@@ -55,11 +55,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *serveNoop != "" || *serveAckWait != "" {
-		srv := &http.Server{Addr: *serveNoop, Handler: loadgen.NoopHandler(), ReadHeaderTimeout: 5 * time.Second}
-		if *serveAckWait != "" {
-			srv.Addr, srv.Handler = *serveAckWait, loadgen.AckWaitHandler(ctx, *ackLinger, *ackBytes)
-		}
+	var reference http.Handler // a reference server instead of sending
+	addr := *serveNoop
+	switch {
+	case *serveAckWait != "":
+		addr, reference = *serveAckWait, loadgen.AckWaitHandler(ctx, *ackLinger, *ackBytes)
+	case *serveNoop != "":
+		reference = loadgen.NoopHandler()
+	}
+	if reference != nil {
+		srv := &http.Server{Addr: addr, Handler: reference, ReadHeaderTimeout: 5 * time.Second}
 		go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			return err
