@@ -295,11 +295,16 @@ func init() {
 	}
 }
 
-// failBody is fail's reply body, as echo's c.JSON writes it (encoding/json, then a newline).
+// failBody is the body of a refusal in the platform's shape: encoding/json, then a newline, as
+// echo's c.JSON would write it, but the same bytes whatever the request's query (c.JSON indents
+// for a `pretty` parameter) and without parsing that query.
 func (p platform) failBody(status int, message string) []byte {
 	v := map[string]string{"message": message}
 	if p.codes != nil {
 		v["code"] = p.codes[status]
+		if v["code"] == "" {
+			v["code"] = "sys.unknown_error"
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -313,10 +318,7 @@ func (p platform) failBody(status int, message string) []byte {
 func (s *Server) fail(c echo.Context, p platform, status int, outcome, message string) error {
 	st := stateOf(c)
 	st.outcome, st.reason = outcome, message
-	if p.codes != nil {
-		return c.JSON(status, map[string]string{"code": p.codes[status], "message": message})
-	}
-	return c.JSON(status, map[string]string{"message": message})
+	return c.JSONBlob(status, p.failBody(status, message))
 }
 
 func (s *Server) ok(c echo.Context, p platform, outcome string) error {
@@ -598,17 +600,13 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		st.outcome = "error"
 		st.err = err
 	}
-	var body any = map[string]string{"message": msg}
+	p := elmShape // the generic {"message"} shape, for any path but Dianwoda's
 	if c.Path() == PathDianwoda || c.Request().URL.Path == PathDianwoda {
-		code := dwdShape.codes[status]
-		if code == "" {
-			code = "sys.unknown_error"
-		}
-		body = map[string]string{"code": code, "message": msg}
+		p = dwdShape
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
 		return
 	}
-	_ = c.JSON(status, body)
+	_ = c.JSONBlob(status, p.failBody(status, msg))
 }

@@ -163,3 +163,44 @@ func TestKeptHeadersCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalBytesIgnoreTheQuery: a refusal's body is the same bytes whatever the request's
+// query. echo's c.JSON indents its output when the query has a `pretty` parameter, so before
+// refusals were written from their pre-encoded shape, `?pretty` changed every 4xx/5xx body.
+func TestRefusalBytesIgnoreTheQuery(t *testing.T) {
+	r := newRig(t)
+	pretty := func(q url.Values) url.Values {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("pretty", "")
+		return q
+	}
+	tests := []struct {
+		name, method, path string
+		query              url.Values
+		body, want         string
+		status             int
+	}{
+		{"dianwoda wrong secret", "POST", PathDianwoda, pretty(dwdQuery(dwdBody, "wrong")), dwdBody,
+			`{"code":"sys.invalid_signature","message":"signature does not match"}`, 401},
+		{"dianwoda GET", "GET", PathDianwoda, pretty(nil), "",
+			`{"code":"sys.api_not_existed","message":"Method Not Allowed"}`, 405},
+		{"eleme not json", "POST", PathEleme, pretty(nil), `appId=1`,
+			`{"message":"malformed callback: body: not a JSON object"}`, 400},
+		{"unknown route", "POST", "/v1/callbacks/meituan", pretty(nil), "{}", `{"message":"Not Found"}`, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, r.url+tt.path+"?"+tt.query.Encode(), strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			got := do(t, req)
+			if got.status != tt.status || got.body != tt.want+"\n" {
+				t.Errorf("reply %d %q, want %d %q", got.status, got.body, tt.status, tt.want+"\n")
+			}
+			if ct := got.header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+}
