@@ -19,3 +19,6 @@ func TransportOf(v any) *kafka.Transport {
 
 // LingerOf returns the Linger a Producer runs with.
 func LingerOf(p *Producer) time.Duration { return p.cfg.Linger }
+
+// BrokersIn is brokersIn.
+var BrokersIn = brokersIn

@@ -2,7 +2,6 @@ package kafkaio
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -66,15 +65,32 @@ func (c Conn) EnsureReplicatedTopics(ctx context.Context, r Replication, topics 
 	return factor, minInsync, c.EnsureTopics(ctx, specs...)
 }
 
-// BrokerCount returns how many brokers the cluster's metadata lists.
+// BrokerCount returns how many brokers the cluster has, as far as its metadata shows
+// (brokersIn): the brokers it lists, or more when a partition has more replicas.
 func (c Conn) BrokerCount(ctx context.Context) (int, error) {
 	client := c.NewClient(10 * time.Second)
 	defer client.Close()
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{}) // every topic: their replica lists
 	if err != nil {
 		return 0, c.Explain(fmt.Errorf("kafka metadata: %w", err))
 	}
-	return len(md.Brokers), nil
+	return brokersIn(md), nil
+}
+
+// brokersIn counts the brokers a metadata response shows: those it lists, which are only the
+// brokers up, or, when more, the most replicas any partition has. A broker that is down (one of
+// three in a rolling restart) still holds its replicas, so it counts: topics created then get
+// the factor the cluster is meant to have (KRaft's controller places followers on a broker that
+// is down; they catch up when it is back) instead of one replica and one in-sync replica less
+// for good. Only a cluster holding no topic yet undercounts.
+func brokersIn(md *kafka.MetadataResponse) int {
+	n := len(md.Brokers)
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			n = max(n, len(p.Replicas))
+		}
+	}
+	return n
 }
 
 // TopicReplication is how one topic is replicated.
@@ -104,13 +120,15 @@ func UnderReplicated(brokers int, topics []TopicReplication) []TopicReplication 
 
 // DescribeReplication returns the broker count and, per topic, its replication factor and
 // min.insync.replicas, from the cluster's metadata and DescribeConfigs. A topic created a moment
-// ago may not be known to every broker yet: that answer is retried until ctx ends.
+// ago may not be known to every broker yet, and a broker may be restarting (connection refused
+// or reset: one broker of three in a rolling restart): those are asked again until ctx ends. An
+// error a broker says is final (authentication, authorisation) is returned at once.
 func (c Conn) DescribeReplication(ctx context.Context, topics ...string) (brokers int, out []TopicReplication, err error) {
 	client := c.NewClient(10 * time.Second)
 	defer client.Close()
 	err = retry.Do(ctx, retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}, func(ctx context.Context) error {
 		brokers, out, err = describeReplication(ctx, c, client, topics)
-		if errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.LeaderNotAvailable) {
+		if err == nil || Retriable(err) {
 			return err
 		}
 		return retry.Permanent(err)
@@ -140,7 +158,7 @@ func describeReplication(ctx context.Context, c Conn, client *Client, topics []s
 		})
 	}
 	if len(out) == 0 {
-		return len(md.Brokers), nil, nil
+		return brokersIn(md), nil, nil
 	}
 	res, err := client.DescribeConfigs(ctx, req)
 	if err != nil {
@@ -160,7 +178,7 @@ func describeReplication(ctx context.Context, c Conn, client *Client, topics []s
 	for i := range out {
 		out[i].MinInsync = minISR[out[i].Topic]
 	}
-	return len(md.Brokers), out, nil
+	return brokersIn(md), out, nil
 }
 
 // CheckReplication logs, at error level and once per topic, every topic of topics that the

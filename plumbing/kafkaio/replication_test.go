@@ -4,9 +4,36 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/orderpipe/pipeline/plumbing/envconfig"
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
+
+// TestBrokersIn: a broker that is down is not listed in the metadata, but the replicas it holds
+// are, so the cluster's size is the larger of the two (TestKafkaClusterSurvivesLeaderKill9 shows
+// it on three brokers with one killed).
+func TestBrokersIn(t *testing.T) {
+	b1, b2 := kafka.Broker{ID: 1}, kafka.Broker{ID: 2}
+	down := kafka.Broker{} // how kafka-go fills in a replica on a broker it does not list
+	part := func(replicas ...kafka.Broker) kafka.Partition { return kafka.Partition{Replicas: replicas} }
+	tests := []struct {
+		name string
+		give kafka.MetadataResponse
+		want int
+	}{
+		{"no topics", kafka.MetadataResponse{Brokers: []kafka.Broker{b1, b2}}, 2},
+		{"all up", kafka.MetadataResponse{Brokers: []kafka.Broker{b1, b2}, Topics: []kafka.Topic{{Partitions: []kafka.Partition{part(b1, b2)}}}}, 2},
+		{"one of three down", kafka.MetadataResponse{Brokers: []kafka.Broker{b1, b2},
+			Topics: []kafka.Topic{{Partitions: []kafka.Partition{part(b1), part(b2, b1, down)}}}}, 3},
+		{"single broker", kafka.MetadataResponse{Brokers: []kafka.Broker{b1}, Topics: []kafka.Topic{{Partitions: []kafka.Partition{part(b1)}}}}, 1},
+	}
+	for _, tt := range tests {
+		if got := kafkaio.BrokersIn(&tt.give); got != tt.want {
+			t.Errorf("%s: %d brokers, want %d", tt.name, got, tt.want)
+		}
+	}
+}
 
 func TestReplicationFor(t *testing.T) {
 	tests := []struct {

@@ -53,6 +53,22 @@ func TestKafkaClusterSurvivesLeaderKill9(t *testing.T) {
 	if p := partition(); p.Leader.ID == leader {
 		t.Errorf("leader is still the killed node %d", leader)
 	}
+	// The cluster still has three brokers with one down, though its metadata lists two: a topic
+	// created now must be replicated for three (KRaft's controller places a follower on the
+	// broker down; it catches up when it is back), not created with factor 2 and
+	// min.insync.replicas 1 for good.
+	conn := kafkaio.Plaintext(c.Brokers...)
+	if n, err := conn.BrokerCount(ctx); err != nil || n != 3 {
+		t.Errorf("broker count with node %d down: %d, %v; want 3", leader, n, err)
+	}
+	late := testenv.Name(t, "created-while-down")
+	rf, minISR, err := conn.EnsureReplicatedTopics(ctx, kafkaio.Replication{Factor: 3, MinInsync: 2}, kafkaio.TopicSpec{Name: late, Partitions: 1})
+	if err != nil || rf != 3 || minISR != 2 {
+		t.Errorf("topic created with node %d down: factor %d, min.insync.replicas %d, %v; want 3 and 2", leader, rf, minISR, err)
+	}
+	if _, reps, err := conn.DescribeReplication(ctx, late); err != nil || len(reps) != 1 || reps[0].Factor != 3 || reps[0].MinInsync != 2 {
+		t.Errorf("topic created with node %d down is replicated %+v, %v; want factor 3 and min.insync.replicas 2", leader, reps, err)
+	}
 
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
