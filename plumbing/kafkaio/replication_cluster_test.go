@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
 
@@ -22,16 +23,23 @@ func TestReplicationOnThreeBrokers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	safe, weak := testenv.Name(t, "safe"), testenv.Name(t, "weak")
-	rf, minISR, err := conn.EnsureReplicatedTopics(ctx, kafkaio.Replication{Factor: 3, MinInsync: 2}, kafkaio.TopicSpec{Name: safe, Partitions: 3})
+	// TestKafkaClusterSurvivesLeaderKill9 may have a broker down for a few seconds: a request
+	// the Transport sends to it fails, and is asked again as the services' start-up does
+	// (service.PrepareTopics).
+	var rf, minISR int
+	err := retry.Do(ctx, retry.Policy{Min: 200 * time.Millisecond, Max: time.Second}, func(ctx context.Context) (err error) {
+		rf, minISR, err = conn.EnsureReplicatedTopics(ctx, kafkaio.Replication{Factor: 3, MinInsync: 2}, kafkaio.TopicSpec{Name: safe, Partitions: 3})
+		if err != nil {
+			return err
+		}
+		return conn.EnsureTopics(ctx, kafkaio.TopicSpec{Name: weak, Partitions: 1, ReplicationFactor: 1,
+			Configs: map[string]string{"min.insync.replicas": "1"}})
+	}, func(err error, _ time.Duration) { t.Logf("create topics, again: %v", err) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rf != 3 || minISR != 2 {
 		t.Errorf("three brokers: RF %d, min ISR %d; want 3 and 2", rf, minISR)
-	}
-	if err := conn.EnsureTopics(ctx, kafkaio.TopicSpec{Name: weak, Partitions: 1, ReplicationFactor: 1,
-		Configs: map[string]string{"min.insync.replicas": "1"}}); err != nil {
-		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	if err := conn.CheckReplication(ctx, zap.New(core), safe, weak); err != nil {

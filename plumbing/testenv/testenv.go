@@ -87,7 +87,14 @@ func Topics(t testing.TB, brokers []string, partitions int, names ...string) {
 	for i, n := range names {
 		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions, ReplicationFactor: rf}
 	}
-	if err := kafkaio.EnsureTopics(ctx, brokers, specs...); err != nil {
+	err := kafkaio.EnsureTopics(ctx, brokers, specs...)
+	// On the three brokers, TestKafkaClusterSurvivesLeaderKill9 may have one down for a few
+	// seconds, and a request sent to it fails: ask again within ctx.
+	for rf == 3 && err != nil && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		err = kafkaio.EnsureTopics(ctx, brokers, specs...)
+	}
+	if err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
 }
