@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -21,6 +22,7 @@ type KafkaClusterEnv struct {
 	port           string
 	Brokers        []string // PLAINTEXT, node 1..3 in order
 	SASLSSLBrokers []string // SASL_SSL (users and CA as in SecureKafka), node 1..3 in order
+	down           *os.File // the lock takeDown holds while this test has a node down
 }
 
 // KafkaCluster returns the three-broker test Kafka. Without TEST_KAFKA_CLUSTER=1 the test skips
@@ -44,20 +46,66 @@ func KafkaCluster(t testing.TB) *KafkaClusterEnv {
 		Brokers: brokers, SASLSSLBrokers: list(os.Getenv("TEST_KAFKA_SASL_SSL_BROKERS"))}
 }
 
-// Kill9 kills node n with SIGKILL; its data stays for Restart.
-func (c *KafkaClusterEnv) Kill9(n int) { c.t.Helper(); c.run("kill9", strconv.Itoa(n)) }
+// Kill9 kills node n with SIGKILL; its data stays for Restart. It waits while another test
+// has a node down (takeDown).
+func (c *KafkaClusterEnv) Kill9(n int) { c.t.Helper(); c.takeDown(); c.run("kill9", strconv.Itoa(n)) }
 
-// StopOne stops node n gracefully (controlled shutdown); its data stays for Restart.
-func (c *KafkaClusterEnv) StopOne(n int) { c.t.Helper(); c.run("stop-one", strconv.Itoa(n)) }
+// StopOne stops node n gracefully (controlled shutdown); its data stays for Restart. It waits
+// while another test has a node down.
+func (c *KafkaClusterEnv) StopOne(n int) {
+	c.t.Helper()
+	c.takeDown()
+	c.run("stop-one", strconv.Itoa(n))
+}
 
 // Restart starts the stopped or killed node n again and waits until it answers.
-func (c *KafkaClusterEnv) Restart(n int) { c.t.Helper(); c.run("restart", strconv.Itoa(n)) }
+func (c *KafkaClusterEnv) Restart(n int) {
+	c.t.Helper()
+	defer c.bringUp() // also when the restart fails the test
+	c.run("restart", strconv.Itoa(n))
+}
 
-// SigStop freezes node n; SigCont resumes it.
-func (c *KafkaClusterEnv) SigStop(n int) { c.t.Helper(); c.run("sigstop", strconv.Itoa(n)) }
+// SigStop freezes node n; SigCont resumes it. It waits while another test has a node down.
+func (c *KafkaClusterEnv) SigStop(n int) {
+	c.t.Helper()
+	c.takeDown()
+	c.run("sigstop", strconv.Itoa(n))
+}
 
 // SigCont resumes node n after SigStop.
-func (c *KafkaClusterEnv) SigCont(n int) { c.t.Helper(); c.run("sigcont", strconv.Itoa(n)) }
+func (c *KafkaClusterEnv) SigCont(n int) {
+	c.t.Helper()
+	c.run("sigcont", strconv.Itoa(n))
+	c.bringUp()
+}
+
+// takeDown waits until no other test has a node down, and takes the cluster's lock: a file lock,
+// since the tests of other packages run in other processes. The cluster promises to lose
+// nothing acknowledged with one broker lost (RF 3, min.insync.replicas 2), not two, so tests
+// that each take one node down must not overlap. bringUp (Restart, SigCont) gives it back; a
+// test process that dies gives it back with its file.
+func (c *KafkaClusterEnv) takeDown() {
+	c.t.Helper()
+	if c.down != nil {
+		return // this test already holds it
+	}
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "orderpipe-kafka-cluster-"+c.port+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		c.t.Fatal(err)
+	}
+	c.down = f
+}
+
+func (c *KafkaClusterEnv) bringUp() {
+	if c.down != nil {
+		c.down.Close() // releases the lock
+		c.down = nil
+	}
+}
 
 // LeaderCounts returns how many partitions (of every topic) each node leads.
 func (c *KafkaClusterEnv) LeaderCounts() map[int]int {
