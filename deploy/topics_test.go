@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orderpipe/pipeline/plumbing/testenv"
 )
@@ -120,3 +121,56 @@ func TestTopicJobScriptIdempotent(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestTopicJobScriptWithABrokerDown runs the topic Job's script on the three-broker Kafka
+// (TEST_KAFKA_CLUSTER=1) with one broker stopped, as in a rolling restart: it creates the topics
+// with factor 3 and min.insync.replicas 2, and leaves an existing topic's min.insync.replicas at
+// 2. It failed before the script counted the replicas partitions hold: it saw the two brokers
+// that answer, created every topic with factor 2 and set min.insync.replicas 1 on every topic.
+func TestTopicJobScriptWithABrokerDown(t *testing.T) {
+	c := testenv.KafkaCluster(t)
+	bin := kafkaCLI(t, c.Brokers[0])
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix := "topicsjobdown" + hex.EncodeToString(b[:]) + "."
+	all := strings.Join(c.Brokers, ",")
+	cli := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(bin, name), append([]string{"--bootstrap-server", all}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	cli("kafka-topics.sh", "--create", "--topic", prefix+"orders.status.v1", "--partitions", "3", "--replication-factor", "3",
+		"--config", "min.insync.replicas=2")
+
+	const down = 3
+	c.StopOne(down) // a controlled shutdown, as a rolling restart does
+	t.Cleanup(func() { c.Restart(down) })
+	for i := 0; strings.Count(cli("kafka-broker-api-versions.sh"), " (id: ") != 2; i++ {
+		if i == 60 {
+			t.Fatalf("the cluster still lists node %d 30 s after it stopped", down)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	cmd := exec.Command("bash", "k8s/base/topics.sh")
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+all, "KAFKA_BIN="+bin, "TOPIC_PREFIX="+prefix,
+		"PARTITIONS=3", "REPLICATION=3", "MIN_ISR=2")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("topics.sh with node %d down: %v\n%s", down, err, out)
+	}
+	if !strings.Contains(string(out), "topics: 3 brokers: replication factor 3, min.insync.replicas 2") {
+		t.Errorf("topics.sh with node %d down chose:\n%s", down, out)
+	}
+	described := cli("kafka-topics.sh", "--describe", "--topic", prefix+".*")
+	if !regexpMatch(`Topic: `+regexp.QuoteMeta(prefix)+`callbacks\.raw\.v1\s+TopicId: \S+\s+PartitionCount: 3\s+ReplicationFactor: 3\s`, described) {
+		t.Errorf("callbacks.raw.v1 not created with factor 3:\n%s", described)
+	}
+	for _, topic := range []string{"orders.status.v1", "callbacks.raw.v1"} {
+		if cfg := cli("kafka-configs.sh", "--describe", "--entity-type", "topics", "--entity-name", prefix+topic); !strings.Contains(cfg, "min.insync.replicas=2") {
+			t.Errorf("%s: min.insync.replicas is not 2:\n%s", topic, cfg)
+		}
+	}
+}

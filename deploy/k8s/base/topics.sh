@@ -47,9 +47,16 @@ if [ -z "${KAFKA_CLIENT_CONFIG:-}" ] && { [ "${KAFKA_TLS:-false}" = true ] || [ 
 fi
 if [ -n "${KAFKA_CLIENT_CONFIG:-}" ]; then auth=(--command-config "$KAFKA_CLIENT_CONFIG"); fi
 
-# Replication as the services cap it: REPLICATION at the brokers the cluster reports,
-# MIN_ISR at REPLICATION-1 (at least 1), so one broker may be down without refusing writes.
+# Replication as the services cap it: REPLICATION at the brokers the cluster has, MIN_ISR at
+# REPLICATION-1 (at least 1), so one broker may be down without refusing writes. The brokers
+# the cluster has are those that answer, or, when more, the most replicas any partition has: a
+# broker that is down (a rolling restart) answers nothing but still holds its replicas. Counting
+# only those that answer, a run during a restart created topics with one replica less and set
+# min.insync.replicas one lower on every existing topic, for good.
 brokers=$("$bin/kafka-broker-api-versions.sh" --bootstrap-server "$KAFKA_BROKERS" "${auth[@]}" | grep -c ' (id: ' || true)
+replicas=$("$bin/kafka-topics.sh" --bootstrap-server "$KAFKA_BROKERS" "${auth[@]}" --describe |
+  awk '{for (i = 1; i < NF; i++) if ($i == "Replicas:") { n = split($(i + 1), r, ","); if (n > m) m = n }} END {print m + 0}')
+if [ "$replicas" -gt "$brokers" ]; then brokers=$replicas; fi
 if [ "$brokers" -ge 1 ] && [ "$REPLICATION" -gt "$brokers" ]; then REPLICATION=$brokers; fi
 if [ "$MIN_ISR" -gt $((REPLICATION - 1)) ]; then MIN_ISR=$((REPLICATION - 1)); fi
 if [ "$MIN_ISR" -lt 1 ]; then MIN_ISR=1; fi
