@@ -433,7 +433,8 @@ func leadersOf(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client := kafkaio.Plaintext(brokers...).NewClientFor(10*time.Second, topic) // not the default Transport's cached view
+	defer client.Close()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
 		t.Fatalf("metadata of %s: %+v, %v", topic, md, err)

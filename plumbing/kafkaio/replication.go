@@ -2,7 +2,9 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -122,13 +124,19 @@ func UnderReplicated(brokers int, topics []TopicReplication) []TopicReplication 
 // min.insync.replicas, from the cluster's metadata and DescribeConfigs. A topic created a moment
 // ago may not be known to every broker yet, and a broker may be restarting (connection refused
 // or reset: one broker of three in a rolling restart): those are asked again until ctx ends. An
-// error a broker says is final (authentication, authorisation) is returned at once.
+// error a broker says is final (authentication, authorisation), a TLS failure and an unknown
+// host are returned at once: asking again would only hide the setting to fix.
 func (c Conn) DescribeReplication(ctx context.Context, topics ...string) (brokers int, out []TopicReplication, err error) {
 	client := c.NewClient(10 * time.Second)
 	defer client.Close()
 	err = retry.Do(ctx, retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}, func(ctx context.Context) error {
 		brokers, out, err = describeReplication(ctx, c, client, topics)
-		if err == nil || Retriable(err) {
+		if err == nil {
+			return nil
+		}
+		var dns *net.DNSError
+		final := errors.As(err, &dns) || envconfig.SuspectTLS("KAFKA", "broker", err) != ""
+		if Retriable(err) && !final {
 			return err
 		}
 		return retry.Permanent(err)

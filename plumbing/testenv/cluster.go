@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/orderpipe/pipeline/plumbing/kafkaio"
 )
 
 // KafkaClusterEnv is the three-broker test Kafka (deploy/local/kafka-cluster.sh), started by
@@ -58,11 +64,13 @@ func (c *KafkaClusterEnv) StopOne(n int) {
 	c.run("stop-one", strconv.Itoa(n))
 }
 
-// Restart starts the stopped or killed node n again and waits until it answers.
+// Restart starts the stopped or killed node n again and waits until it answers; it gives the
+// node-down lock back once every partition is in sync again (inSync).
 func (c *KafkaClusterEnv) Restart(n int) {
 	c.t.Helper()
-	defer c.bringUp() // also when the restart fails the test
 	c.run("restart", strconv.Itoa(n))
+	c.inSync()
+	c.bringUp()
 }
 
 // SigStop freezes node n; SigCont resumes it. It waits while another test has a node down.
@@ -76,14 +84,17 @@ func (c *KafkaClusterEnv) SigStop(n int) {
 func (c *KafkaClusterEnv) SigCont(n int) {
 	c.t.Helper()
 	c.run("sigcont", strconv.Itoa(n))
+	c.inSync()
 	c.bringUp()
 }
 
 // takeDown waits until no other test has a node down, and takes the cluster's lock: a file lock,
 // since the tests of other packages run in other processes. The cluster promises to lose
 // nothing acknowledged with one broker lost (RF 3, min.insync.replicas 2), not two, so tests
-// that each take one node down must not overlap. bringUp (Restart, SigCont) gives it back; a
-// test process that dies gives it back with its file.
+// that each take one node down must not overlap. Restart and SigCont give it back once the
+// node has caught up; a test process that dies gives it back with its file, and a test that ends
+// without either (it failed on the way) gives it back after its own clean-ups, which bring the
+// node back.
 func (c *KafkaClusterEnv) takeDown() {
 	c.t.Helper()
 	if c.down != nil {
@@ -98,6 +109,47 @@ func (c *KafkaClusterEnv) takeDown() {
 		c.t.Fatal(err)
 	}
 	c.down = f
+	c.t.Cleanup(c.bringUp) // registered before the test's own Restart clean-up, so it runs after it
+}
+
+// inSync waits, up to 90 s, until every partition of every topic has all its replicas in sync:
+// a node that answers again has not caught up yet, and the next test's node down would leave the
+// partitions it follows below min.insync.replicas. Past 90 s it says so and goes on.
+func (c *KafkaClusterEnv) inSync() {
+	c.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		lagging, err := c.outOfSync()
+		if err == nil && lagging == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Logf("partitions still out of sync 90 s after the node came back: %d (%v)", lagging, err)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// outOfSync counts the partitions whose in-sync replicas are fewer than their replicas.
+func (c *KafkaClusterEnv) outOfSync() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := kafkaio.Plaintext(c.Brokers...).NewClientFor(10 * time.Second)
+	defer client.Close()
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{}) // every topic
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			if len(p.Isr) < len(p.Replicas) {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 func (c *KafkaClusterEnv) bringUp() {

@@ -88,9 +88,10 @@ func Topics(t testing.TB, brokers []string, partitions int, names ...string) {
 		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions, ReplicationFactor: rf}
 	}
 	err := kafkaio.EnsureTopics(ctx, brokers, specs...)
-	// On the three brokers, TestKafkaClusterSurvivesLeaderKill9 may have one down for a few
-	// seconds, and a request sent to it fails: ask again within ctx.
-	for rf == 3 && err != nil && ctx.Err() == nil {
+	// On the three brokers, a test may have one down for a few seconds, and a request sent to it
+	// fails: ask again within ctx.
+	for rf == 3 && err != nil && kafkaio.Retriable(err) && ctx.Err() == nil {
+		t.Logf("create topics, again: %v", err)
 		time.Sleep(200 * time.Millisecond)
 		err = kafkaio.EnsureTopics(ctx, brokers, specs...)
 	}

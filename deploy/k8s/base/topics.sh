@@ -54,8 +54,9 @@ if [ -n "${KAFKA_CLIENT_CONFIG:-}" ]; then auth=(--command-config "$KAFKA_CLIENT
 # only those that answer, a run during a restart created topics with one replica less and set
 # min.insync.replicas one lower on every existing topic, for good.
 brokers=$("$bin/kafka-broker-api-versions.sh" --bootstrap-server "$KAFKA_BROKERS" "${auth[@]}" | grep -c ' (id: ' || true)
-replicas=$("$bin/kafka-topics.sh" --bootstrap-server "$KAFKA_BROKERS" "${auth[@]}" --describe |
-  awk '{for (i = 1; i < NF; i++) if ($i == "Replicas:") { n = split($(i + 1), r, ","); if (n > m) m = n }} END {print m + 0}')
+described=$("$bin/kafka-topics.sh" --bootstrap-server "$KAFKA_BROKERS" "${auth[@]}" --describe) ||
+  { echo "topics: kafka-topics.sh --describe failed: cannot tell how many brokers the cluster has" >&2; exit 1; }
+replicas=$(awk '{for (i = 1; i < NF; i++) if ($i == "Replicas:") { n = split($(i + 1), r, ","); if (n > m) m = n }} END {print m + 0}' <<<"$described")
 if [ "$replicas" -gt "$brokers" ]; then brokers=$replicas; fi
 if [ "$brokers" -ge 1 ] && [ "$REPLICATION" -gt "$brokers" ]; then REPLICATION=$brokers; fi
 if [ "$MIN_ISR" -gt $((REPLICATION - 1)) ]; then MIN_ISR=$((REPLICATION - 1)); fi

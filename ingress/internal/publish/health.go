@@ -84,8 +84,11 @@ func check(ctx context.Context, client *kafkaio.Client, topic string) error {
 
 // checkReplication logs the topic at error level when the cluster could replicate it safely but
 // does not; it reports whether it could ask.
+//
+// It runs in Watch's loop, so it gets 3 s, as a ping does: DescribeReplication asks again while a
+// broker restarts, and a longer wait would hold the readiness probe's next check back.
 func checkReplication(ctx context.Context, c HealthConfig, log *zap.Logger) bool {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return c.Conn.CheckReplication(cctx, log, c.Topic) == nil
 }
