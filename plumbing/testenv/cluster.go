@@ -54,36 +54,34 @@ func KafkaCluster(t testing.TB) *KafkaClusterEnv {
 
 // Kill9 kills node n with SIGKILL; its data stays for Restart. It waits while another test
 // has a node down (takeDown).
-func (c *KafkaClusterEnv) Kill9(n int) { c.t.Helper(); c.takeDown(); c.run("kill9", strconv.Itoa(n)) }
+func (c *KafkaClusterEnv) Kill9(n int) { c.t.Helper(); c.down1("kill9", n) }
 
 // StopOne stops node n gracefully (controlled shutdown); its data stays for Restart. It waits
 // while another test has a node down.
-func (c *KafkaClusterEnv) StopOne(n int) {
-	c.t.Helper()
-	c.takeDown()
-	c.run("stop-one", strconv.Itoa(n))
-}
+func (c *KafkaClusterEnv) StopOne(n int) { c.t.Helper(); c.down1("stop-one", n) }
 
 // Restart starts the stopped or killed node n again and waits until it answers; it gives the
 // node-down lock back once every partition is in sync again (inSync).
-func (c *KafkaClusterEnv) Restart(n int) {
-	c.t.Helper()
-	c.run("restart", strconv.Itoa(n))
-	c.inSync()
-	c.bringUp()
-}
+func (c *KafkaClusterEnv) Restart(n int) { c.t.Helper(); c.up1("restart", n) }
 
 // SigStop freezes node n; SigCont resumes it. It waits while another test has a node down.
-func (c *KafkaClusterEnv) SigStop(n int) {
+func (c *KafkaClusterEnv) SigStop(n int) { c.t.Helper(); c.down1("sigstop", n) }
+
+// SigCont resumes node n after SigStop, as Restart does.
+func (c *KafkaClusterEnv) SigCont(n int) { c.t.Helper(); c.up1("sigcont", n) }
+
+// down1 takes the node-down lock, then runs kafka-cluster.sh's cmd on node n.
+func (c *KafkaClusterEnv) down1(cmd string, n int) {
 	c.t.Helper()
 	c.takeDown()
-	c.run("sigstop", strconv.Itoa(n))
+	c.run(cmd, strconv.Itoa(n))
 }
 
-// SigCont resumes node n after SigStop.
-func (c *KafkaClusterEnv) SigCont(n int) {
+// up1 runs kafka-cluster.sh's cmd on node n, waits until every partition is in sync again, and
+// gives the node-down lock back.
+func (c *KafkaClusterEnv) up1(cmd string, n int) {
 	c.t.Helper()
-	c.run("sigcont", strconv.Itoa(n))
+	c.run(cmd, strconv.Itoa(n))
 	c.inSync()
 	c.bringUp()
 }
