@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/orderpipe/pipeline/plumbing/kafkaio"
+	"github.com/orderpipe/pipeline/plumbing/retry"
 )
 
 func unavailable(t testing.TB, what, variable string) {
@@ -87,14 +88,15 @@ func Topics(t testing.TB, brokers []string, partitions int, names ...string) {
 	for i, n := range names {
 		specs[i] = kafkaio.TopicSpec{Name: n, Partitions: partitions, ReplicationFactor: rf}
 	}
-	err := kafkaio.EnsureTopics(ctx, brokers, specs...)
 	// On the three brokers, a test may have one down for a few seconds, and a request sent to it
 	// fails: ask again within ctx.
-	for rf == 3 && err != nil && kafkaio.Retriable(err) && ctx.Err() == nil {
-		t.Logf("create topics, again: %v", err)
-		time.Sleep(200 * time.Millisecond)
-		err = kafkaio.EnsureTopics(ctx, brokers, specs...)
-	}
+	err := retry.Do(ctx, retry.Policy{Min: 200 * time.Millisecond, Max: time.Second}, func(ctx context.Context) error {
+		err := kafkaio.EnsureTopics(ctx, brokers, specs...)
+		if err != nil && (rf != 3 || !kafkaio.Retriable(err)) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, func(err error, _ time.Duration) { t.Logf("create topics, again: %v", err) })
 	if err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
